@@ -1,0 +1,248 @@
+"""The database room: engine creation and the tables paylinks reads and writes.
+
+The club tables (tenants, parents, players, products, orders) are the contract with the club
+application; `price_tiers`, `payment_links`, `email_log` and `reconcile_cursors` are paylinks'
+own. The alembic migrations under `sql/migrations` create the same tables; a test keeps the two
+in step.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from paylinks.errors import ConfigurationError
+
+
+class PaymentLinkStatus(str, enum.Enum):
+    pending = "pending"
+    paid = "paid"
+    cancelled = "cancelled"
+
+
+class EmailType(str, enum.Enum):
+    outstanding_balance = "outstanding_balance"
+    payment_link = "payment_link"
+
+
+class EmailStatus(str, enum.Enum):
+    sending = "sending"  # claimed by a run; a crash leaves it here and the rerun sends it
+    sent = "sent"
+    failed = "failed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _enum(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
+    # Store the enum's values (not member names) so SQL and Python agree on 'pending' etc.
+    return sa.Enum(enum_cls, name=name, values_callable=lambda members: [m.value for m in members])
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = sa.DateTime(timezone=True)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slug", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("reply_to_email", sa.String(320), nullable=False),
+    sa.Column("brand_color", sa.String(16), nullable=False, server_default="#1f4e8c"),
+    sa.Column("logo_url", sa.String(1000), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=False, server_default="usd"),
+)
+
+parents = sa.Table(
+    "parents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("first_name", sa.String(100), nullable=False),
+    sa.Column("last_name", sa.String(100), nullable=False),
+    sa.Column("email", sa.String(320), nullable=True),
+)
+
+players = sa.Table(
+    "players",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=True),
+    sa.Column("first_name", sa.String(100), nullable=False),
+    sa.Column("last_name", sa.String(100), nullable=False),
+    sa.Column("team", sa.String(100), nullable=True),
+    sa.Column("status", sa.String(20), nullable=False, server_default="registered"),
+    sa.CheckConstraint("status IN ('signed', 'registered', 'withdrawn')", name="status"),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("description", sa.String(1000), nullable=False, server_default=""),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("bill_signed_players", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("stripe_product_id", sa.String(255), nullable=True),
+)
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("player_id", sa.Integer, sa.ForeignKey("players.id"), nullable=False),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=True),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("paid_at", Timestamp, nullable=True),
+    sa.CheckConstraint("status IN ('pending', 'paid', 'cancelled')", name="status"),
+)
+
+price_tiers = sa.Table(
+    "price_tiers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("stripe_price_id", sa.String(255), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("product_id", "amount_cents", name="uq_price_tiers_product_amount"),
+)
+
+payment_links = sa.Table(
+    "payment_links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("player_id", sa.Integer, sa.ForeignKey("players.id"), nullable=False),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=True),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=True),
+    sa.Column("description", sa.String(1000), nullable=False),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("stripe_price_id", sa.String(255), nullable=True),
+    sa.Column("stripe_payment_link_id", sa.String(255), nullable=True, unique=True),
+    sa.Column("stripe_payment_link_url", sa.String(1000), nullable=True),
+    sa.Column(
+        "status",
+        _enum(PaymentLinkStatus, "payment_link_status"),
+        nullable=False,
+        server_default=PaymentLinkStatus.pending.value,
+    ),
+    # Bumped each time the row's link is replaced (amount changed), so the new mint gets a
+    # fresh idempotency key while a crashed mint of the same version still replays.
+    sa.Column("mint_version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("paid_at", Timestamp, nullable=True),
+    sa.Column("stripe_checkout_session_id", sa.String(255), nullable=True),
+    sa.Column("paid_amount_cents", sa.Integer, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint(
+        "player_id", "product_id", "tenant_id", name="uq_payment_links_player_product_tenant"
+    ),
+)
+
+email_log = sa.Table(
+    "email_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("email_type", _enum(EmailType, "email_type"), nullable=False),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=True),
+    sa.Column("recipient", sa.String(320), nullable=False),
+    sa.Column("subject", sa.String(500), nullable=False),
+    sa.Column("status", _enum(EmailStatus, "email_status"), nullable=False),
+    sa.Column("run_key", sa.String(200), nullable=False),
+    sa.Column("item_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total_cents", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("sent_at", Timestamp, nullable=True),
+    # One row per parent per blast: the claim that keeps a rerun from mailing anyone twice.
+    sa.UniqueConstraint(
+        "tenant_id", "email_type", "run_key", "parent_id", name="uq_email_log_once_per_run"
+    ),
+)
+
+reconcile_cursors = sa.Table(
+    "reconcile_cursors",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    # Stripe `created` (unix seconds) of the newest event already applied.
+    sa.Column("last_event_created", sa.BigInteger, nullable=False),
+    sa.Column("last_event_id", sa.String(255), nullable=True),
+    sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+
+def create_db_engine(database_url: str) -> Engine:
+    """An engine for `database_url`; SQLite gets foreign keys on and a busy timeout."""
+    url = sa.make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            from pathlib import Path
+
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def check_database(engine: Engine) -> None:
+    """Fail early, with one clear message, when the database cannot be reached or is not migrated."""
+    try:
+        with engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            missing = [t for t in ("tenants", "payment_links") if not inspector.has_table(t)]
+    except sa.exc.OperationalError as error:
+        raise ConfigurationError(
+            f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
+            f"{_first_line(error.orig)}. Check PAYLINKS_DATABASE_URL."
+        ) from None
+    if missing:
+        raise ConfigurationError(
+            f"the database at {engine.url.render_as_string(hide_password=True)} has no "
+            f"{', '.join(missing)} table; run `paylinks db upgrade` first."
+        )
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One unit of work, one transaction."""
+    with engine.begin() as connection:
+        yield connection
