@@ -1,0 +1,413 @@
+"""Mail transports: how a built message leaves paylinks, behind one small interface.
+
+`OutboxTransport` (the embedded default) writes each message as an `.eml` file plus an
+`index.html` to browse them; `SmtpTransport` delivers over one reused SMTP connection.
+`transport_from_settings` picks one from configuration, so callers never branch on it.
+`check_links_mailable` is the guard that keeps local-emulator links away from real parents.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import logging
+import os
+import re
+import smtplib
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses, parsedate_to_datetime
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+from urllib.parse import quote, urlsplit
+
+from paylinks.errors import PaylinksError
+from paylinks.settings import EmailTransportName, Settings, SmtpSecurity
+
+logger = logging.getLogger(__name__)
+
+
+class MailDeliveryError(PaylinksError):
+    """One message could not be delivered; `permanent` says whether retrying can help.
+
+    The text never carries the SMTP password: it names the recipient and what the server said.
+    """
+
+    def __init__(self, recipient: str, *, permanent: bool, detail: str) -> None:
+        self.recipient = recipient
+        self.permanent = permanent
+        self.detail = detail
+        kind = "permanent" if permanent else "temporary"
+        super().__init__(f"{kind} delivery failure to {recipient}: {detail}")
+
+
+@runtime_checkable
+class MailTransport(Protocol):
+    """Somewhere to send built messages. Transports may also set `reaches_real_inboxes`
+    (False for the outbox); one that does not is assumed to reach real people."""
+
+    name: str
+
+    def send(self, message: EmailMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class TransportBase:
+    """Shared plumbing: `with transport: ...` closes it at the end."""
+
+    name = "base"
+    reaches_real_inboxes = True
+
+    def send(self, message: EmailMessage) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections; sending again afterwards reopens them."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _recipient_addresses(message: Message) -> list[str]:
+    fields = [str(value) for name in ("To", "Cc", "Bcc") for value in message.get_all(name, [])]
+    return [address for _, address in getaddresses(fields) if address]
+
+
+def _recipient_label(message: Message) -> str:
+    return ", ".join(_recipient_addresses(message)) or "(no recipient)"
+
+
+# --- outbox ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _OutboxEntry:
+    filename: str
+    date: str
+    to: str
+    subject: str
+
+
+def _slug(text: str, *, max_length: int = 60) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_length].rstrip("-") or "no-recipient"
+
+
+def _read_outbox_entry(path: Path) -> _OutboxEntry:
+    with path.open("rb") as file:
+        headers = BytesHeaderParser(policy=policy.default).parse(file)
+    try:
+        sent = parsedate_to_datetime(str(headers["Date"])).astimezone(UTC)
+        date = sent.strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError):
+        date = ""
+    return _OutboxEntry(path.name, date, str(headers.get("To", "")), str(headers.get("Subject", "")))
+
+
+def _render_outbox_index(entries: list[_OutboxEntry]) -> str:
+    rows = "\n".join(
+        "<tr><td>{date}</td><td>{to}</td><td>{subject}</td><td><a href=\"{href}\">{name}</a></td></tr>".format(
+            date=html.escape(entry.date),
+            to=html.escape(entry.to),
+            subject=html.escape(entry.subject),
+            href=html.escape(quote(entry.filename)),
+            name=html.escape(entry.filename),
+        )
+        for entry in entries
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head><meta charset="utf-8"><title>paylinks outbox</title>
+<style>body{{font-family:sans-serif}} td,th{{padding:4px 8px;text-align:left;border-bottom:1px solid #ddd}}</style>
+</head>
+<body>
+<h1>paylinks outbox</h1>
+<p>{len(entries)} message(s), newest first. Each file opens in a mail client.</p>
+<table>
+<tr><th>Date</th><th>To</th><th>Subject</th><th>File</th></tr>
+{rows}
+</table>
+</body>
+</html>
+"""
+
+
+class OutboxTransport(TransportBase):
+    """Writes each message to `<directory>/<YYYYmmdd-HHMMSS>-<seq>-<recipient>.eml` and keeps
+    `<directory>/index.html` listing them, newest first. Nothing leaves the machine."""
+
+    name = "outbox"
+    reaches_real_inboxes = False
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._sequence = itertools.count(1)
+        # Parsed headers by file name, so rewriting the index reads each .eml only once.
+        self._entries: dict[str, _OutboxEntry] = {}
+
+    def send(self, message: EmailMessage) -> None:
+        data = message.as_bytes(policy=policy.SMTP)
+        recipients = _recipient_addresses(message)
+        slug = _slug(recipients[0] if recipients else "")
+        with self._lock:
+            path = self._write_eml(data, slug)
+            self._rewrite_index()
+        logger.info("wrote %s", path)
+
+    def _write_eml(self, data: bytes, slug: str) -> Path:
+        temporary = self.directory / f".{uuid.uuid4().hex}.tmp"
+        temporary.write_bytes(data)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        try:
+            while True:
+                path = self.directory / f"{stamp}-{next(self._sequence):04d}-{slug}.eml"
+                # link() publishes the complete file atomically like rename(), but refuses to
+                # overwrite: another process writing the same outbox can never clobber a file.
+                try:
+                    os.link(temporary, path)
+                    return path
+                except FileExistsError:
+                    continue
+        finally:
+            temporary.unlink()
+
+    def _rewrite_index(self) -> None:
+        # Scan the folder rather than trusting memory: other processes may share this outbox.
+        names = sorted((p.name for p in self.directory.glob("*.eml")), reverse=True)
+        for name in names:
+            if name not in self._entries:
+                self._entries[name] = _read_outbox_entry(self.directory / name)
+        page = _render_outbox_index([self._entries[name] for name in names])
+        temporary = self.directory / f".index-{uuid.uuid4().hex}.tmp"
+        temporary.write_text(page, encoding="utf-8")
+        os.replace(temporary, self.directory / "index.html")
+
+
+# --- SMTP --------------------------------------------------------------------------------
+
+# After this long unused, check the connection with NOOP before sending: servers drop idle
+# clients, and noticing before a transaction starts avoids any chance of a half-sent message.
+_IDLE_CHECK_S = 10.0
+
+
+class SmtpTransport(TransportBase):
+    """Delivers over SMTP, opening one connection lazily and reusing it for every message.
+
+    A dropped connection is reopened once and the message resent. Refused recipients and 5xx
+    replies raise a permanent MailDeliveryError, 4xx replies and network trouble a temporary
+    one. Safe to share between threads.
+    """
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        security: SmtpSecurity | str = SmtpSecurity.none,
+        timeout_s: float = 30.0,
+        local_hostname: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self._password = password
+        self.security = SmtpSecurity(security)
+        self.timeout_s = timeout_s
+        self.local_hostname = local_hostname
+        self._ssl_context = ssl_context or ssl.create_default_context()
+        self._connection: smtplib.SMTP | None = None
+        self._last_used = 0.0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"SmtpTransport({self.host}:{self.port}, security={self.security.value}, "
+            f"username={self.username!r})"
+        )
+
+    def send(self, message: EmailMessage) -> None:
+        recipient = _recipient_label(message)
+        with self._lock:
+            try:
+                refused = self._send_reconnecting_once(message)
+            except smtplib.SMTPRecipientsRefused as exc:
+                # smtplib already reset the transaction; the connection stays good for the next.
+                raise self._refused_error(exc.recipients) from None
+            except (smtplib.SMTPException, OSError) as exc:
+                self._drop_connection()
+                raise self._delivery_error(recipient, exc) from exc
+            self._last_used = time.monotonic()
+        if refused:
+            raise self._refused_error(refused)
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                try:
+                    connection.quit()
+                except (smtplib.SMTPException, OSError):
+                    connection.close()
+
+    def _send_reconnecting_once(self, message: EmailMessage) -> dict:
+        try:
+            return self._live_connection().send_message(message)
+        except smtplib.SMTPServerDisconnected:
+            # The server closed our reused connection (idle timeout, restart): one fresh try.
+            # If it dropped us after accepting the data, the parent gets a duplicate; that is
+            # rare and better than a silently lost bill.
+            logger.info("SMTP connection to %s:%s was closed; reconnecting", self.host, self.port)
+            self._drop_connection()
+            return self._live_connection().send_message(message)
+
+    def _live_connection(self) -> smtplib.SMTP:
+        if self._connection is not None and time.monotonic() - self._last_used > _IDLE_CHECK_S:
+            if not self._answers_noop(self._connection):
+                self._drop_connection()
+        if self._connection is None:
+            self._connection = self._connect()
+            self._last_used = time.monotonic()
+        return self._connection
+
+    @staticmethod
+    def _answers_noop(connection: smtplib.SMTP) -> bool:
+        try:
+            code, _ = connection.noop()
+        except (smtplib.SMTPException, OSError):
+            return False
+        return code == 250
+
+    def _connect(self) -> smtplib.SMTP:
+        if self.security is SmtpSecurity.ssl:
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host, self.port, self.local_hostname, timeout=self.timeout_s, context=self._ssl_context
+            )
+        else:
+            connection = smtplib.SMTP(self.host, self.port, self.local_hostname, timeout=self.timeout_s)
+        try:
+            connection.ehlo()
+            if self.security is SmtpSecurity.starttls:
+                connection.starttls(context=self._ssl_context)
+                connection.ehlo()
+            if self.username:
+                connection.login(self.username, self._password or "")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _delivery_error(self, recipient: str, exc: BaseException) -> MailDeliveryError:
+        if isinstance(exc, smtplib.SMTPResponseException):
+            reply = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            permanent = exc.smtp_code >= 500
+            detail = f"{self.host}:{self.port} replied {exc.smtp_code} {reply}"
+        else:
+            # Missing server features and failed certificate checks will not fix themselves.
+            permanent = isinstance(exc, (smtplib.SMTPNotSupportedError, ssl.SSLCertVerificationError))
+            detail = f"{self.host}:{self.port}: {type(exc).__name__}: {exc}"
+        return MailDeliveryError(recipient, permanent=permanent, detail=self._scrub(detail))
+
+    def _refused_error(self, refused: dict) -> MailDeliveryError:
+        details = "; ".join(
+            f"{address} refused with {code} {reply.decode(errors='replace') if isinstance(reply, bytes) else reply}"
+            for address, (code, reply) in refused.items()
+        )
+        permanent = any(code >= 500 for code, _ in refused.values())
+        return MailDeliveryError(", ".join(refused), permanent=permanent, detail=self._scrub(details))
+
+    def _scrub(self, text: str) -> str:
+        # Belt and braces: no server reply should echo the password, but it must never show.
+        return text.replace(self._password, "***") if self._password else text
+
+
+def transport_from_settings(settings: Settings) -> MailTransport:
+    """The transport the configuration asks for: the outbox folder by default, or SMTP."""
+    if settings.email_transport is EmailTransportName.smtp:
+        password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        return SmtpTransport(
+            settings.smtp_host,
+            settings.smtp_port,
+            username=settings.smtp_username,
+            password=password,
+            security=settings.smtp_security,
+            timeout_s=settings.smtp_timeout_s,
+        )
+    return OutboxTransport(settings.outbox_dir)
+
+
+# --- link safety -------------------------------------------------------------------------
+
+
+class UnsafeLinkError(PaylinksError):
+    """A link that is not on Stripe's own domain was about to be mailed to a real parent."""
+
+    exit_code = 2  # a configuration problem: fix the Stripe setting or send to a test address
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(
+            f"refusing to email a payment link on {host!r} to a real parent: only links on "
+            "stripe.com may go out over SMTP. Send to a test address (test_email), or set "
+            "PAYLINKS_ALLOW_TEST_LINKS=true if these links really are meant for parents."
+        )
+
+
+def is_stripe_hosted(url: str) -> bool:
+    """True for https links on stripe.com or a subdomain (buy.stripe.com) on the default port."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    on_stripe = host == "stripe.com" or host.endswith(".stripe.com")
+    return parts.scheme == "https" and on_stripe and port in (None, 443)
+
+
+def _host_of(url: str) -> str:
+    # Only the host: a full link could carry a token, and the host is what needs fixing.
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    return netloc or "(no host)"
+
+
+def check_links_mailable(
+    urls: Iterable[str],
+    *,
+    transport: MailTransport,
+    recipient_is_test_address: bool,
+    allow_test_links: bool,
+) -> None:
+    """Raise UnsafeLinkError if a non-Stripe link would reach a real parent's inbox.
+
+    The outbox, a test address and `allow_test_links` are always fine.
+    """
+    reaches_real_inboxes = getattr(transport, "reaches_real_inboxes", True)
+    if not reaches_real_inboxes or recipient_is_test_address or allow_test_links:
+        return
+    for url in urls:
+        if not is_stripe_hosted(url):
+            raise UnsafeLinkError(_host_of(url))

@@ -1,0 +1,301 @@
+"""Branded emails: what a parent reads, and the MIME message that carries it.
+
+Each email type is three Jinja templates under `templates/email/<type>/` (subject, text body,
+HTML body) that extend one brand wrapper. The wrapper paints the club's name, colour and logo;
+`brand.css` is the one stylesheet, inlined into `style` attributes at render time because most
+mail clients ignore `<style>` and never load external CSS. Names come from the club's database
+and are untrusted: HTML escapes them, and nothing here lets them add or break a mail header.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+import css_inline
+import jinja2
+
+# EmailType lives with the email_log table; each of its values names a template folder.
+from paylinks.db import EmailType
+from paylinks.settings import PROJECT_ROOT
+
+__all__ = [
+    "Brand",
+    "EmailType",
+    "OpenItem",
+    "ParentBalance",
+    "RenderedEmail",
+    "build_message",
+    "format_money",
+    "render_email",
+]
+
+TEMPLATE_DIR = PROJECT_ROOT / "templates" / "email"
+
+# Used when a tenant's brand_color is missing or not a plain hex colour: the colour is pasted
+# into CSS, so anything else could smuggle in CSS of its own.
+DEFAULT_BRAND_COLOR = "#1f6feb"
+_HEX_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+
+
+@dataclass(frozen=True)
+class Brand:
+    """One tenant's look and voice."""
+
+    name: str
+    reply_to_email: str
+    brand_color: str
+    logo_url: str | None
+    currency: str = "usd"
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    """One thing a parent owes, with its own pay link."""
+
+    player_name: str
+    description: str
+    amount_cents: int
+    url: str
+
+
+@dataclass(frozen=True)
+class ParentBalance:
+    """Everything one parent owes, siblings together."""
+
+    parent_id: int
+    parent_name: str
+    email: str | None
+    items: tuple[OpenItem, ...]
+
+    @property
+    def total_cents(self) -> int:
+        return sum(item.amount_cents for item in self.items)
+
+    @property
+    def players(self) -> tuple[str, ...]:
+        """Distinct player names, in the order their items appear."""
+        return tuple(dict.fromkeys(item.player_name for item in self.items))
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+# --- money -------------------------------------------------------------------------------
+
+_CURRENCY_SYMBOLS = {
+    "usd": "$",
+    "eur": "€",
+    "gbp": "£",
+    "cad": "CA$",
+    "aud": "A$",
+    "nzd": "NZ$",
+    "jpy": "¥",
+    "inr": "₹",
+    "mxn": "MX$",
+}
+
+# Stripe counts these currencies in whole units, not hundredths (an amount of 500 JPY is ¥500).
+_ZERO_DECIMAL_CURRENCIES = frozenset(
+    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+)
+
+
+def format_money(amount_cents: int, currency: str = "usd") -> str:
+    """Format an amount in the currency's minor units: 123450, "usd" -> "$1,234.50".
+
+    Integer arithmetic only, so no amount is ever off by a float's rounding.
+    Unknown currencies read "1,234.50 XYZ".
+    """
+    code = currency.lower()
+    sign = "-" if amount_cents < 0 else ""
+    number = _group_digits(abs(amount_cents), decimals=0 if code in _ZERO_DECIMAL_CURRENCIES else 2)
+    symbol = _CURRENCY_SYMBOLS.get(code)
+    if symbol is None:
+        return f"{sign}{number} {code.upper()}"
+    return f"{sign}{symbol}{number}"
+
+
+def _group_digits(amount: int, *, decimals: int) -> str:
+    """12345678, decimals=2 -> "123,456.78"."""
+    if decimals == 0:
+        return f"{amount:,}"
+    whole, minor = divmod(amount, 10**decimals)
+    return f"{whole:,}.{minor:0{decimals}d}"
+
+
+# --- text helpers ------------------------------------------------------------------------
+
+
+def single_line(value: str) -> str:
+    """Collapse every run of whitespace or control characters into one space.
+
+    Applied to anything that ends up in a mail header, so a name holding CR/LF (or any other
+    line break Unicode knows) can never start a header of its own.
+    """
+    without_controls = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
+    return " ".join(without_controls.split())
+
+
+def human_join(names: Iterable[str]) -> str:
+    """["Ava"] -> "Ava"; ["Ava", "Ben", "Cy"] -> "Ava, Ben and Cy"."""
+    names = list(names)
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _is_web_url(url: str | None) -> bool:
+    return bool(url) and urlsplit(url).scheme in ("http", "https")
+
+
+def _brand_color(brand: Brand) -> str:
+    color = (brand.brand_color or "").strip()
+    return color if _HEX_COLOR.fullmatch(color) else DEFAULT_BRAND_COLOR
+
+
+def _readable_text_color(background: str) -> str:
+    """White or near-black, whichever reads better on the brand colour (buttons, header)."""
+    hex_digits = background.lstrip("#")
+    if len(hex_digits) == 3:
+        hex_digits = "".join(digit * 2 for digit in hex_digits)
+    red, green, blue = (int(hex_digits[i : i + 2], 16) for i in (0, 2, 4))
+    # Perceived brightness (ITU-R BT.601 weights); above the midpoint, dark text wins.
+    brightness = (299 * red + 587 * green + 114 * blue) // 1000
+    return "#111111" if brightness > 150 else "#ffffff"
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        # Escape HTML templates only: a text body must show "Smith & Sons", not "&amp;".
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["money"] = format_money
+    env.filters["human_join"] = human_join
+    return env
+
+
+def _check_renderable(balance: ParentBalance) -> None:
+    if not balance.items:
+        raise ValueError(f"parent {balance.parent_id} has no open items; there is nothing to email")
+    for item in balance.items:
+        # A javascript: or data: link must never become a "Pay Now" button.
+        if not _is_web_url(item.url):
+            raise ValueError(
+                f"item {item.description!r} for {item.player_name!r} has no http(s) pay link"
+            )
+
+
+def render_email(
+    email_type: EmailType | str,
+    *,
+    brand: Brand,
+    balance: ParentBalance,
+    test_recipient_note: str | None = None,
+) -> RenderedEmail:
+    """Render one email's subject, text and HTML for one parent.
+
+    `test_recipient_note` names who the real recipient would be (e.g. "Jane Doe
+    <jane@example.com>"); when set, both bodies carry a visible "Test send" banner and the
+    subject starts with "[Test]".
+    """
+    email_type = EmailType(email_type)
+    _check_renderable(balance)
+    env = _environment()
+    brand_color = _brand_color(brand)
+    context = {
+        "brand": brand,
+        "balance": balance,
+        "items": balance.items,
+        "currency": brand.currency,
+        "brand_color": brand_color,
+        "brand_text_color": _readable_text_color(brand_color),
+        "logo_url": brand.logo_url if _is_web_url(brand.logo_url) else None,
+        # The bare address, so a "Club <treasurer@club.org>" value still makes a clean mailto:.
+        "reply_to_address": parseaddr(brand.reply_to_email)[1] or brand.reply_to_email,
+        "test_recipient_note": single_line(test_recipient_note) if test_recipient_note else None,
+    }
+    folder = email_type.value
+    subject = single_line(env.get_template(f"{folder}/subject.txt").render(context))
+    if test_recipient_note:
+        subject = f"[Test] {subject}"
+    context["subject"] = subject
+    text = env.get_template(f"{folder}/body.txt").render(context).strip() + "\n"
+    html = _inline_css(env.get_template(f"{folder}/body.html").render(context), context).strip() + "\n"
+    return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def _inline_css(html: str, context: dict) -> str:
+    """Move brand.css into style attributes; the sent HTML then needs no stylesheet at all."""
+    css = _environment().get_template("brand.css").render(context)
+    return css_inline.inline(
+        html,
+        extra_css=css,
+        # Never fetch a stylesheet over the network while rendering.
+        load_remote_stylesheets=False,
+        keep_link_tags=False,
+    )
+
+
+# --- MIME --------------------------------------------------------------------------------
+
+
+def _reject_line_breaks(value: str, what: str) -> None:
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{what} must not contain CR or LF: {value!r}")
+
+
+def _message_id_domain(sender: str) -> str:
+    # Defaulting to the sender's domain avoids make_msgid's socket.getfqdn(), which can stall
+    # on DNS, and keeps Message-IDs recognisably ours.
+    _, address = parseaddr(sender)
+    return address.rpartition("@")[2] or "paylinks.local"
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    sender: str,
+    to_name: str | None,
+    to_address: str,
+    reply_to: str,
+    message_id_domain: str | None = None,
+) -> EmailMessage:
+    """Wrap a rendered email in a multipart/alternative message (text first, then HTML).
+
+    Addresses with CR/LF raise ValueError; a display name is flattened to one line and quoted
+    or encoded by the email package, so it can never inject a header.
+    """
+    for value, what in ((sender, "sender"), (to_address, "to_address"), (reply_to, "reply_to")):
+        _reject_line_breaks(value, what)
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = sender
+    message["To"] = Address(display_name=single_line(to_name or ""), addr_spec=to_address.strip())
+    message["Reply-To"] = reply_to
+    message["Subject"] = single_line(rendered.subject)
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=message_id_domain or _message_id_domain(sender))
+    # Quoted-printable keeps every line 7-bit and short, which any SMTP relay accepts.
+    message.set_content(rendered.text, cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
+    return message
