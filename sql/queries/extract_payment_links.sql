@@ -1,0 +1,9 @@
+-- name: extract_payment_links
+-- paylinks' rows for one tenant, whatever their status.
+-- returns: payment_links columns
+SELECT pl.id, pl.player_id, pl.parent_id, pl.product_id, pl.order_id, pl.description,
+       pl.amount_cents, pl.stripe_price_id, pl.stripe_payment_link_id, pl.stripe_payment_link_url,
+       pl.status, pl.mint_version
+FROM payment_links AS pl
+WHERE pl.tenant_id = :tenant_id
+ORDER BY pl.id
