@@ -1,0 +1,258 @@
+"""The Stripe room: every call paylinks makes to Stripe, through the real `stripe` SDK.
+
+One `StripeGateway` per run. It paces calls to `PAYLINKS_STRIPE_MAX_RPS` (Stripe's limit is the
+pipeline's speed limit), retries what can succeed on a second try (429, 5xx, connection errors)
+with exponential backoff and jitter under the same idempotency key, and turns what cannot
+(a rejected key, a 4xx) into clear errors. `PAYLINKS_STRIPE_API_BASE` points it at the local
+emulator instead of Stripe.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import stripe
+
+from paylinks.errors import ConfigurationError, PaylinksError, StripeKeyRejectedError
+from paylinks.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EMULATOR_DEFAULT_KEY = "sk_test_paylinks_emulator"
+LOOKUP_KEYS_PER_REQUEST = 10  # Stripe's own limit on `lookup_keys[]`
+
+
+class StripeTransientError(PaylinksError):
+    """Stripe kept failing in a way a later try may fix (429, 5xx, network)."""
+
+
+class StripeRequestError(PaylinksError):
+    """Stripe refused the request itself (4xx): trying again would fail the same way."""
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, StripeTransientError)
+
+
+class RateLimiter:
+    """A thread-safe pacer: hands out at most `rate` permits per second, evenly spaced."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.interval = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next_slot = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = self._clock()
+            slot = max(self._next_slot, now)
+            self._next_slot = slot + self.interval
+        if slot > now:
+            self._sleep(slot - now)
+
+
+@dataclass(frozen=True)
+class MintedLink:
+    id: str
+    url: str
+    active: bool
+    completed_sessions: int
+
+
+def _transient_status(error: stripe.StripeError) -> bool:
+    status = error.http_status or 0
+    return isinstance(error, (stripe.RateLimitError, stripe.APIConnectionError)) or status == 409 or status >= 500
+
+
+class StripeGateway:
+    """Small, typed facade over the Stripe endpoints paylinks uses."""
+
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep):
+        self.settings = settings
+        self._sleep = sleep
+        self._limiter = RateLimiter(settings.stripe_max_rps, sleep=sleep)
+        self._random = random.Random()
+        self.calls = 0
+        self.retries = 0
+        self._client = stripe.StripeClient(
+            _api_key(settings),
+            base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
+            # Retries are ours: the SDK does not retry 429s, and we pace and count them.
+            max_network_retries=0,
+            http_client=stripe.RequestsClient(timeout=settings.stripe_timeout_s),
+        )
+        self._counter_lock = threading.Lock()
+
+    # -- the one way out -------------------------------------------------------------------
+    def call(self, describe: str, request: Callable[[], T]) -> T:
+        """Run one Stripe request, paced and retried; `describe` names it in errors."""
+        attempts = self.settings.stripe_max_retries + 1
+        for attempt in range(1, attempts + 1):
+            self._limiter.acquire()
+            with self._counter_lock:
+                self.calls += 1
+            try:
+                return request()
+            except stripe.AuthenticationError:
+                raise StripeKeyRejectedError() from None
+            except stripe.StripeError as error:
+                if not _transient_status(error):
+                    raise StripeRequestError(f"Stripe refused {describe}: {_safe_message(error)}") from None
+                if attempt == attempts:
+                    raise StripeTransientError(
+                        f"Stripe kept failing {describe} after {attempts} tries: {_safe_message(error)}"
+                    ) from None
+                with self._counter_lock:
+                    self.retries += 1
+                delay = self._backoff(attempt, error)
+                logger.debug("retrying %s in %.2fs after %s", describe, delay, type(error).__name__)
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt: int, error: stripe.StripeError) -> float:
+        base = 0.5 if isinstance(error, stripe.RateLimitError) else 0.25
+        cap = 8.0
+        # Full jitter keeps many concurrent retries from hitting Stripe in lockstep.
+        return self._random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+    # -- products and prices --------------------------------------------------------------
+    def create_product(self, *, name: str, description: str, metadata: dict[str, str],
+                       idempotency_key: str) -> str:
+        params: dict[str, Any] = {"name": name, "metadata": metadata}
+        if description:
+            params["description"] = description
+        product = self.call(
+            f"creating product {name!r}",
+            lambda: self._client.v1.products.create(params=params, options={"idempotency_key": idempotency_key}),
+        )
+        return product.id
+
+    def find_prices(self, lookup_keys: Iterable[str]) -> dict[str, str]:
+        """Active prices by lookup key → price id, asking Stripe ten keys at a time."""
+        keys = sorted(set(lookup_keys))
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), LOOKUP_KEYS_PER_REQUEST):
+            chunk = keys[start : start + LOOKUP_KEYS_PER_REQUEST]
+            page = self.call(
+                "looking up prices",
+                lambda: self._client.v1.prices.list(
+                    params={"lookup_keys": chunk, "active": True, "limit": 100}
+                ),
+            )
+            for price in page.data:
+                found[price.lookup_key] = price.id
+        return found
+
+    def create_price(self, *, product_id: str, amount_cents: int, currency: str, lookup_key: str,
+                     metadata: dict[str, str]) -> str:
+        params = {
+            "product": product_id,
+            "unit_amount": amount_cents,
+            "currency": currency,
+            "lookup_key": lookup_key,
+            "metadata": metadata,
+        }
+        price = self.call(
+            f"creating price {lookup_key}",
+            lambda: self._client.v1.prices.create(params=params, options={"idempotency_key": lookup_key}),
+        )
+        return price.id
+
+    # -- payment links ----------------------------------------------------------------------
+    def create_payment_link(self, *, price_id: str, metadata: dict[str, str], idempotency_key: str) -> MintedLink:
+        params: dict[str, Any] = {
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "restrictions": {"completed_sessions": {"limit": 1}},
+            "metadata": metadata,
+            # Link metadata does not reach the PaymentIntent; this copy does.
+            "payment_intent_data": {"metadata": metadata},
+        }
+        link = self.call(
+            f"minting a payment link for row {metadata.get('payment_link_row_id')}",
+            lambda: self._client.v1.payment_links.create(params=params, options={"idempotency_key": idempotency_key}),
+        )
+        return _minted(link)
+
+    def retrieve_payment_link(self, link_id: str) -> MintedLink:
+        link = self.call(f"reading payment link {link_id}", lambda: self._client.v1.payment_links.retrieve(link_id))
+        return _minted(link)
+
+    def deactivate_payment_link(self, link_id: str, inactive_message: str) -> MintedLink:
+        params = {"active": False, "inactive_message": inactive_message}
+        link = self.call(
+            f"deactivating payment link {link_id}",
+            lambda: self._client.v1.payment_links.update(link_id, params=params),
+        )
+        return _minted(link)
+
+    # -- what was paid ------------------------------------------------------------------
+    def iter_events(self, *, types: list[str], created_gte: int) -> Iterator[Any]:
+        """Events of these types since `created_gte`, oldest first."""
+        events: list[Any] = []
+        starting_after: str | None = None
+        while True:
+            params: dict[str, Any] = {"types": types, "created": {"gte": created_gte}, "limit": 100}
+            if starting_after:
+                params["starting_after"] = starting_after
+            page = self.call("listing events", lambda: self._client.v1.events.list(params=params))
+            events.extend(page.data)
+            if not page.has_more or not page.data:
+                break
+            starting_after = page.data[-1].id
+        # Stripe lists newest first; apply oldest first so the cursor only moves forward.
+        return iter(sorted(events, key=lambda event: (event.created, event.id)))
+
+    def iter_checkout_sessions(self, payment_link_id: str) -> Iterator[Any]:
+        starting_after: str | None = None
+        while True:
+            params: dict[str, Any] = {"payment_link": payment_link_id, "limit": 100}
+            if starting_after:
+                params["starting_after"] = starting_after
+            page = self.call(
+                f"listing checkout sessions of {payment_link_id}",
+                lambda: self._client.v1.checkout.sessions.list(params=params),
+            )
+            yield from page.data
+            if not page.has_more or not page.data:
+                return
+            starting_after = page.data[-1].id
+
+
+def _minted(link: Any) -> MintedLink:
+    restrictions = (link.to_dict().get("restrictions") or {}).get("completed_sessions") or {}
+    completed = int(restrictions.get("count") or 0)
+    return MintedLink(id=link.id, url=link.url, active=bool(link.active), completed_sessions=completed)
+
+
+def _api_key(settings: Settings) -> str:
+    if settings.stripe_api_key is not None:
+        return settings.stripe_api_key.get_secret_value()
+    if settings.uses_stripe_emulator:
+        return EMULATOR_DEFAULT_KEY
+    raise ConfigurationError(
+        "PAYLINKS_STRIPE_API_KEY is not set. Set it to your Stripe secret key, or set "
+        "PAYLINKS_STRIPE_API_BASE to a local emulator's URL (`paylinks stripe-emulator`)."
+    )
+
+
+def check_stripe_settings(settings: Settings) -> None:
+    """Fail before any work when no key is configured for real Stripe."""
+    _api_key(settings)
+
+
+def _safe_message(error: stripe.StripeError) -> str:
+    # Stripe's messages mask keys already; keep just the user-facing sentence and code.
+    message = (error.user_message or str(error) or type(error).__name__).strip()
+    code = getattr(error, "code", None)
+    return f"{message} ({code})" if code else message

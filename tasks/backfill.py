@@ -1,0 +1,65 @@
+"""Prefect tasks of the backfill: extract → plan → ensure tiers → retire → reserve → mint → load.
+
+Each task is a thin, verb-named wrapper over `paylinks.backfill`; only the ones calling Stripe
+retry, and only on transient failures.
+"""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from paylinks import backfill
+from paylinks.backfill import BillingRows, MintJob, MintResult, RetireOutcome
+from paylinks.planning import Plan, Step
+from paylinks.prefect_support import retry_if_transient
+from paylinks.runtime import engine_for
+from paylinks.settings import Settings
+from paylinks.stripe_gateway import StripeGateway
+from paylinks.tenants import Tenant
+
+STRIPE_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="extract-billing-rows-{tenant.slug}")
+def extract_billing_rows(settings: Settings, tenant: Tenant) -> BillingRows:
+    """Signed players, products, pending orders and existing rows, in one snapshot."""
+    return backfill.extract_billing_rows(engine_for(settings.database_url), tenant)
+
+
+@task(cache_policy=NO_CACHE)
+def plan_payment_links(rows: BillingRows) -> Plan:
+    """Decide each item's step (pure: the dry run and the real run plan the same)."""
+    return backfill.plan(rows)
+
+
+@task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
+def ensure_price_tiers(settings: Settings, tenant: Tenant, plan: Plan, rows: BillingRows) -> dict[tuple[int, int], str]:
+    """Find or create the Stripe Price of every (product, amount) about to be minted."""
+    return backfill.ensure_price_tiers(engine_for(settings.database_url), StripeGateway(settings), tenant, plan, rows)
+
+
+@task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
+def retire_stale_links(settings: Settings, tenant: Tenant, steps: list[Step]) -> RetireOutcome:
+    """Deactivate links whose bill went away or changed amount."""
+    return backfill.retire_stale_links(engine_for(settings.database_url), StripeGateway(settings), tenant, steps)
+
+
+@task(cache_policy=NO_CACHE)
+def reserve_payment_links(settings: Settings, tenant: Tenant, steps: list[Step],
+                          tiers: dict[tuple[int, int], str]) -> list[MintJob]:
+    """Commit a row for every link before it is minted (crash safety)."""
+    return backfill.reserve_payment_links(engine_for(settings.database_url), tenant, steps, tiers)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="mint-payment-links-batch-{batch_number}", **STRIPE_RETRIES)
+def mint_payment_links(settings: Settings, jobs: list[MintJob], batch_number: int) -> list[MintResult]:
+    """Mint one batch of links concurrently, paced to PAYLINKS_STRIPE_MAX_RPS."""
+    concurrency = min(16, max(1, int(settings.stripe_max_rps)))
+    return backfill.mint_payment_links(StripeGateway(settings), jobs, concurrency)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="load-payment-links-batch-{batch_number}")
+def load_payment_links(settings: Settings, results: list[MintResult], batch_number: int) -> int:
+    """Store each minted link's id and url in its row."""
+    return backfill.load_payment_links(engine_for(settings.database_url), results)

@@ -1,0 +1,133 @@
+"""Shared fixtures: one Prefect test API per session, a fresh database per test (SQLite and
+PostgreSQL), a local Stripe emulator over HTTP, and settings wired to all of them.
+
+PostgreSQL tests need the server named by PAYLINKS_TEST_POSTGRES_URL (an admin URL; default
+postgresql+psycopg://postgres@127.0.0.1:5432/postgres). They fail, not skip, when it is down:
+CI must never pass by skipping them. Set PAYLINKS_TEST_SKIP_POSTGRES=1 to leave them out on
+purpose on a machine without PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+# Before Prefect is imported anywhere: tests keep their Prefect files out of the repo's var/.
+os.environ["PREFECT_HOME"] = os.environ.get("PAYLINKS_TEST_PREFECT_HOME") or tempfile.mkdtemp(prefix="paylinks-prefect-")
+
+from paylinks import migrations
+from paylinks.settings import Settings, get_settings
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PAYLINKS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+SKIP_POSTGRES = os.environ.get("PAYLINKS_TEST_SKIP_POSTGRES") == "1"
+BACKENDS = ["sqlite"] + ([] if SKIP_POSTGRES else ["postgresql"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api() -> Iterator[None]:
+    """One temporary Prefect API for the whole session (its own database, its own port)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (faster than migrating each time)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    migrations.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A migrated PostgreSQL database used as the template of each test's database."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"paylinks_template_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as error:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({error.orig}); start it or set "
+                    "PAYLINKS_TEST_SKIP_POSTGRES=1 to leave PostgreSQL tests out on purpose.")
+    url = sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    migrations.upgrade(url)
+    yield name
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated, empty database: SQLite file or PostgreSQL database."""
+    if request.param == "sqlite":
+        path = tmp_path / "paylinks.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("postgres_template")
+    name = f"paylinks_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    yield sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    from paylinks.runtime import engine_for
+
+    engine_for.cache_clear()
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("database_url") == "postgresql":
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture
+def engine(database_url: str) -> sa.Engine:
+    from paylinks.runtime import engine_for
+
+    return engine_for(database_url)
+
+
+@pytest.fixture
+def emulator() -> Iterator["EmulatorServer"]:  # noqa: F821
+    """A fresh local Stripe emulator on a loopback port, for one test."""
+    from paylinks.stripe_emulator import EmulatorServer
+
+    with EmulatorServer(host="127.0.0.1", port=0) as server:
+        yield server
+
+
+@pytest.fixture
+def settings(database_url: str, emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings for this test, set in the environment too (flows read their settings there)."""
+    env = {
+        "PAYLINKS_DATABASE_URL": database_url,
+        "PAYLINKS_STRIPE_API_BASE": emulator.url,
+        "PAYLINKS_STRIPE_API_KEY": "sk_test_paylinks_tests",
+        "PAYLINKS_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "PAYLINKS_STRIPE_MAX_RPS": "100",
+        "PAYLINKS_EMAIL_TRANSPORT": "outbox",
+    }
+    for key in [k for k in os.environ if k.startswith("PAYLINKS_") and not k.startswith("PAYLINKS_TEST_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
