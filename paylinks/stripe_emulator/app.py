@@ -1,0 +1,307 @@
+"""The emulator over HTTP: Stripe's `/v1` API, the hosted pay pages, and `/_emulator` admin.
+
+A `/v1` request passes, in order: authentication, the rate limit, an injected early failure,
+parameter parsing, the idempotency key (replay, mismatch, in-flight conflict), injected latency,
+the operation itself (`routes.py` → `state.Emulator`), and an injected late failure. Faults and
+auth apply to `/v1` only: the pay pages are what a parent's browser hits, and `/_emulator` is
+how tests and the demo steer the emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from . import objects, pay_page
+from .auth import authenticate
+from .errors import EmulatorError
+from .faults import FailurePoint, FaultConfig
+from .forms import parse_form
+from .idempotency import StoredResponse, request_fingerprint
+from .params import reject_unknown
+from .routes import ApiCall, Route, match_route
+from .state import PAID, Emulator, RequestOrigin
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(emulator: Emulator) -> FastAPI:
+    """A FastAPI app serving `emulator`; mount it anywhere or run it with `EmulatorServer`."""
+    app = FastAPI(title="paylinks local Stripe emulator", docs_url=None, redoc_url=None, openapi_url=None)
+    api = _StripeApi(emulator)
+    app.add_api_route("/v1/{path:path}", api.handle, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+
+    pages = _PayPages(emulator)
+    app.add_api_route("/pay/{link_id}", pages.show, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/pay/{link_id}", pages.pay, methods=["POST"], include_in_schema=False)
+
+    admin = _Admin(emulator)
+    app.add_api_route("/_emulator/counts", admin.counts, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/_emulator/faults", admin.show_faults, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/_emulator/faults", admin.set_faults, methods=["POST"], include_in_schema=False)
+    app.add_api_route(
+        "/_emulator/checkout_sessions/{session_id}/settle", admin.settle, methods=["POST"], include_in_schema=False
+    )
+    return app
+
+
+# ---------------------------------------------------------------------- Stripe API
+
+
+class _StripeApi:
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    async def handle(self, request: Request) -> Response:
+        request_id = objects.new_id("req")
+        try:
+            return await self._handle(request, request_id)
+        except EmulatorError as error:
+            return _stripe_response(error.to_body(), error.http_status, request, request_id)
+        except Exception:  # a bug here must still reach the SDK as a Stripe-shaped 500
+            logger.exception("local Stripe emulator failed on %s %s", request.method, request.url.path)
+            internal = EmulatorError(500, "An unexpected error occurred in the local Stripe emulator.",
+                                     type="api_error")
+            return _stripe_response(internal.to_body(), 500, request, request_id)
+
+    async def _handle(self, request: Request, request_id: str) -> Response:
+        api_key = authenticate(request.headers.get("authorization"), self.emulator.api_key)
+        fails_after_write = self._apply_early_faults(is_write=request.method == "POST")
+        route, call = await _parse_call(request, request_id)
+
+        idempotency_key = call.origin.idempotency_key
+        if idempotency_key:
+            fingerprint = request_fingerprint(request.method, request.url.path, call.params)
+            replay = self.emulator.idempotency.begin(api_key, idempotency_key, fingerprint)
+            if replay is not None:
+                await self._simulate_latency()
+                return _replayed_response(replay, request, request_id)
+
+        body = await self._run(route, call, api_key)
+        if fails_after_write:
+            # The write is committed (and stored under its key): only the response is lost.
+            raise _injected_failure()
+        return _stripe_response(body, 200, request, request_id)
+
+    def _apply_early_faults(self, *, is_write: bool) -> bool:
+        """Raise this request's 429 or early 500, if it gets one; True if it must fail after its write."""
+        injector = self.emulator.fault_injector
+        if not injector.admit():
+            raise _rate_limited()
+        failure = injector.pick_failure(is_write=is_write)
+        if failure is FailurePoint.BEFORE_HANDLING:
+            raise _injected_failure()
+        return failure is FailurePoint.AFTER_WRITE
+
+    async def _run(self, route: Route, call: ApiCall, api_key: str) -> dict[str, Any]:
+        """Run the operation after the injected latency, storing its result under its idempotency key.
+
+        The latency passes while the key is claimed, as a slow Stripe request holds its key, so a
+        concurrent request with the same key meets the 409 it would meet on Stripe. A failed
+        operation releases the key, so a retry runs for real.
+        """
+        key = call.origin.idempotency_key
+        try:
+            await self._simulate_latency()
+            body = route.operation(self.emulator, call)
+        except BaseException:
+            if key:
+                self.emulator.idempotency.release(api_key, key)
+            raise
+        if key:
+            self.emulator.idempotency.complete(api_key, key, StoredResponse(200, body, call.origin.request_id or ""))
+        return body
+
+    async def _simulate_latency(self) -> None:
+        seconds = self.emulator.fault_injector.latency_seconds()
+        if seconds > 0:
+            await asyncio.sleep(seconds)  # asyncio, so other requests proceed meanwhile
+
+
+async def _parse_call(request: Request, request_id: str) -> tuple[Route, ApiCall]:
+    """The route a request names and its parsed params; Stripe's 404 or 400 if either is wrong."""
+    matched = match_route(request.method, request.url.path)
+    if matched is None:
+        raise _unrecognized_url(request)
+    route, path_params = matched
+    params = parse_form(await _param_pairs(request))
+    reject_unknown(params, route.accepted_params)
+    # Stripe honours idempotency keys on POST only.
+    idempotency_key = request.headers.get("idempotency-key") if request.method == "POST" else None
+    origin = RequestOrigin(request_id, idempotency_key or None, base_url=str(request.base_url))
+    return route, ApiCall(params=params, path_params=path_params, origin=origin)
+
+
+async def _param_pairs(request: Request) -> list[tuple[str, str]]:
+    """Query-string params, plus the form body of a POST (Stripe v1 takes both)."""
+    pairs = parse_qsl(request.url.query, keep_blank_values=True)
+    if request.method == "POST":
+        body = await request.body()
+        try:
+            pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError as error:
+            raise EmulatorError(400, "The request body is not valid UTF-8 form data.") from error
+    return pairs
+
+
+def _stripe_response(body: dict[str, Any], status: int, request: Request, request_id: str,
+                     extra_headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = {
+        "Request-Id": request_id,
+        "Stripe-Version": request.headers.get("stripe-version", objects.API_VERSION),
+        **(extra_headers or {}),
+    }
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _replayed_response(stored: StoredResponse, request: Request, request_id: str) -> JSONResponse:
+    return _stripe_response(
+        stored.body,
+        stored.status_code,
+        request,
+        request_id,
+        extra_headers={"Idempotent-Replayed": "true", "Original-Request": stored.request_id},
+    )
+
+
+def _rate_limited() -> EmulatorError:
+    return EmulatorError(
+        429,
+        "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.",
+        code="rate_limit",
+    )
+
+
+def _injected_failure() -> EmulatorError:
+    return EmulatorError(
+        500,
+        "An unexpected error occurred while processing your request (injected by the local Stripe emulator).",
+        type="api_error",
+    )
+
+
+def _unrecognized_url(request: Request) -> EmulatorError:
+    return EmulatorError(
+        404,
+        f"Unrecognized request URL ({request.method}: {request.url.path}). "
+        "Please see https://stripe.com/docs or we can help at https://support.stripe.com/.",
+    )
+
+
+# ---------------------------------------------------------------------- pay pages
+
+
+class _PayPages:
+    """`GET /pay/{id}` shows what is owed; `POST /pay/{id}` pays it (HTML, or JSON when asked for)."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    async def show(self, link_id: str) -> HTMLResponse:
+        try:
+            link = self.emulator.retrieve_payment_link(link_id)
+            line_items = self.emulator.list_payment_link_line_items(link_id, {"limit": 100})["data"]
+        except EmulatorError:
+            return HTMLResponse(pay_page.unavailable_page("There is no payment link at this address."), 404)
+        if not link["active"]:
+            message = link["inactive_message"] or "This payment link is no longer active."
+            return HTMLResponse(pay_page.unavailable_page(message), 410)
+        return HTMLResponse(pay_page.checkout_page(link, line_items))
+
+    async def pay(self, link_id: str, request: Request) -> Response:
+        """Optional form fields: `payment_status=unpaid`, `amount_total=<cents>`, `email`."""
+        wants_json = "application/json" in request.headers.get("accept", "")
+        try:
+            form = parse_form(await request.body())
+            session = self.emulator.pay(
+                link_id,
+                payment_status=form.get("payment_status") or PAID,
+                amount_total=form.get("amount_total") or None,
+                email=form.get("email") or None,
+            )
+        except EmulatorError as error:
+            if wants_json:
+                return JSONResponse(error.to_body(), error.http_status)
+            return HTMLResponse(pay_page.unavailable_page(error.message), error.http_status)
+        if wants_json:
+            return JSONResponse(session)
+        link = self.emulator.retrieve_payment_link(link_id)
+        return HTMLResponse(pay_page.completed_page(session, link))
+
+
+# ---------------------------------------------------------------------- admin
+
+
+class _Admin:
+    """Steering for tests and the demo; not part of Stripe's API."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = emulator
+
+    async def counts(self) -> dict[str, int]:
+        return self.emulator.counts()
+
+    async def show_faults(self) -> dict[str, Any]:
+        return asdict(self.emulator.faults)
+
+    async def set_faults(self, request: Request) -> Response:
+        """Change any of `latency_ms`, `rate_limit_rps` (blank or null: no limit), `fail_rate`, `seed`."""
+        try:
+            changes = _fault_changes(await _json_or_form(request))
+            candidate = FaultConfig(**{**asdict(self.emulator.faults), **changes})
+            candidate.validate()
+        except EmulatorError as error:
+            return JSONResponse(error.to_body(), error.http_status)
+        except (ValueError, TypeError) as error:
+            return JSONResponse(EmulatorError(400, str(error)).to_body(), 400)
+        # Mutate in place: whoever holds `emulator.faults` keeps seeing the live settings.
+        for name, value in changes.items():
+            setattr(self.emulator.faults, name, value)
+        return JSONResponse(asdict(self.emulator.faults))
+
+    async def settle(self, session_id: str) -> JSONResponse:
+        try:
+            return JSONResponse(self.emulator.settle(session_id))
+        except EmulatorError as error:
+            return JSONResponse(error.to_body(), error.http_status)
+
+
+_FAULT_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "latency_ms": int,
+    "rate_limit_rps": float,
+    "fail_rate": float,
+    "seed": int,
+}
+_NULLABLE_FAULT_FIELDS = frozenset({"rate_limit_rps", "seed"})
+
+
+def _fault_changes(submitted: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(submitted) - set(_FAULT_FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown fault settings: {', '.join(sorted(unknown))}")
+    changes: dict[str, Any] = {}
+    for name, value in submitted.items():
+        if value in (None, "") and name in _NULLABLE_FAULT_FIELDS:
+            changes[name] = None
+        else:
+            changes[name] = _FAULT_FIELDS[name](value)
+    return changes
+
+
+async def _json_or_form(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    if "json" in request.headers.get("content-type", ""):
+        submitted = json.loads(body or b"{}")
+        if not isinstance(submitted, dict):
+            raise ValueError("Send a JSON object of fault settings.")
+        return submitted
+    return parse_form(body)
+

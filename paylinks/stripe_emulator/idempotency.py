@@ -1,0 +1,87 @@
+"""Idempotency keys with Stripe's semantics.
+
+The first response to a POST carrying `Idempotency-Key` is stored with a fingerprint of the
+request (method, path, params). The same key with the same request replays that response; with
+a different request it is an `idempotency_error` (400); while the first request is still running
+it is a 409 conflict. Keys are scoped per API key, as Stripe scopes them per account.
+
+Only successful responses are stored: an error releases the key so a corrected or retried
+request runs for real. (Stripe also stores errors raised once an endpoint has started executing;
+the emulator's handlers fail only on validation, which Stripe does not store either.)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import EmulatorError
+
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+    request_id: str
+
+
+@dataclass
+class _KeyRecord:
+    fingerprint: str
+    response: StoredResponse | None = None  # None while the first request is in flight
+
+
+def request_fingerprint(method: str, path: str, params: dict[str, Any]) -> str:
+    return json.dumps([method.upper(), path, params], sort_keys=True, separators=(",", ":"))
+
+
+class IdempotencyStore:
+    """Stored responses by (API key, idempotency key), guarded by the emulator's lock."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._records: dict[tuple[str, str], _KeyRecord] = {}
+
+    def begin(self, api_key: str, key: str, fingerprint: str) -> StoredResponse | None:
+        """Claim `key` for this request, or return the response to replay.
+
+        Raises the Stripe errors for a key reused with other params, or still in flight.
+        """
+        if len(key) > MAX_KEY_LENGTH:
+            raise EmulatorError(
+                400, f"Idempotency keys must be at most {MAX_KEY_LENGTH} characters long.", type="idempotency_error"
+            )
+        with self._lock:
+            record = self._records.get((api_key, key))
+            if record is None:
+                self._records[(api_key, key)] = _KeyRecord(fingerprint)
+                return None
+            if record.fingerprint != fingerprint:
+                raise EmulatorError(
+                    400,
+                    "Keys for idempotent requests can only be used with the same parameters they were first "
+                    f"used with. Try using a key other than '{key}' if you meant to execute a different request.",
+                    type="idempotency_error",
+                )
+            if record.response is None:
+                raise EmulatorError(
+                    409,
+                    "There is currently another in-progress request using this Idempotency-Key (that probably "
+                    "means you submitted twice, and the other request is still going through): "
+                    f"'{key}'. Please try again later.",
+                    type="idempotency_error",
+                )
+            return record.response
+
+    def complete(self, api_key: str, key: str, response: StoredResponse) -> None:
+        with self._lock:
+            self._records[(api_key, key)].response = response
+
+    def release(self, api_key: str, key: str) -> None:
+        """Forget a claimed key whose request failed, so a retry executes."""
+        with self._lock:
+            self._records.pop((api_key, key), None)

@@ -1,0 +1,180 @@
+"""Running the emulator: in a background thread for tests and the demo, or in the foreground for the CLI.
+
+Both keep uvicorn quiet (warnings only, no access log) and leave the process's logging setup
+alone, so the emulator adds no noise to the demo's output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from .app import create_app
+from .faults import FaultConfig
+from .state import Emulator
+
+_STARTUP_TIMEOUT_SECONDS = 10.0
+_SHUTDOWN_TIMEOUT_SECONDS = 5.0
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
+
+
+class EmulatorServer:
+    """The emulator on a real loopback port, served by uvicorn in a daemon thread.
+
+    `port=0` picks a free port; `url` is the bound address once started. Use as a context
+    manager, or call `start()` and `stop()`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency_ms: int = 0,
+        rate_limit_rps: float | None = None,
+        fail_rate: float = 0.0,
+        api_key: str | None = None,
+        seed: int | None = None,
+    ) -> None:
+        faults = FaultConfig(latency_ms=latency_ms, rate_limit_rps=rate_limit_rps, fail_rate=fail_rate, seed=seed)
+        faults.validate()
+        self.emulator = Emulator(faults=faults, api_key=api_key)
+        self.host = host
+        self.port = port
+        self._server: _StoppableUvicorn | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def url(self) -> str:
+        if self._socket is None:
+            raise RuntimeError("EmulatorServer is not running: call start() or use it as a context manager")
+        # A wildcard bind is reached through loopback; links minted from it must be followable.
+        host = "127.0.0.1" if self.host in _WILDCARD_HOSTS else self.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> EmulatorServer:
+        if self._thread is not None:
+            raise RuntimeError("EmulatorServer is already running")
+        # Bind here rather than in uvicorn so the real port is known before the thread starts.
+        self._socket = _bound_socket(self.host, self.port)
+        self.port = self._socket.getsockname()[1]
+        self.emulator.base_url = self.url
+        self._server = _StoppableUvicorn(_quiet_config(create_app(self.emulator)))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="stripe-emulator", daemon=True
+        )
+        self._thread.start()
+        self._wait_until_serving()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=_SHUTDOWN_TIMEOUT_SECONDS)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _wait_until_serving(self) -> None:
+        assert self._server is not None and self._thread is not None
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_SECONDS
+        while not self._server.started:
+            if not self._thread.is_alive():
+                self.stop()
+                raise RuntimeError(f"Stripe emulator failed to start on {self.host}:{self.port}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Stripe emulator did not start within {_STARTUP_TIMEOUT_SECONDS:.0f}s")
+            time.sleep(0.01)
+
+
+class _StoppableUvicorn(uvicorn.Server):
+    """uvicorn that stops as soon as `request_stop` is called from another thread.
+
+    Plain uvicorn notices `should_exit` on its next 0.1 s tick; tests start and stop a server per
+    test, so waking the loop at once is worth it. Ticks still run, to keep the Date header fresh.
+    """
+
+    _TICK_SECONDS = 0.1
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # Made before `started` turns true, so `request_stop` always finds them.
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        await super().startup(sockets=sockets)
+
+    async def main_loop(self) -> None:
+        counter = 0
+        while not await self.on_tick(counter):
+            counter += 1
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), timeout=self._TICK_SECONDS)
+
+    def request_stop(self) -> None:
+        self.should_exit = True
+        loop = getattr(self, "_loop", None)
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may close between the check and the call
+                loop.call_soon_threadsafe(self._stop_requested.set)
+
+
+def serve(
+    host: str,
+    port: int,
+    latency_ms: int = 0,
+    rate_limit_rps: float | None = None,
+    fail_rate: float = 0.0,
+    api_key: str | None = None,
+) -> None:
+    """Serve the emulator in the foreground until interrupted (`paylinks stripe-emulator --port`)."""
+    faults = FaultConfig(latency_ms=latency_ms, rate_limit_rps=rate_limit_rps, fail_rate=fail_rate)
+    faults.validate()
+    emulator = Emulator(faults=faults, api_key=api_key)
+    public_host = "127.0.0.1" if host in _WILDCARD_HOSTS else host
+    emulator.base_url = f"http://{public_host}:{port}"
+    uvicorn.Server(_quiet_config(create_app(emulator), host=host, port=port)).run()
+
+
+def _quiet_config(app: object, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        log_config=None,  # leave the host process's logging configuration untouched
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose protocol says TCP,
+    # and without it every response waits ~40 ms on delayed ACKs.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
