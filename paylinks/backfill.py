@@ -341,6 +341,7 @@ class BackfillReport:
                 "action": step.action.value,
                 "row": step.row_id,
                 "player": item.player_id if item else row.get("player_id"),
+                "player_name": item.player_name if item else "",
                 "product": item.description if item else row.get("description"),
                 "order": item.order_id if item else row.get("order_id"),
                 "amount_cents": item.amount_cents if item else row.get("amount_cents"),

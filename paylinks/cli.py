@@ -157,7 +157,8 @@ def print_backfill_report(report: Any) -> None:
             for column in ("action", "row", "player", "product", "order", "amount"):
                 detail.add_column(column)
             for row in steps:
-                detail.add_row(row["action"], str(row["row"] or ""), str(row["player"]), str(row["product"]),
+                player = f"{row['player_name']} (#{row['player']})" if row["player_name"] else f"#{row['player']}"
+                detail.add_row(row["action"], str(row["row"] or ""), player, str(row["product"]),
                                str(row["order"] or ""), money(row["amount_cents"]))
             console.print(detail)
         if report.plan.tiers_needed:
@@ -170,6 +171,135 @@ def print_backfill_report(report: Any) -> None:
         console.print(f"[red]failed[/] row {row_id}: {error}")
     if report.aborted:
         console.print(f"[red]stopped[/] {report.aborted}")
+
+
+@app.command()
+def blast(
+    tenant: str = typer.Option(..., help="Tenant slug."),
+    test_email: Optional[str] = typer.Option(None, help="Send one sample (the fullest email) to this address only."),
+    send: bool = typer.Option(False, "--send", help="Email every parent with a balance."),
+    blast_key: Optional[str] = typer.Option(None, help="Names the blast (default: tenant and today's date)."),
+) -> None:
+    """Email each parent what they owe (a preview unless --send or --test-email)."""
+    from flows.outstanding_balance_email import outstanding_balance_email
+
+    if test_email and send:
+        fail("choose --test-email (one sample to you) or --send (every parent), not both")
+    settings = get_settings()
+    test_address = _valid_address(test_email, "--test-email") if test_email else None
+    _preflight(settings, tenant, needs_stripe=False)
+    report = _run_flow(lambda: outstanding_balance_email(tenant=tenant, test_email=test_address, send=send,
+                                                         blast_key=blast_key))
+    print_blast_report(report)
+
+
+def _valid_address(address: str, option: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as error:
+        fail(f"{option} {address!r} is not a valid email address: {error}")
+
+
+def print_blast_report(report: Any) -> None:
+    summary = report.summary()
+    table = Table(title=f"outstanding balances {report.tenant} ({report.mode}, key {report.run_key})",
+                  show_header=False)
+    for key, value in summary.items():
+        if key in ("tenant", "mode", "blast key"):
+            continue
+        table.add_row(key, money(value) if key == "total owed" else str(value))
+    console.print(table)
+    if report.mode == "test":
+        for outcome in report.sent:
+            console.print(f"test email sent to {outcome.recipient}")
+        return
+    detail = Table(title="recipients", title_justify="left")
+    for column in ("parent", "email", "items", "total", "outcome"):
+        detail.add_column(column)
+    for row in report.recipient_rows():
+        detail.add_row(row["parent"], row["email"], str(row["items"]), money(row["total_cents"]),
+                       row["outcome"] + (f": {row['error']}" if row["error"] else ""))
+    console.print(detail)
+
+
+@app.command()
+def resend(
+    player: str = typer.Argument(..., help="Player id or any part of the player's name."),
+    tenant: str = typer.Option(..., help="Tenant slug."),
+    to: Optional[str] = typer.Option(None, help="Send to this address instead of the parent."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the email, send nothing."),
+) -> None:
+    """Resend a player's open payment links to their parent."""
+    from flows.resend_payment_link import resend_payment_link
+
+    settings = get_settings()
+    to_address = _valid_address(to, "--to") if to else None
+    _preflight(settings, tenant, needs_stripe=False)
+    guarded(lambda: _find_player(settings, tenant, player))
+    report = _run_flow(lambda: resend_payment_link(tenant=tenant, player=player, to=to_address, dry_run=dry_run))
+    console.print(f"{report.player.describe()}: {report.outcome}"
+                  + (f" to {report.recipient}" if report.outcome == "sent" else ""))
+    if report.email is not None:
+        for line in _item_lines(report.email):
+            console.print(line)
+        if dry_run:
+            console.rule(report.email.rendered.subject)
+            console.print(report.email.rendered.text, markup=False)
+
+
+def _item_lines(email: Any) -> list[str]:
+    return [f"  {url}" for url in email.urls] + [f"  total {money(email.total_cents)} in {email.item_count} item(s)"]
+
+
+def _find_player(settings: Settings, tenant: str, query: str) -> Any:
+    from paylinks.players import find_player
+    from paylinks.runtime import engine_for
+    from paylinks.tenants import tenant_by_slug
+
+    with engine_for(settings.database_url).connect() as connection:
+        return find_player(connection, tenant_by_slug(connection, tenant), query)
+
+
+@app.command()
+def lookup(
+    player: str = typer.Argument(..., help="Player id or any part of the player's name."),
+    tenant: str = typer.Option(..., help="Tenant slug."),
+) -> None:
+    """Print a player's payment links and their status: the fastest answer to "how do I pay?".
+
+    Several players matching is fine here: each is shown with their links.
+    """
+    from paylinks.players import UnknownPlayerError, find_players
+    from paylinks.queries import fetch_all
+    from paylinks.runtime import engine_for
+    from paylinks.tenants import tenant_by_slug
+
+    settings = get_settings()
+    _preflight(settings, tenant, needs_stripe=False)
+    with engine_for(settings.database_url).connect() as connection:
+        club = tenant_by_slug(connection, tenant)
+        matches = find_players(connection, club, player)
+        if not matches:
+            fail(str(UnknownPlayerError(player, club)))
+        for match in matches:
+            links = fetch_all(connection, "player_payment_links", tenant_id=club.id, player_id=match.player_id)
+            _print_player_links(match, links, club.currency)
+
+
+def _print_player_links(match: Any, links: list, currency: str) -> None:
+    console.print(match.describe() + (f", {match.parent_email}" if match.parent_email else ""))
+    if not links:
+        console.print("  no payment links yet (run the backfill)\n")
+        return
+    width = max(len(link["description"]) for link in links)
+    for link in links:
+        status = getattr(link["status"], "value", link["status"])
+        # One line per link, never wrapped, so the url can be copied whole.
+        console.print(f"  {link['description']:<{width}}  {money(link['amount_cents'], currency):>10}  "
+                      f"{status:<9}  {link['url'] or '(not minted yet)'}", soft_wrap=True, markup=False)
+    console.print()
 
 
 # -- the local Stripe emulator ----------------------------------------------------------------

@@ -37,6 +37,7 @@ class Item:
     order_id: int | None
     description: str
     amount_cents: int
+    player_name: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ def plan_items(
                 order_id=None,
                 description=str(product["name"]),
                 amount_cents=int(product["amount_cents"]),
+                player_name=player_name(player),
             )
 
     order_for: dict[tuple[int, int], int] = {}
@@ -160,6 +162,7 @@ def plan_items(
             order_id=order_id,
             description=str(product["name"]),
             amount_cents=int(order["amount_cents"]),
+            player_name=player_name(player),
         )
     return sorted(items.values(), key=lambda i: (i.player_id, i.product_id)), skipped
 

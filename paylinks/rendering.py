@@ -217,7 +217,7 @@ def render_email(
 
     `test_recipient_note` names who the real recipient would be (e.g. "Jane Doe
     <jane@example.com>"); when set, both bodies carry a visible "Test send" banner and the
-    subject starts with "[Test]".
+    subject starts with "[TEST]".
     """
     email_type = EmailType(email_type)
     _check_renderable(balance)
@@ -238,7 +238,7 @@ def render_email(
     folder = email_type.value
     subject = single_line(env.get_template(f"{folder}/subject.txt").render(context))
     if test_recipient_note:
-        subject = f"[Test] {subject}"
+        subject = f"[TEST] {subject}"
     context["subject"] = subject
     text = env.get_template(f"{folder}/body.txt").render(context).strip() + "\n"
     html = _inline_css(env.get_template(f"{folder}/body.html").render(context), context).strip() + "\n"

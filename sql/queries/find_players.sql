@@ -8,6 +8,6 @@ SELECT p.id AS player_id, p.first_name, p.last_name, p.team, p.status, p.parent_
 FROM players AS p
 LEFT JOIN parents AS pa ON pa.id = p.parent_id AND pa.tenant_id = p.tenant_id
 WHERE p.tenant_id = :tenant_id
-  AND (p.id = :player_id
-       OR LOWER(p.first_name || ' ' || p.last_name) LIKE :name_pattern)
+  AND (p.id = CAST(:player_id AS INTEGER)
+       OR LOWER(p.first_name || ' ' || p.last_name) LIKE CAST(:name_pattern AS VARCHAR) ESCAPE '\')
 ORDER BY p.last_name, p.first_name, p.id

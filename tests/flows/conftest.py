@@ -1,12 +1,22 @@
-"""Fixtures for flow tests: the demo club seeded into the test database, and a Stripe client."""
+"""Fixtures for flow tests: the demo club seeded into the test database, a Stripe client, and a
+real SMTP server on loopback."""
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+from collections.abc import Iterator
+
 import pytest
+from aiosmtpd.controller import Controller
 import sqlalchemy as sa
 import stripe
 
 from paylinks.demo_data import seed_demo
+from paylinks.settings import get_settings
 from paylinks.tenants import Tenant, tenant_by_slug
 
 
@@ -21,3 +31,52 @@ def demo_club(settings, engine: sa.Engine) -> list[Tenant]:
 def stripe_client(emulator) -> stripe.StripeClient:
     """The real SDK pointed at the test's emulator, retries off so we see what it returns."""
     return stripe.StripeClient("sk_test_paylinks_tests", base_addresses={"api": emulator.url}, max_network_retries=0)
+
+
+class Mailroom:
+    """An aiosmtpd handler that keeps what it accepted and can refuse or stall on cue."""
+
+    def __init__(self) -> None:
+        self.messages: list = []  # (envelope recipients, parsed message)
+        self.refuse: set[str] = set()
+        self.stall_after: int | None = None  # stall (then 451) the message after this many
+        self.stalled = threading.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.stall_after is not None and len(self.messages) >= self.stall_after:
+            self.stalled.set()
+            await asyncio.sleep(5)
+            return "451 4.3.0 try again later"
+        parsed = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+    def recipients(self) -> list[str]:
+        return [address for rcpt_tos, _ in self.messages for address in rcpt_tos]
+
+
+@pytest.fixture
+def mailroom(monkeypatch) -> Iterator[Mailroom]:
+    """A real SMTP server on loopback; the test's settings send through it."""
+    handler = Mailroom()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setenv("PAYLINKS_EMAIL_TRANSPORT", "smtp")
+    monkeypatch.setenv("PAYLINKS_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("PAYLINKS_SMTP_PORT", str(port))
+    monkeypatch.setenv("PAYLINKS_ALLOW_TEST_LINKS", "true")  # the emulator's links, on purpose
+    get_settings.cache_clear()
+    try:
+        yield handler
+    finally:
+        controller.stop()
+        get_settings.cache_clear()

@@ -183,13 +183,13 @@ def test_test_send_banner_names_the_real_recipient():
     note = "Jane Lee <jane@example.com>"
     rendered = render_email("outstanding_balance", brand=BRAND, balance=TWO_CHILDREN, test_recipient_note=note)
 
-    assert rendered.subject.startswith("[Test] ")
+    assert rendered.subject.startswith("[TEST] ")
     assert f"Test send — the real recipient would be {note}" in rendered.text
     assert f"Test send — the real recipient would be {html.escape(note)}" in rendered.html
 
     real = render_email("outstanding_balance", brand=BRAND, balance=TWO_CHILDREN)
     assert "Test send" not in real.text + real.html
-    assert not real.subject.startswith("[Test]")
+    assert not real.subject.startswith("[TEST]")
 
 
 def test_payment_link_email_for_one_player():

@@ -1,0 +1,73 @@
+"""Finding a player the way a coach asks: by id, or by any part of the name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from paylinks.errors import PaylinksError
+from paylinks.queries import fetch_all
+from paylinks.tenants import Tenant
+
+
+@dataclass(frozen=True)
+class PlayerMatch:
+    player_id: int
+    name: str
+    team: str | None
+    status: str
+    parent_id: int | None
+    parent_name: str | None
+    parent_email: str | None
+
+    def describe(self) -> str:
+        parent = f"parent {self.parent_name}" if self.parent_name else "no parent on file"
+        return f"#{self.player_id} {self.name} ({self.team or 'no team'}, {self.status}; {parent})"
+
+
+class UnknownPlayerError(PaylinksError):
+    exit_code = 2
+
+    def __init__(self, query: str, tenant: Tenant):
+        super().__init__(f"no player matches {query!r} in {tenant.slug}")
+
+
+class AmbiguousPlayerError(PaylinksError):
+    exit_code = 2
+
+    def __init__(self, query: str, matches: list[PlayerMatch]):
+        self.matches = matches
+        listing = "\n".join(f"  {m.describe()}" for m in matches)
+        super().__init__(f"{len(matches)} players match {query!r}; nothing sent. Use the id of one of:\n{listing}")
+
+
+def find_players(connection: Connection, tenant: Tenant, query: str) -> list[PlayerMatch]:
+    query = query.strip()
+    player_id = int(query.lstrip("#")) if query.lstrip("#").isdigit() else None
+    # LIKE wildcards typed by a coach are matched literally.
+    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    rows = fetch_all(connection, "find_players", tenant_id=tenant.id, player_id=player_id,
+                     name_pattern=None if player_id is not None else f"%{escaped}%")
+    return [
+        PlayerMatch(
+            player_id=int(r["player_id"]), name=f"{r['first_name']} {r['last_name']}", team=r["team"],
+            status=r["status"], parent_id=r["parent_id"],
+            parent_name=f"{r['parent_first_name']} {r['parent_last_name']}" if r["parent_id"] else None,
+            parent_email=r["parent_email"],
+        )
+        for r in rows
+    ]
+
+
+def find_player(connection: Connection, tenant: Tenant, query: str) -> PlayerMatch:
+    matches = find_players(connection, tenant, query)
+    if not matches:
+        raise UnknownPlayerError(query, tenant)
+    if len(matches) > 1:
+        # An exact full-name match wins over partial ones ("Ava Chen" vs "Ava Chenoweth").
+        exact = [m for m in matches if m.name.lower() == query.strip().lower()]
+        if len(exact) != 1:
+            raise AmbiguousPlayerError(query, matches)
+        return exact[0]
+    return matches[0]

@@ -1,0 +1,211 @@
+"""The outstanding-balance blast against the demo club, delivered to a real SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import sqlalchemy as sa
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+
+from flows.backfill_payment_links import backfill_payment_links
+from flows.outstanding_balance_email import outstanding_balance_email
+from paylinks.db import email_log, parents
+from paylinks.rendering import format_money
+from tests.flows.test_backfill_process import PAYLINKS, cli_env, run_cli
+from paylinks.settings import PROJECT_ROOT
+
+TENANT = "riverside-hoops"
+
+
+def expected_balances(engine: sa.Engine) -> dict[str, dict]:
+    """Straight from the tables: each reachable parent's open minted items (url → amount)."""
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text(
+            "SELECT pa.email, pl.stripe_payment_link_url AS url, pl.amount_cents, pl.description, "
+            "       pp.first_name || ' ' || pp.last_name AS player "
+            "FROM payment_links pl JOIN parents pa ON pa.id = pl.parent_id "
+            "JOIN players pp ON pp.id = pl.player_id JOIN tenants t ON t.id = pl.tenant_id "
+            "WHERE t.slug = :slug AND pl.status = 'pending' AND pl.stripe_payment_link_url IS NOT NULL"
+        ), {"slug": TENANT}).mappings().all()
+    balances: dict[str, dict] = {}
+    for row in rows:
+        if row["email"]:
+            balances.setdefault(row["email"], {})[row["url"]] = row
+    return balances
+
+
+def parts(message) -> tuple[str, str]:
+    return (message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content())
+
+
+@pytest.fixture
+def minted_club(settings, demo_club):
+    backfill_payment_links(tenant=TENANT, commit=True)
+    return demo_club
+
+
+def test_send_delivers_one_complete_message_per_parent_with_a_balance(settings, engine, minted_club, mailroom):
+    expected = expected_balances(engine)
+
+    report = outstanding_balance_email(tenant=TENANT, send=True)
+
+    delivered = mailroom.recipients()
+    assert sorted(delivered) == sorted(expected), "exactly one message per parent with a balance"
+    for rcpt_tos, message in mailroom.messages:
+        (address,) = rcpt_tos
+        text, html = parts(message)
+        items = expected[address].values()
+        for item in items:
+            for body in (text, html):
+                assert item["url"] in body
+                assert format_money(item["amount_cents"]) in body
+                assert item["description"] in body
+        total = format_money(sum(item["amount_cents"] for item in items))
+        assert total in text and total in html
+        assert message["Reply-To"] and message["Date"] and message["Message-ID"]
+    with engine.connect() as connection:
+        logged = connection.execute(sa.select(email_log.c.recipient, email_log.c.status, email_log.c.email_type)).all()
+        no_email = connection.execute(sa.select(sa.func.count()).where(parents.c.email.is_(None))).scalar_one()
+    assert sorted(r.recipient for r in logged) == sorted(expected)
+    assert {(r.status.value, r.email_type.value) for r in logged} == {("sent", "outstanding_balance")}
+    assert no_email >= 1 and any("unreachable" in why for why in report.skipped.values())
+
+
+def test_rerunning_the_same_blast_delivers_nothing(settings, engine, minted_club, mailroom):
+    outstanding_balance_email(tenant=TENANT, send=True, blast_key="spring-reminder")
+    first = len(mailroom.messages)
+
+    report = outstanding_balance_email(tenant=TENANT, send=True, blast_key="spring-reminder")
+
+    assert len(mailroom.messages) == first
+    assert report.sent == [] and set(report.skipped.values()) >= {"already sent in this blast"}
+
+
+@pytest.mark.slow
+def test_an_interrupted_blast_rerun_reaches_the_rest_and_nobody_twice(settings, engine, minted_club, mailroom,
+                                                                      tmp_path):
+    expected = expected_balances(engine)
+    mailroom.stall_after = 3
+    env = cli_env(settings, tmp_path)
+    process = subprocess.Popen(PAYLINKS + ["blast", "--tenant", TENANT, "--send", "--blast-key", "k1"], env=env,
+                               cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    assert mailroom.stalled.wait(timeout=120), "the blast never reached its fourth message"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(mailroom.messages) == 3
+
+    mailroom.stall_after = None
+    rerun = run_cli(["blast", "--tenant", TENANT, "--send", "--blast-key", "k1"], env)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(mailroom.recipients()) == sorted(expected)
+
+
+def test_a_refused_recipient_is_logged_and_fails_the_run_while_the_rest_get_mail(settings, engine, minted_club,
+                                                                                 mailroom):
+    expected = expected_balances(engine)
+    refused = sorted(expected)[1]
+    mailroom.refuse = {refused}
+
+    state = outstanding_balance_email(tenant=TENANT, send=True, return_state=True)
+
+    assert state.is_failed()
+    assert sorted(mailroom.recipients()) == sorted(set(expected) - {refused})
+    with engine.connect() as connection:
+        failed = connection.execute(sa.select(email_log).where(email_log.c.status == "failed")).mappings().all()
+        parent_name = connection.execute(
+            sa.select(parents.c.first_name + " " + parents.c.last_name).where(parents.c.email == refused)).scalar_one()
+    assert [row["recipient"] for row in failed] == [refused]
+    assert "550" in failed[0]["error"]
+
+    async def artifact_rows():
+        async with get_client() as client:
+            artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+            return [a.data for a in artifacts if a.key == f"blast-{TENANT}-recipients"]
+
+    (recipients_table,) = asyncio.run(artifact_rows())
+    assert parent_name in recipients_table and "failed" in recipients_table
+
+
+def test_test_email_delivers_exactly_one_sample_to_that_address_only(settings, engine, minted_club, mailroom):
+    report = outstanding_balance_email(tenant=TENANT, test_email="coach@club.example")
+
+    assert mailroom.recipients() == ["coach@club.example"]
+    (_, message), = mailroom.messages
+    assert message["Subject"].startswith("[TEST]")
+    fullest = max(expected_balances(engine).values(), key=len)
+    text, _ = parts(message)
+    assert all(item["url"] in text for item in fullest.values())
+    with engine.connect() as connection:
+        logged = connection.execute(sa.select(email_log)).mappings().all()
+    assert [(row["recipient"], row["parent_id"]) for row in logged] == [("coach@club.example", None)]
+    assert report.mode == "test"
+
+
+def test_preview_renders_everything_and_sends_nothing(settings, engine, minted_club, mailroom):
+    report = outstanding_balance_email(tenant=TENANT)
+    assert mailroom.messages == []
+    assert len(report.emails) == len(expected_balances(engine)) + 1  # plus the parent without email
+    assert report.summary()["total owed"] == sum(e.total_cents for e in report.emails)
+
+
+def test_outbox_writes_one_readable_eml_per_parent_and_an_index(settings, engine, minted_club):
+    outstanding_balance_email(tenant=TENANT, send=True)
+    expected = expected_balances(engine)
+    files = sorted(settings.outbox_dir.glob("*.eml"))
+    assert len(files) == len(expected)
+    index = (settings.outbox_dir / "index.html").read_text()
+    for path in files:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        text, html = parts(message)
+        address = message["To"].addresses[0].addr_spec
+        assert all(url in text and url in html for url in expected[address])
+        assert path.name in index
+
+
+def test_every_send_is_a_recorded_task_run(settings, minted_club, mailroom):
+    state = outstanding_balance_email(tenant=TENANT, send=True, return_state=True)
+
+    async def send_task_runs():
+        async with get_client() as client:
+            for _ in range(50):
+                runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+                sends = [r for r in runs if r.name.startswith("send-outstanding_balance-to-parent-")]
+                if len(sends) >= len(mailroom.messages):
+                    return sends
+                await asyncio.sleep(0.2)
+            return sends
+
+    sends = asyncio.run(send_task_runs())
+    assert len(sends) == len(mailroom.messages) > 0
+    assert all(run.state.is_completed() for run in sends)
+
+
+def test_invalid_test_email_is_refused_before_anything_is_rendered(settings, minted_club, tmp_path, mailroom):
+    result = run_cli(["blast", "--tenant", TENANT, "--test-email", "coach@@club"], cli_env(settings, tmp_path))
+    assert result.returncode == 2
+    assert "not a valid email address" in result.stderr
+    assert mailroom.messages == []
+
+
+def test_emulator_links_never_reach_real_parents_over_smtp(settings, minted_club, mailroom, monkeypatch):
+    from paylinks.settings import get_settings
+
+    monkeypatch.setenv("PAYLINKS_ALLOW_TEST_LINKS", "false")
+    get_settings.cache_clear()
+    state = outstanding_balance_email(tenant=TENANT, send=True, return_state=True)
+    assert state.is_failed()
+    assert mailroom.messages == []
+    outstanding_balance_email(tenant=TENANT, test_email="me@club.example")
+    assert mailroom.recipients() == ["me@club.example"]
