@@ -302,6 +302,27 @@ def _print_player_links(match: Any, links: list, currency: str) -> None:
     console.print()
 
 
+@app.command()
+def reconcile(
+    tenant: Optional[str] = typer.Option(None, help="Tenant slug; omit for every tenant."),
+) -> None:
+    """Learn from Stripe which links were paid; mark them and their orders paid."""
+    from flows.reconcile_payments import reconcile_payments
+
+    settings = get_settings()
+    _preflight(settings, tenant, needs_stripe=True)
+    for report in _run_flow(lambda: reconcile_payments(tenant=tenant)):
+        table = Table(title=f"reconcile {report.tenant} ({report.source})", show_header=False)
+        for key, value in report.summary().items():
+            if key not in ("tenant", "source"):
+                table.add_row(key, str(value))
+        console.print(table)
+        for drift in report.drift:
+            console.print(f"[yellow]drift[/] {drift.kind}: {drift.detail}")
+        for why in report.skipped:
+            console.print(f"[yellow]skipped event[/] {why}")
+
+
 # -- the local Stripe emulator ----------------------------------------------------------------
 @app.command("stripe-emulator")
 def stripe_emulator(

@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from paylinks.backfill import BackfillReport
 from paylinks.emailing import BlastReport, ResendReport
+from paylinks.reconcile import ReconcileReport
 from paylinks.prefect_support import artifact_key, markdown_table, publish_markdown, publish_table
 
 
@@ -64,4 +65,26 @@ def publish_resend_summary(report: ResendReport) -> None:
             "outcome": report.outcome,
         }],
         description=f"Payment links resent for {report.player.name}",
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def publish_reconcile_summary(report: ReconcileReport) -> None:
+    """Totals, and every drift and skipped event for a person to look at."""
+    publish_table(
+        artifact_key("reconcile", report.tenant, "summary"),
+        [{"metric": k, "value": v} for k, v in report.summary().items()],
+        description=f"Reconcile of {report.tenant} from Stripe ({report.source})",
+    )
+    drift = [{"kind": d.kind, "row": d.row_id, "payment link": d.payment_link_id, "detail": d.detail}
+             for d in report.drift]
+    skipped = [{"event": why} for why in report.skipped]
+    publish_markdown(
+        artifact_key("reconcile", report.tenant, "drift"),
+        "\n\n".join([
+            f"# Reconcile of {report.tenant}",
+            "## Drift (paid at Stripe, but not as billed)\n" + markdown_table(drift),
+            "## Events skipped\n" + markdown_table(skipped),
+        ]),
+        description=f"Drift and skipped events for {report.tenant}",
     )

@@ -1,0 +1,160 @@
+"""Reconcile: links paid through the emulator's pages become paid rows, and stop being owed."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from flows.backfill_payment_links import backfill_payment_links
+from flows.outstanding_balance_email import outstanding_balance_email
+from flows.reconcile_payments import reconcile_payments
+from paylinks.db import orders, payment_links, reconcile_cursors
+
+TENANT = "riverside-hoops"
+
+
+@pytest.fixture
+def minted_club(settings, demo_club):
+    backfill_payment_links(tenant=TENANT, commit=True)
+    return demo_club
+
+
+def rows(engine: sa.Engine) -> dict[int, sa.RowMapping]:
+    with engine.connect() as connection:
+        return {r["id"]: r for r in connection.execute(sa.select(payment_links)).mappings()}
+
+
+def order_status(engine: sa.Engine) -> dict[int, tuple[str, object]]:
+    with engine.connect() as connection:
+        return {r.id: (r.status, r.paid_at) for r in connection.execute(sa.select(orders))}
+
+
+def pay_as_a_parent(url: str, **form: str) -> None:
+    """What a parent does: open the link's page, press Pay."""
+    with httpx.Client() as client:
+        assert client.get(url).status_code == 200
+        response = client.post(url, data=form)
+        assert response.status_code == 200, response.text
+
+
+def pick_rows(engine: sa.Engine, count: int, with_order: bool) -> list[sa.RowMapping]:
+    candidates = [r for r in rows(engine).values() if (r["order_id"] is not None) == with_order]
+    return candidates[:count]
+
+
+def test_paid_links_and_their_orders_are_marked_and_the_blast_total_drops(settings, engine, emulator, minted_club):
+    preview_before = outstanding_balance_email(tenant=TENANT)
+    paid = pick_rows(engine, 2, with_order=True) + pick_rows(engine, 2, with_order=False)
+    for row in paid:
+        pay_as_a_parent(row["stripe_payment_link_url"])
+    orders_before = order_status(engine)
+
+    (report,) = reconcile_payments(tenant=TENANT)
+
+    after = rows(engine)
+    paid_ids = {r["id"] for r in paid}
+    assert {i for i, r in after.items() if r["status"].value == "paid"} == paid_ids
+    assert all(after[i]["paid_at"] is not None for i in paid_ids)
+    assert sorted(report.marked_paid) == sorted(paid_ids)
+    orders_after = order_status(engine)
+    paid_orders = {r["order_id"] for r in paid if r["order_id"]}
+    assert {i for i, (status, _) in orders_after.items() if status == "paid"} == paid_orders | {
+        i for i, (status, _) in orders_before.items() if status == "paid"}
+    assert all(orders_after[i][1] is not None for i in paid_orders)
+
+    # A second run changes nothing.
+    (second,) = reconcile_payments(tenant=TENANT)
+    assert second.marked_paid == [] and rows(engine) == after
+
+    preview_after = outstanding_balance_email(tenant=TENANT)
+    paid_urls = {r["stripe_payment_link_url"] for r in paid}
+    assert not any(url in preview_after.emails[i].urls for i in range(len(preview_after.emails)) for url in paid_urls)
+    assert (preview_before.summary()["total owed"] - preview_after.summary()["total owed"]
+            == sum(r["amount_cents"] for r in paid))
+
+
+def test_first_run_scans_sessions_then_later_runs_read_events(settings, engine, emulator, minted_club):
+    first_payment = pick_rows(engine, 1, with_order=False)[0]
+    pay_as_a_parent(first_payment["stripe_payment_link_url"])
+    (first,) = reconcile_payments(tenant=TENANT)
+    assert first.source == "session scan" and first.marked_paid == [first_payment["id"]]
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(reconcile_cursors)).first() is not None
+
+    later_payment = pick_rows(engine, 2, with_order=False)[1]
+    pay_as_a_parent(later_payment["stripe_payment_link_url"])
+    (second,) = reconcile_payments(tenant=TENANT)
+    assert second.source == "events" and second.marked_paid == [later_payment["id"]]
+
+
+def test_a_complete_but_unpaid_session_waits_for_its_payment(settings, engine, emulator, minted_club):
+    row = pick_rows(engine, 1, with_order=True)[0]
+    reconcile_payments(tenant=TENANT)  # set the cursor: the news now comes from events
+    pay_as_a_parent(row["stripe_payment_link_url"], payment_status="unpaid")
+
+    (waiting,) = reconcile_payments(tenant=TENANT)
+    assert rows(engine)[row["id"]]["status"].value == "pending"
+    assert waiting.awaiting_payment == [row["id"]]
+
+    emulator.emulator.settle(_session_of(emulator, row["stripe_payment_link_id"]))
+    (settled,) = reconcile_payments(tenant=TENANT)
+    assert settled.marked_paid == [row["id"]]
+    assert rows(engine)[row["id"]]["status"].value == "paid"
+    assert order_status(engine)[row["order_id"]][0] == "paid"
+
+
+def _session_of(emulator, link_id: str) -> str:
+    import stripe
+
+    client = stripe.StripeClient("sk_test_paylinks_tests", base_addresses={"api": emulator.url})
+    (session,) = client.v1.checkout.sessions.list(params={"payment_link": link_id}).data
+    return session.id
+
+
+def test_a_different_paid_amount_and_an_unknown_link_are_drift(settings, engine, emulator, minted_club,
+                                                               stripe_client):
+    row = pick_rows(engine, 1, with_order=False)[0]
+    reconcile_payments(tenant=TENANT)
+    pay_as_a_parent(row["stripe_payment_link_url"], amount_total=str(row["amount_cents"] - 500))
+    # A link made outside paylinks (no row points to it), paid.
+    price = stripe_client.v1.prices.list(params={"limit": 1}).data[0]
+    stranger = stripe_client.v1.payment_links.create(params={"line_items": [{"price": price.id, "quantity": 1}]})
+    pay_as_a_parent(stranger.url)
+
+    (report,) = reconcile_payments(tenant=TENANT)
+
+    kinds = {(d.kind, d.payment_link_id) for d in report.drift}
+    assert ("amount differs", row["stripe_payment_link_id"]) in kinds
+    assert ("paid link with no row", stranger.id) in kinds
+    paid_row = rows(engine)[row["id"]]
+    assert paid_row["status"].value == "paid" and paid_row["paid_amount_cents"] == row["amount_cents"] - 500
+
+
+def test_malformed_and_foreign_events_are_reported_and_skipped():
+    from paylinks.reconcile import session_from_event
+
+    assert "another Stripe account" in session_from_event({"id": "evt_1", "account": "acct_x", "data": {}})
+    assert "malformed" in session_from_event({"id": "evt_2", "data": {"object": {"object": "price"}}})
+    assert "malformed" in session_from_event({"id": "evt_3"})
+    paid = session_from_event({"id": "evt_4", "created": 1700000000, "data": {"object": {
+        "object": "checkout.session", "id": "cs_1", "payment_link": "plink_1", "status": "complete",
+        "payment_status": "paid", "amount_total": 4500}}})
+    assert paid.is_paid and paid.amount_total == 4500 and paid.paid_at == 1700000000
+
+
+def test_stripe_unreachable_fails_clearly_and_marks_nothing(settings, engine, emulator, minted_club, monkeypatch):
+    from paylinks.settings import get_settings
+
+    row = pick_rows(engine, 1, with_order=False)[0]
+    pay_as_a_parent(row["stripe_payment_link_url"])
+    monkeypatch.setenv("PAYLINKS_STRIPE_API_BASE", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("PAYLINKS_STRIPE_MAX_RETRIES", "1")
+    get_settings.cache_clear()
+    from tasks.reconcile import fetch_paid_sessions
+
+    monkeypatch.setattr(fetch_paid_sessions, "retries", 0)
+    state = reconcile_payments(tenant=TENANT, return_state=True)
+    assert state.is_failed()
+    assert "Stripe kept failing" in str(state.result(raise_on_failure=False))
+    assert all(r["status"].value == "pending" for r in rows(engine).values())
