@@ -323,6 +323,25 @@ def reconcile(
             console.print(f"[yellow]skipped event[/] {why}")
 
 
+@app.command()
+def demo(
+    reset_database: bool = typer.Option(False, "--reset-database",
+                                        help="Allow wiping the SQLite file PAYLINKS_DATABASE_URL names."),
+) -> None:
+    """The whole job on the embedded defaults: SQLite, the local emulator, the outbox."""
+    import os
+
+    # Prefect's own per-run chatter would bury the story; warnings and errors still show.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from paylinks.demo import closing_table, closing_words, run_demo
+
+    tallies = guarded(lambda: run_demo(console, reset_database=reset_database))
+    console.print()
+    console.print(closing_table(tallies))
+    for line in closing_words(get_settings()):
+        console.print(line, markup=False)
+
+
 # -- the local Stripe emulator ----------------------------------------------------------------
 @app.command("stripe-emulator")
 def stripe_emulator(

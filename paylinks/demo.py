@@ -1,0 +1,199 @@
+"""`paylinks demo`: the whole job, end to end, on the embedded defaults.
+
+A fresh SQLite database, the demo club, the local Stripe emulator in this process, the outbox
+for mail, and Prefect's ephemeral API (its runs stay in var/prefect for `make ui`):
+backfill (dry run, then commit) → a test email → the real blast → a few parents pay through
+their link pages → reconcile → the balances, shrunk.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+from paylinks.errors import ConfigurationError
+from paylinks.settings import PROJECT_ROOT, Settings, get_settings
+
+DEMO_EMULATOR_PORT = 12111
+ADMIN_TEST_ADDRESS = "club-admin@paylinks.example"
+PAYMENTS_PER_TENANT = 3
+
+
+@dataclass
+class TenantTally:
+    slug: str
+    links_minted: int = 0
+    emails_written: int = 0
+    paid_cents: int = 0
+    paid_links: int = 0
+    owed_before_cents: int = 0
+    owed_after_cents: int = 0
+
+
+def default_database_path(settings: Settings) -> Path | None:
+    """The SQLite file of the embedded default, or None when another database is configured."""
+    url = sa.make_url(settings.database_url)
+    default = sa.make_url(Settings.model_fields["database_url"].default)
+    return Path(url.database) if url == default else None
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
+
+
+def run_demo(console: Console, reset_database: bool = False) -> list[TenantTally]:
+    """Run every step; the database is emptied first, so only the embedded default (or a SQLite
+    file the caller explicitly allows with `reset_database`) is accepted."""
+    settings = get_settings()
+    database = default_database_path(settings)
+    url = sa.make_url(settings.database_url)
+    if database is None and reset_database and url.get_backend_name() == "sqlite" and url.database:
+        database = Path(url.database)
+    if database is None:
+        raise ConfigurationError(
+            "the demo starts from an empty database, so it runs on the embedded SQLite default only; "
+            "unset PAYLINKS_DATABASE_URL (or, for a SQLite file you mean to wipe, pass --reset-database)"
+        )
+    from paylinks.stripe_emulator import EmulatorServer
+
+    with EmulatorServer(host="127.0.0.1", port=_free_port(DEMO_EMULATOR_PORT)) as emulator:
+        # The demo is an edge like the CLI: it points this process's settings at its emulator.
+        os.environ["PAYLINKS_STRIPE_API_BASE"] = emulator.url
+        os.environ.pop("PAYLINKS_EMAIL_TRANSPORT", None)
+        get_settings.cache_clear()
+        try:
+            return _run_steps(console, get_settings(), database, emulator)
+        finally:
+            get_settings.cache_clear()
+
+
+def _step(console: Console, title: str) -> None:
+    console.print(f"\n[bold]▶ {title}[/]")
+
+
+def _run_steps(console: Console, settings: Settings, database: Path, emulator: Any) -> list[TenantTally]:
+    from flows.backfill_payment_links import backfill_payment_links
+    from flows.outstanding_balance_email import outstanding_balance_email
+    from flows.reconcile_payments import reconcile_payments
+    from paylinks import migrations
+    from paylinks.demo_data import seed_demo
+    from paylinks.runtime import engine_for
+
+    _step(console, f"fresh database {database.relative_to(PROJECT_ROOT) if database.is_relative_to(PROJECT_ROOT) else database}")
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        path.unlink(missing_ok=True)
+    engine_for.cache_clear()
+    migrations.upgrade(settings.database_url)
+    seeded = seed_demo(engine_for(settings.database_url))
+    console.print(f"  demo club: {', '.join(seeded.tenants)} — {seeded.parents} parents, {seeded.players} players, "
+                  f"{seeded.orders} orders")
+    outbox = settings.outbox_dir
+    outbox.mkdir(parents=True, exist_ok=True)
+    for old in [*outbox.glob("*.eml"), outbox / "index.html"]:
+        old.unlink(missing_ok=True)
+    console.print(f"  local Stripe emulator at {emulator.url}; mail goes to {outbox}")
+
+    tallies = {slug: TenantTally(slug) for slug in seeded.tenants}
+
+    _step(console, "backfill, dry run: what would be minted")
+    for report in backfill_payment_links(commit=False):
+        s = report.summary()
+        console.print(f"  {report.tenant}: {s['items owed']} items ({_money(s['amount owed'])}), "
+                      f"{s['tiers to create']} price tiers to create, {s['links to mint']} links to mint, "
+                      f"{s['skipped']} rows skipped (each with its reason in the artifact)")
+    _step(console, "backfill, commit: price tiers and one payment link per item")
+    for report in backfill_payment_links(commit=True):
+        tallies[report.tenant].links_minted = report.loaded
+        console.print(f"  {report.tenant}: {report.tiers_created} price tiers, {report.loaded} links minted")
+    report_again = backfill_payment_links(commit=True)
+    console.print(f"  run again: {sum(r.loaded for r in report_again)} links minted (idempotent)")
+
+    _step(console, f"outstanding-balance email, test send to {ADMIN_TEST_ADDRESS}")
+    for slug in tallies:
+        outstanding_balance_email(tenant=slug, test_email=ADMIN_TEST_ADDRESS)
+        console.print(f"  {slug}: one sample, subject marked [TEST]")
+    _step(console, "outstanding-balance email, the real blast (into the outbox)")
+    for slug, tally in tallies.items():
+        blast = outstanding_balance_email(tenant=slug, send=True, blast_key=f"{slug}-demo")
+        tally.owed_before_cents = blast.summary()["total owed"]
+        tally.emails_written = len(blast.sent)
+        unreachable = sum(1 for why in blast.skipped.values() if "unreachable" in why)
+        console.print(f"  {slug}: {len(blast.sent)} parents emailed, {unreachable} without an email address, "
+                      f"{_money(tally.owed_before_cents)} owed")
+
+    _step(console, f"{PAYMENTS_PER_TENANT} parents per club pay through their link pages")
+    _pay_some_links(settings, tallies, console)
+    _step(console, "reconcile: learn from Stripe what was paid")
+    for report in reconcile_payments():
+        console.print(f"  {report.tenant}: {len(report.marked_paid)} links and {len(report.orders_paid)} orders "
+                      f"marked paid ({report.source})")
+    _step(console, "balances now (a fresh preview)")
+    for slug, tally in tallies.items():
+        preview = outstanding_balance_email(tenant=slug)
+        tally.owed_after_cents = preview.summary()["total owed"]
+        console.print(f"  {slug}: {_money(tally.owed_before_cents)} → {_money(tally.owed_after_cents)}")
+    return list(tallies.values())
+
+
+def _pay_some_links(settings: Settings, tallies: dict[str, TenantTally], console: Console) -> None:
+    from paylinks.runtime import engine_for
+
+    with engine_for(settings.database_url).connect() as connection:
+        for slug, tally in tallies.items():
+            links = connection.execute(sa.text(
+                "SELECT pl.stripe_payment_link_url AS url, pl.amount_cents, pl.description, pl.order_id, "
+                "       pa.first_name || ' ' || pa.last_name AS parent "
+                "FROM payment_links pl JOIN tenants t ON t.id = pl.tenant_id JOIN parents pa ON pa.id = pl.parent_id "
+                "WHERE t.slug = :slug AND pl.status = 'pending' ORDER BY pl.id"), {"slug": slug}).mappings().all()
+            with httpx.Client(timeout=10) as client:
+                # One bill with an order (its order gets paid too) and a couple without.
+                chosen = [next(link for link in links if link["order_id"] is not None)]
+                chosen += [link for link in links[::7] if link["order_id"] is None][: PAYMENTS_PER_TENANT - 1]
+                for link in chosen:
+                    client.post(link["url"]).raise_for_status()
+                    tally.paid_cents += link["amount_cents"]
+                    tally.paid_links += 1
+                    console.print(f"  {link['parent']} paid {link['description']} ({_money(link['amount_cents'])})")
+
+
+def _money(amount_cents: int) -> str:
+    from paylinks.rendering import format_money
+
+    return format_money(int(amount_cents))
+
+
+def closing_table(tallies: list[TenantTally]) -> Table:
+    table = Table(title="paylinks demo")
+    for column in ("tenant", "links minted", "emails written", "paid", "still owed"):
+        table.add_column(column, justify="left" if column == "tenant" else "right")
+    for t in tallies:
+        table.add_row(t.slug, str(t.links_minted), str(t.emails_written),
+                      f"{t.paid_links} ({_money(t.paid_cents)})", _money(t.owed_after_cents))
+    return table
+
+
+def closing_words(settings: Settings) -> list[str]:
+    outbox = settings.outbox_dir / "index.html"
+    shown = outbox.relative_to(PROJECT_ROOT) if outbox.is_relative_to(PROJECT_ROOT) else outbox
+    return [
+        f"Emails: open {shown} (each .eml is one message).",
+        "Runs, task runs and summary artifacts: `make ui`, then http://127.0.0.1:4200",
+        "The emulator's pay pages stopped with the demo; `make demo` again starts over.",
+    ]
+
+
