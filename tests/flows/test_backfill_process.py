@@ -21,11 +21,16 @@ from paylinks.settings import PROJECT_ROOT
 PAYLINKS = [sys.executable, "-m", "paylinks.cli"]
 
 
-def cli_env(settings, tmp_path: Path, **extra: str) -> dict[str, str]:
-    """The environment of a fresh process: our settings, and a Prefect home of its own."""
+def cli_env(settings, tmp_path: Path, ephemeral_api: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of a fresh process: our settings, a Prefect home of its own, and the
+    session's test API (or, with `ephemeral_api`, Prefect's ephemeral API as an operator gets it)."""
+    from prefect.settings import PREFECT_API_URL
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
     env.update({k: v for k, v in os.environ.items() if k.startswith("PAYLINKS_")})
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    if not ephemeral_api:
+        env["PREFECT_API_URL"] = PREFECT_API_URL.value()
     env.update(extra)
     return env
 
@@ -63,14 +68,14 @@ def test_killed_mid_mint_then_rerun_ends_with_one_link_per_row(settings, engine,
     assert unloaded > 0, "the kill left rows reserved but not loaded"
 
     emulator.emulator.faults.latency_ms = 0
-    rerun = run_cli(["backfill", "--commit"], env)
+    rerun = run_cli(["backfill", "--commit"], {**env, "PAYLINKS_STRIPE_MAX_RPS": "100"})
     assert rerun.returncode == 0, rerun.stderr
     assert_one_link_per_row(engine, emulator)
 
 
 @pytest.mark.slow
 def test_every_task_run_is_recorded_by_the_ephemeral_api_at_exit(settings, demo_club, tmp_path):
-    env = cli_env(settings, tmp_path)
+    env = cli_env(settings, tmp_path, ephemeral_api=True)
     result = run_cli(["backfill", "--tenant", "riverside-hoops", "--commit"], env)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
