@@ -7,11 +7,10 @@ mint links (batches) → load ids and urls → publish the summary. Dry run unle
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from pydantic import Field
-from typing_extensions import Annotated
 
 from paylinks.backfill import BackfillReport
 from paylinks.errors import PaylinksError
+from paylinks.params import TenantSlug
 from paylinks.planning import Action
 from paylinks.settings import Settings, get_settings
 from paylinks.tenants import Tenant
@@ -27,19 +26,15 @@ from tasks.backfill import (
 from tasks.common import check_configuration, find_tenants
 from tasks.reports import publish_backfill_summary
 
-TenantSlug = Annotated[
-    str | None,
-    Field(default=None, description="Tenant slug; leave empty to backfill every tenant (one subflow each).",
-          pattern=r"^[a-z0-9][a-z0-9-]*$"),
-]
+@flow(name="backfill-payment-links", description=__doc__.split("\n\n")[0])
+def backfill_payment_links(tenant: TenantSlug | None = None, commit: bool = False) -> list[BackfillReport]:
+    """Make sure every bill a parent owes has its persistent Stripe Payment Link.
 
-
-@flow(name="backfill-payment-links", description=__doc__)
-def backfill_payment_links(
-    tenant: TenantSlug = None,
-    commit: Annotated[bool, Field(description="Create prices and links at Stripe and write rows. "
-                                              "Off: a dry run that only shows the plan.")] = False,
-) -> list[BackfillReport]:
+    Args:
+        tenant: Tenant slug; leave empty to backfill every tenant (one subflow run each).
+        commit: Create prices and links at Stripe and write rows. Off: a dry run that only
+            shows the plan (items, tiers to create, links to mint, rows skipped and why).
+    """
     settings = get_settings()
     check_configuration(settings, needs_stripe=commit)
     tenants = find_tenants(settings, tenant)
@@ -64,7 +59,7 @@ def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> Bac
     logger = get_run_logger()
     rows = extract_billing_rows(settings, tenant)
     plan = plan_payment_links(rows)
-    report = BackfillReport(tenant=tenant.slug, commit=commit, plan=plan)
+    report = BackfillReport(tenant=tenant.slug, commit=commit, plan=plan, currency=tenant.currency)
     if not commit:
         logger.info("dry run for %s: %s", tenant.slug, report.summary())
         publish_backfill_summary(report)

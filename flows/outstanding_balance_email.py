@@ -10,13 +10,14 @@ from __future__ import annotations
 from datetime import date
 
 from prefect import flow, get_run_logger
-from pydantic import EmailStr, Field
+from pydantic import Field
 from typing_extensions import Annotated
 
 from paylinks.db import EmailType
 from paylinks.emailing import BlastReport, SendOutcome
 from paylinks.errors import PaylinksError
 from paylinks.mail import MailDeliveryError
+from paylinks.params import EmailAddress, TenantSlug
 from paylinks.settings import get_settings
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
@@ -34,16 +35,24 @@ class BlastFailedError(PaylinksError):
     """Some parents could not be emailed; the others were."""
 
 
-@flow(name="outstanding-balance-email", description=__doc__)
+@flow(name="outstanding-balance-email", description=__doc__.split("\n\n")[0])
 def outstanding_balance_email(
-    tenant: Annotated[str, Field(description="Tenant slug.", pattern=r"^[a-z0-9][a-z0-9-]*$")],
-    test_email: Annotated[EmailStr | None, Field(
-        description="Send one sample (the parent with the most items) to this address only.")] = None,
-    send: Annotated[bool, Field(description="Email every parent with a balance. Off: a preview.")] = False,
-    blast_key: Annotated[str | None, Field(
-        description="Names this blast; a rerun with the same key skips parents already sent. "
-                    "Default: tenant and today's date.", max_length=150)] = None,
+    tenant: TenantSlug,
+    test_email: EmailAddress | None = None,
+    send: bool = False,
+    blast_key: Annotated[str, Field(min_length=1, max_length=150)] | None = None,
 ) -> BlastReport:
+    """Email each parent of a tenant everything they owe, one Pay Now link per item.
+
+    Args:
+        tenant: Tenant slug.
+        test_email: Send one sample (the parent with the most items, marked [TEST]) to this
+            address only; nothing is recorded as sent to a parent.
+        send: Email every parent with a balance. With neither this nor test_email, a preview
+            that sends nothing.
+        blast_key: Names this blast; a rerun with the same key skips parents already sent.
+            Default: the tenant and today's date.
+    """
     settings = get_settings()
     check_configuration(settings, needs_stripe=False)
     club = find_tenants(settings, tenant)[0]
@@ -52,7 +61,7 @@ def outstanding_balance_email(
     emails = render_balance_emails(club, sheet)
     mode = "test" if test_email else "send" if send else "preview"
     report = BlastReport(tenant=club.slug, mode=mode, run_key=run_key, emails=emails, sent=[], skipped={},
-                         failed=[], unminted_items=len(sheet.unminted))
+                         failed=[], unminted_items=len(sheet.unminted), currency=club.currency)
 
     if test_email:
         sample = sheet.sample()

@@ -7,9 +7,8 @@ scan of every open link's sessions) → mark rows and orders paid → publish dr
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from pydantic import Field
-from typing_extensions import Annotated
 
+from paylinks.params import TenantSlug
 from paylinks.reconcile import ReconcileReport
 from paylinks.settings import get_settings
 from tasks.common import check_configuration, find_tenants
@@ -17,11 +16,13 @@ from tasks.reconcile import fetch_paid_sessions, mark_payments, read_reconcile_c
 from tasks.reports import publish_reconcile_summary
 
 
-@flow(name="reconcile-payments", description=__doc__)
-def reconcile_payments(
-    tenant: Annotated[str | None, Field(description="Tenant slug; leave empty for every tenant.",
-                                        pattern=r"^[a-z0-9][a-z0-9-]*$")] = None,
-) -> list[ReconcileReport]:
+@flow(name="reconcile-payments", description=__doc__.split("\n\n")[0])
+def reconcile_payments(tenant: TenantSlug | None = None) -> list[ReconcileReport]:
+    """Mark payment links (and their orders) paid from what Stripe reports.
+
+    Args:
+        tenant: Tenant slug; leave empty to reconcile every tenant.
+    """
     settings = get_settings()
     check_configuration(settings, needs_stripe=True)
     reports = []

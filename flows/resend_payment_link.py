@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from pydantic import EmailStr, Field
+from pydantic import Field
 from typing_extensions import Annotated
 
 from paylinks.db import EmailType
 from paylinks.emailing import ResendReport
+from paylinks.params import EmailAddress, TenantSlug
 from paylinks.settings import get_settings
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
@@ -25,14 +26,22 @@ from tasks.email import (
 from tasks.reports import publish_resend_summary
 
 
-@flow(name="resend-payment-link", description=__doc__)
+@flow(name="resend-payment-link", description=__doc__.split("\n\n")[0])
 def resend_payment_link(
-    tenant: Annotated[str, Field(description="Tenant slug.", pattern=r"^[a-z0-9][a-z0-9-]*$")],
-    player: Annotated[str, Field(description="Player id, or any part of the player's name.", min_length=1,
-                                 max_length=200)],
-    to: Annotated[EmailStr | None, Field(description="Send here instead of the parent's address.")] = None,
-    dry_run: Annotated[bool, Field(description="Render and show the email, send nothing.")] = False,
+    tenant: TenantSlug,
+    player: Annotated[str, Field(min_length=1, max_length=200)],
+    to: EmailAddress | None = None,
+    dry_run: bool = False,
 ) -> ResendReport:
+    """Resend a player's open payment links to their parent.
+
+    Args:
+        tenant: Tenant slug.
+        player: Player id, or any part of the player's name (case-insensitive). Several
+            matches are listed and nothing is sent.
+        to: Send here instead of to the parent's address.
+        dry_run: Render and show the email; send nothing.
+    """
     settings = get_settings()
     check_configuration(settings, needs_stripe=False)
     club = find_tenants(settings, tenant)[0]

@@ -307,6 +307,7 @@ class BackfillReport:
     loaded: int = 0
     mint_errors: list[tuple[int, str]] = field(default_factory=list)
     aborted: str | None = None
+    currency: str = "usd"
 
     @property
     def failed(self) -> bool:

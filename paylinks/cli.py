@@ -194,12 +194,12 @@ def blast(
 
 
 def _valid_address(address: str, option: str) -> str:
-    from email_validator import EmailNotValidError, validate_email
+    from paylinks.params import normalized_email
 
     try:
-        return validate_email(address, check_deliverability=False).normalized
-    except EmailNotValidError as error:
-        fail(f"{option} {address!r} is not a valid email address: {error}")
+        return normalized_email(address)
+    except ValueError as error:
+        fail(f"{option} {error}")
 
 
 def print_blast_report(report: Any) -> None:

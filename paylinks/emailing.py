@@ -19,7 +19,7 @@ from paylinks.balances import BalanceSheet, brand_of
 from paylinks.db import EmailStatus, EmailType, email_log, utcnow
 from paylinks.mail import MailDeliveryError, MailTransport
 from paylinks.players import PlayerMatch
-from paylinks.rendering import ParentBalance, RenderedEmail, build_message, render_email
+from paylinks.rendering import ParentBalance, RenderedEmail, build_message, format_money, render_email
 from paylinks.settings import Settings
 from paylinks.tenants import Tenant
 
@@ -150,6 +150,7 @@ class BlastReport:
     skipped: dict[int, str]  # parent id → why no email went out
     failed: list[SendOutcome]
     unminted_items: int = 0
+    currency: str = "usd"
 
     def summary(self) -> dict[str, object]:
         return {
@@ -177,6 +178,7 @@ class BlastReport:
                 "email": email.address or "(none)",
                 "items": email.item_count,
                 "total_cents": email.total_cents,
+                "total": format_money(email.total_cents, self.currency),
                 "outcome": outcome,
                 "error": failed[email.parent_id].error if email.parent_id in failed else None,
             })

@@ -9,6 +9,15 @@ from paylinks.backfill import BackfillReport
 from paylinks.emailing import BlastReport, ResendReport
 from paylinks.reconcile import ReconcileReport
 from paylinks.prefect_support import artifact_key, markdown_table, publish_markdown, publish_table
+from paylinks.rendering import format_money
+
+MONEY_METRICS = {"amount owed", "total owed"}
+
+
+def _metric_rows(summary: dict, currency: str) -> list[dict]:
+    """A summary as metric/value rows, amounts of money shown as money ($1,234.50), not cents."""
+    return [{"metric": k, "value": format_money(v, currency) if k in MONEY_METRICS else v}
+            for k, v in summary.items()]
 
 
 @task(cache_policy=NO_CACHE)
@@ -17,13 +26,18 @@ def publish_backfill_summary(report: BackfillReport) -> None:
     mode = "commit" if report.commit else "dry run"
     publish_table(
         artifact_key("backfill", report.tenant, "summary"),
-        [{"metric": k, "value": v} for k, v in report.summary().items()],
+        _metric_rows(report.summary(), report.currency),
         description=f"Backfill of {report.tenant} ({mode})",
     )
     errors = [{"row": row_id, "error": error} for row_id, error in report.mint_errors]
     if report.aborted:
         errors.append({"row": None, "error": report.aborted})
-    steps = [row for row in report.step_rows() if row["action"] != "already there"]
+    steps = [
+        {key: value for key, value in row.items() if key != "amount_cents"}
+        | {"amount": format_money(row["amount_cents"] or 0, report.currency)}
+        for row in report.step_rows()
+        if row["action"] != "already there"
+    ]
     publish_markdown(
         artifact_key("backfill", report.tenant, "details"),
         "\n\n".join([
@@ -41,7 +55,7 @@ def publish_blast_summary(report: BlastReport) -> None:
     """Totals, then one row per parent: items, total, and whether they were sent, skipped or failed."""
     publish_table(
         artifact_key("blast", report.tenant, "summary"),
-        [{"metric": k, "value": v} for k, v in report.summary().items()],
+        _metric_rows(report.summary(), report.currency),
         description=f"Outstanding-balance email for {report.tenant} ({report.mode}, key {report.run_key})",
     )
     publish_table(

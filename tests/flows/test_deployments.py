@@ -88,6 +88,9 @@ def test_deployed_blast_runs_on_a_worker_and_mails_only_the_test_address(setting
         test_send_id = run_id(test_send.stdout)
         bad_address = prefect_cli(["deployment", "run", "outstanding-balance-email/manual",
                                    "-p", "tenant=riverside-hoops", "-p", "test_email=not-an-email"], env)
+        # The address's shape is a pattern in the parameter schema, so the server refuses the run.
+        assert bad_address.returncode != 0, cli_output(bad_address)
+        assert "Validation failed for field 'test_email'" in bad_address.stdout + bad_address.stderr
         unknown = prefect_cli(["deployment", "run", "outstanding-balance-email/manual",
                                "-p", "tenant=riverside-hoops", "-p", "tset_email=coach@example.com"], env)
         assert unknown.returncode != 0 and "tset_email" in unknown.stdout + unknown.stderr, cli_output(unknown)
@@ -116,18 +119,6 @@ def test_deployed_blast_runs_on_a_worker_and_mails_only_the_test_address(setting
         assert flow_run["parameters"] == {"tenant": "riverside-hoops", "test_email": "coach@example.com"}
         assert task_runs and all(t["state_type"] == "COMPLETED" for t in task_runs)
         assert "blast-riverside-hoops-summary" in artifacts
-
-        # A bad address never sends anything. Prefect 3.9's server does not check JSON-schema
-        # `format: email`, so the run is accepted and then refused by the flow's own parameter
-        # validation before any task runs; a pattern on the parameter would refuse it at once.
-        if bad_address.returncode != 0:
-            output = bad_address.stdout + bad_address.stderr
-            assert "test_email" in output and "alidation" in output, cli_output(bad_address)
-        else:
-            flow_run, task_runs, _ = read_flow_run(server, run_id(bad_address.stdout))
-            assert flow_run["state_type"] == "FAILED", worker_output
-            assert "test_email" in flow_run["state"]["message"] and "alidation" in flow_run["state"]["message"]
-            assert task_runs == []
 
     messages = [message_from_bytes(path.read_bytes(), policy=policy.default) for path in outbox.glob("*.eml")]
     assert len(messages) == 1, [m["To"] for m in messages]
