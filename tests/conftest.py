@@ -20,7 +20,9 @@ import pytest
 import sqlalchemy as sa
 
 # Before Prefect is imported anywhere: tests keep their Prefect files out of the repo's var/.
-os.environ["PREFECT_HOME"] = os.environ.get("PAYLINKS_TEST_PREFECT_HOME") or tempfile.mkdtemp(prefix="paylinks-prefect-")
+os.environ["PREFECT_HOME"] = os.environ.get("PAYLINKS_TEST_PREFECT_HOME") or tempfile.mkdtemp(
+    prefix="paylinks-prefect-"
+)
 
 from paylinks import migrations
 from paylinks.settings import Settings, get_settings
@@ -58,8 +60,10 @@ def postgres_template() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as error:
-        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({error.orig}); start it or set "
-                    "PAYLINKS_TEST_SKIP_POSTGRES=1 to leave PostgreSQL tests out on purpose.")
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({error.orig}); start it or set "
+            "PAYLINKS_TEST_SKIP_POSTGRES=1 to leave PostgreSQL tests out on purpose."
+        )
     url = sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     migrations.upgrade(url)
     yield name
@@ -90,10 +94,28 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     admin.dispose()
 
 
+@pytest.fixture(params=BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no tables at all (for migration tests)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    request.getfixturevalue("postgres_template")  # fails clearly when PostgreSQL is down
+    name = f"paylinks_empty_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    yield sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("database_url") == "postgresql":
+        params = callspec.params if callspec is not None else {}
+        if "postgresql" in (params.get("database_url"), params.get("empty_database_url")):
             item.add_marker(pytest.mark.postgres)
 
 
@@ -105,7 +127,7 @@ def engine(database_url: str) -> sa.Engine:
 
 
 @pytest.fixture
-def emulator() -> Iterator["EmulatorServer"]:  # noqa: F821
+def emulator() -> Iterator[EmulatorServer]:  # noqa: F821
     """A fresh local Stripe emulator on a loopback port, for one test."""
     from paylinks.stripe_emulator import EmulatorServer
 
@@ -114,7 +136,9 @@ def emulator() -> Iterator["EmulatorServer"]:  # noqa: F821
 
 
 @pytest.fixture
-def settings(database_url: str, emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+def settings(
+    database_url: str, emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
     """Settings for this test, set in the environment too (flows read their settings there)."""
     env = {
         "PAYLINKS_DATABASE_URL": database_url,
