@@ -37,14 +37,24 @@ def make_price(url: str) -> str:
 
 def jobs(price_id: str, count: int, run: str) -> list[MintJob]:
     return [
-        MintJob(row_id=i, mint_version=1, price_id=price_id,
-                metadata={"tenant_id": run, "player_id": str(i), "product_id": "1", "payment_link_row_id": str(i)})
+        MintJob(
+            row_id=i,
+            mint_version=1,
+            price_id=price_id,
+            metadata={
+                "tenant_id": run,
+                "player_id": str(i),
+                "product_id": "1",
+                "payment_link_row_id": str(i),
+            },
+        )
         for i in range(count)
     ]
 
 
-def measure(links: int, latency_ms: int, max_rps: float, concurrency: int, emulator_limit: float | None,
-            run: str) -> tuple[float, int, int]:
+def measure(
+    links: int, latency_ms: int, max_rps: float, concurrency: int, emulator_limit: float | None, run: str
+) -> tuple[float, int, int]:
     """(calls per second, retries, links minted) for one configuration."""
     with EmulatorServer(host="127.0.0.1", port=0, latency_ms=latency_ms) as server:
         price_id = make_price(server.url)
@@ -68,12 +78,16 @@ def main() -> None:
     for label, limit in (("test mode", 25.0), ("live mode", 100.0)):
         for share in (0.8, 0.9, 1.0):
             rate, retries, created = measure(args.links, args.latency_ms, limit * share, 16, limit, label)
-            print(f"{label}: Stripe limit {limit:.0f}/s, max_rps {limit * share:.0f}/s → achieved {rate:.1f}/s, "
-                  f"ratio to limit {rate / limit:.2f}, 429s retried {retries}, links at Stripe {created}")
+            print(
+                f"{label}: Stripe limit {limit:.0f}/s, max_rps {limit * share:.0f}/s → achieved {rate:.1f}/s, "
+                f"ratio to limit {rate / limit:.2f}, 429s retried {retries}, links at Stripe {created}"
+            )
     sequential, _, _ = measure(args.links // 4, args.latency_ms, 100.0, 1, None, "sequential")
     concurrent, _, _ = measure(args.links, args.latency_ms, 100.0, 16, None, "concurrent")
-    print(f"concurrency at the live limit: sequential {sequential:.1f}/s, concurrent {concurrent:.1f}/s, "
-          f"ratio {concurrent / sequential:.1f}x")
+    print(
+        f"concurrency at the live limit: sequential {sequential:.1f}/s, concurrent {concurrent:.1f}/s, "
+        f"ratio {concurrent / sequential:.1f}x"
+    )
 
 
 if __name__ == "__main__":

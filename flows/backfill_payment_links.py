@@ -26,6 +26,7 @@ from tasks.backfill import (
 from tasks.common import check_configuration, find_tenants
 from tasks.reports import publish_backfill_summary
 
+
 @flow(name="backfill-payment-links", description=__doc__.split("\n\n")[0])
 def backfill_payment_links(tenant: TenantSlug | None = None, commit: bool = False) -> list[BackfillReport]:
     """Make sure every bill a parent owes has its persistent Stripe Payment Link.

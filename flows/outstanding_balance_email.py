@@ -8,10 +8,10 @@ each logged in email_log under the blast key so a rerun never mails anyone twice
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from prefect import flow, get_run_logger
 from pydantic import Field
-from typing_extensions import Annotated
 
 from paylinks.db import EmailType
 from paylinks.emailing import BlastReport, SendOutcome
@@ -60,16 +60,33 @@ def outstanding_balance_email(
     sheet = extract_outstanding_balances(settings, club)
     emails = render_balance_emails(club, sheet)
     mode = "test" if test_email else "send" if send else "preview"
-    report = BlastReport(tenant=club.slug, mode=mode, run_key=run_key, emails=emails, sent=[], skipped={},
-                         failed=[], unminted_items=len(sheet.unminted), currency=club.currency)
+    report = BlastReport(
+        tenant=club.slug,
+        mode=mode,
+        run_key=run_key,
+        emails=emails,
+        sent=[],
+        skipped={},
+        failed=[],
+        unminted_items=len(sheet.unminted),
+        currency=club.currency,
+    )
 
     if test_email:
         sample = sheet.sample()
         if sample is not None:
             email = render_test_email(club, EmailType.outstanding_balance, sample)
             check_links_can_be_mailed(settings, [email], to_test_address=True)
-            outcome = send_email(settings, club, EmailType.outstanding_balance, f"test:{run_key}", email,
-                                 str(test_email), log_parent=False, to_name=None)
+            outcome = send_email(
+                settings,
+                club,
+                EmailType.outstanding_balance,
+                f"test:{run_key}",
+                email,
+                str(test_email),
+                log_parent=False,
+                to_name=None,
+            )
             report.sent.append(outcome)
     elif send:
         check_links_can_be_mailed(settings, emails, to_test_address=False)
@@ -80,15 +97,24 @@ def outstanding_balance_email(
             elif email.parent_id in already:
                 report.skipped[email.parent_id] = "already sent in this blast"
             else:
-                state = send_email(settings, club, EmailType.outstanding_balance, run_key, email, email.address,
-                                   return_state=True)
+                state = send_email(
+                    settings,
+                    club,
+                    EmailType.outstanding_balance,
+                    run_key,
+                    email,
+                    email.address,
+                    return_state=True,
+                )
                 _collect(report, email.parent_id, email.address, state)
 
     publish_blast_summary(report)
     get_run_logger().info("blast %s: %s", run_key, report.summary())
     if report.failed:
         names = ", ".join(o.recipient for o in report.failed)
-        raise BlastFailedError(f"{len(report.failed)} email(s) not delivered ({names}); see email_log and the artifact")
+        raise BlastFailedError(
+            f"{len(report.failed)} email(s) not delivered ({names}); see email_log and the artifact"
+        )
     return report
 
 

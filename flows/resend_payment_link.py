@@ -6,10 +6,11 @@ their open links → render one email → send it to the parent (or `to`), logge
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field
-from typing_extensions import Annotated
 
 from paylinks.db import EmailType
 from paylinks.emailing import ResendReport
@@ -55,12 +56,22 @@ def resend_payment_link(
         if dry_run:
             report = ResendReport(club.slug, match, recipient, email, "dry run")
         elif recipient is None:
-            report = ResendReport(club.slug, match, None, email, "unreachable: the parent has no email on file")
+            report = ResendReport(
+                club.slug, match, None, email, "unreachable: the parent has no email on file"
+            )
         else:
             check_links_can_be_mailed(settings, [email], to_test_address=to is not None)
             run_key = f"resend-{flow_run.get_id() or 'local'}"
-            outcome = send_email(settings, club, EmailType.payment_link, run_key, email, recipient,
-                                 log_parent=True, to_name=None if to else match.parent_name)
+            outcome = send_email(
+                settings,
+                club,
+                EmailType.payment_link,
+                run_key,
+                email,
+                recipient,
+                log_parent=True,
+                to_name=None if to else match.parent_name,
+            )
             report = ResendReport(club.slug, match, recipient, email, "sent", outcome)
     publish_resend_summary(report)
     get_run_logger().info("resend for %s: %s", match.describe(), report.outcome)

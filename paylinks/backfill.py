@@ -86,15 +86,18 @@ def _row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def plan(rows: BillingRows) -> Plan:
-    return plan_backfill(rows.players, rows.products, rows.pending_orders, rows.payment_links, rows.price_tiers)
+    return plan_backfill(
+        rows.players, rows.products, rows.pending_orders, rows.payment_links, rows.price_tiers
+    )
 
 
 def price_lookup_key(tenant: Tenant, product_id: int, amount_cents: int) -> str:
     return f"paylinks-{tenant.id}-{product_id}-{amount_cents}"
 
 
-def ensure_price_tiers(engine: Engine, gateway: StripeGateway, tenant: Tenant, plan: Plan,
-                       rows: BillingRows) -> dict[tuple[int, int], str]:
+def ensure_price_tiers(
+    engine: Engine, gateway: StripeGateway, tenant: Tenant, plan: Plan, rows: BillingRows
+) -> dict[tuple[int, int], str]:
     """Make sure a Stripe Price exists for every (product, amount) the plan mints at.
 
     Finds prices by lookup key before creating any, so a tier created by a run that crashed
@@ -105,7 +108,9 @@ def ensure_price_tiers(engine: Engine, gateway: StripeGateway, tenant: Tenant, p
     if not needed:
         return tiers
     products_by_id = {int(p["product_id"]): p for p in rows.products}
-    stripe_products = {pid: p["stripe_product_id"] for pid, p in products_by_id.items() if p["stripe_product_id"]}
+    stripe_products = {
+        pid: p["stripe_product_id"] for pid, p in products_by_id.items() if p["stripe_product_id"]
+    }
     for product_id in sorted({product_id for product_id, _ in needed} - stripe_products.keys()):
         product = products_by_id[product_id]
         stripe_products[product_id] = gateway.create_product(
@@ -133,14 +138,19 @@ def ensure_price_tiers(engine: Engine, gateway: StripeGateway, tenant: Tenant, p
         with engine.begin() as connection:
             connection.execute(
                 sa.insert(price_tiers).values(
-                    tenant_id=tenant.id, product_id=product_id, amount_cents=amount_cents, stripe_price_id=price_id
+                    tenant_id=tenant.id,
+                    product_id=product_id,
+                    amount_cents=amount_cents,
+                    stripe_price_id=price_id,
                 )
             )
         tiers[(product_id, amount_cents)] = price_id
     return tiers
 
 
-def retire_stale_links(engine: Engine, gateway: StripeGateway, tenant: Tenant, steps: Iterable[Step]) -> RetireOutcome:
+def retire_stale_links(
+    engine: Engine, gateway: StripeGateway, tenant: Tenant, steps: Iterable[Step]
+) -> RetireOutcome:
     """Deactivate links whose bill went away (row → cancelled) or changed amount (before re-mint).
 
     A link that Stripe shows as already paid is left alone: reconcile will mark it paid.
@@ -161,14 +171,18 @@ def retire_stale_links(engine: Engine, gateway: StripeGateway, tenant: Tenant, s
             if step.action is Action.retire:
                 connection.execute(
                     sa.update(payment_links)
-                    .where(payment_links.c.id == step.row_id, payment_links.c.status == PaymentLinkStatus.pending)
+                    .where(
+                        payment_links.c.id == step.row_id, payment_links.c.status == PaymentLinkStatus.pending
+                    )
                     .values(status=PaymentLinkStatus.cancelled, updated_at=utcnow())
                 )
                 outcome.retired.append(step.row_id)
             else:  # re-mint: the row forgets the old link and waits for the new one
                 connection.execute(
                     sa.update(payment_links)
-                    .where(payment_links.c.id == step.row_id, payment_links.c.status == PaymentLinkStatus.pending)
+                    .where(
+                        payment_links.c.id == step.row_id, payment_links.c.status == PaymentLinkStatus.pending
+                    )
                     .values(stripe_payment_link_id=None, stripe_payment_link_url=None, updated_at=utcnow())
                 )
                 outcome.replaced.append(step.row_id)
@@ -181,8 +195,9 @@ def _inactive_message(tenant: Tenant, step: Step) -> str:
     return f"This bill was updated by {tenant.name}; please use the newest link we sent you."
 
 
-def reserve_payment_links(engine: Engine, tenant: Tenant, steps: Iterable[Step],
-                          tiers: Mapping[tuple[int, int], str]) -> list[MintJob]:
+def reserve_payment_links(
+    engine: Engine, tenant: Tenant, steps: Iterable[Step], tiers: Mapping[tuple[int, int], str]
+) -> list[MintJob]:
     """Write (commit) a row for every link about to be minted, and return the mint jobs.
 
     New items get a new row; re-minted and reactivated rows get the new amount and the next
@@ -206,8 +221,15 @@ def reserve_payment_links(engine: Engine, tenant: Tenant, steps: Iterable[Step],
             if step.action is Action.reserve_and_mint:
                 row_id = connection.execute(
                     sa.insert(payment_links)
-                    .values(tenant_id=tenant.id, player_id=item.player_id, product_id=item.product_id,
-                            status=PaymentLinkStatus.pending, mint_version=1, created_at=now, **values)
+                    .values(
+                        tenant_id=tenant.id,
+                        player_id=item.player_id,
+                        product_id=item.product_id,
+                        status=PaymentLinkStatus.pending,
+                        mint_version=1,
+                        created_at=now,
+                        **values,
+                    )
                     .returning(payment_links.c.id)
                 ).scalar_one()
                 version = 1
@@ -219,8 +241,13 @@ def reserve_payment_links(engine: Engine, tenant: Tenant, steps: Iterable[Step],
                 connection.execute(
                     sa.update(payment_links)
                     .where(payment_links.c.id == row_id, payment_links.c.status != PaymentLinkStatus.paid)
-                    .values(status=PaymentLinkStatus.pending, mint_version=version,
-                            stripe_payment_link_id=None, stripe_payment_link_url=None, **values)
+                    .values(
+                        status=PaymentLinkStatus.pending,
+                        mint_version=version,
+                        stripe_payment_link_id=None,
+                        stripe_payment_link_url=None,
+                        **values,
+                    )
                 )
             metadata = {
                 "tenant_id": str(tenant.id),
@@ -244,8 +271,9 @@ def mint_payment_links(gateway: StripeGateway, jobs: list[MintJob], concurrency:
 
     def mint(job: MintJob) -> MintResult:
         try:
-            link = gateway.create_payment_link(price_id=job.price_id, metadata=job.metadata,
-                                               idempotency_key=job.idempotency_key)
+            link = gateway.create_payment_link(
+                price_id=job.price_id, metadata=job.metadata, idempotency_key=job.idempotency_key
+            )
         except StripeRequestError as error:
             return MintResult(job.row_id, job.mint_version, error=str(error))
         return MintResult(job.row_id, job.mint_version, link_id=link.id, url=link.url)
@@ -277,8 +305,11 @@ def load_payment_links(engine: Engine, results: Iterable[MintResult]) -> int:
                     payment_links.c.mint_version == result.mint_version,
                     payment_links.c.stripe_payment_link_id.is_(None),
                 )
-                .values(stripe_payment_link_id=result.link_id, stripe_payment_link_url=result.url,
-                        updated_at=utcnow())
+                .values(
+                    stripe_payment_link_id=result.link_id,
+                    stripe_payment_link_url=result.url,
+                    updated_at=utcnow(),
+                )
             ).rowcount
     return loaded
 
@@ -286,7 +317,9 @@ def load_payment_links(engine: Engine, results: Iterable[MintResult]) -> int:
 def pending_mint_jobs(connection: Connection, tenant: Tenant) -> int:
     """How many rows still wait for a link (for reports)."""
     return connection.execute(
-        sa.select(sa.func.count()).select_from(payment_links).where(
+        sa.select(sa.func.count())
+        .select_from(payment_links)
+        .where(
             payment_links.c.tenant_id == tenant.id,
             payment_links.c.status == PaymentLinkStatus.pending,
             payment_links.c.stripe_payment_link_id.is_(None),
@@ -338,16 +371,18 @@ class BackfillReport:
         rows = []
         for step in self.plan.steps:
             item, row = step.item, step.row or {}
-            rows.append({
-                "action": step.action.value,
-                "row": step.row_id,
-                "player": item.player_id if item else row.get("player_id"),
-                "player_name": item.player_name if item else "",
-                "product": item.description if item else row.get("description"),
-                "order": item.order_id if item else row.get("order_id"),
-                "amount_cents": item.amount_cents if item else row.get("amount_cents"),
-                "note": step.reason,
-            })
+            rows.append(
+                {
+                    "action": step.action.value,
+                    "row": step.row_id,
+                    "player": item.player_id if item else row.get("player_id"),
+                    "player_name": item.player_name if item else "",
+                    "product": item.description if item else row.get("description"),
+                    "order": item.order_id if item else row.get("order_id"),
+                    "amount_cents": item.amount_cents if item else row.get("amount_cents"),
+                    "note": step.reason,
+                }
+            )
         return rows
 
     def skipped_rows(self) -> list[dict[str, Any]]:

@@ -41,8 +41,13 @@ class BalanceSheet:
 
 
 def brand_of(tenant: Tenant) -> Brand:
-    return Brand(name=tenant.name, reply_to_email=tenant.reply_to_email, brand_color=tenant.brand_color,
-                 logo_url=tenant.logo_url, currency=tenant.currency)
+    return Brand(
+        name=tenant.name,
+        reply_to_email=tenant.reply_to_email,
+        brand_color=tenant.brand_color,
+        logo_url=tenant.logo_url,
+        currency=tenant.currency,
+    )
 
 
 def group_balances(rows: Iterable[Mapping[str, Any]]) -> BalanceSheet:
@@ -51,20 +56,38 @@ def group_balances(rows: Iterable[Mapping[str, Any]]) -> BalanceSheet:
     unminted: list[UnmintedItem] = []
     for row in rows:
         parent_id = int(row["parent_id"])
-        parent = parents.setdefault(parent_id, {
-            "name": f"{row['parent_first_name']} {row['parent_last_name']}",
-            "email": row["parent_email"],
-            "items": [],
-        })
+        parent = parents.setdefault(
+            parent_id,
+            {
+                "name": f"{row['parent_first_name']} {row['parent_last_name']}",
+                "email": row["parent_email"],
+                "items": [],
+            },
+        )
         player_name = f"{row['player_first_name']} {row['player_last_name']}"
         if not row["url"]:
-            unminted.append(UnmintedItem(parent_id, int(row["payment_link_id"]), player_name,
-                                         row["description"], int(row["amount_cents"])))
+            unminted.append(
+                UnmintedItem(
+                    parent_id,
+                    int(row["payment_link_id"]),
+                    player_name,
+                    row["description"],
+                    int(row["amount_cents"]),
+                )
+            )
             continue
-        parent["items"].append(OpenItem(player_name=player_name, description=row["description"],
-                                        amount_cents=int(row["amount_cents"]), url=row["url"]))
+        parent["items"].append(
+            OpenItem(
+                player_name=player_name,
+                description=row["description"],
+                amount_cents=int(row["amount_cents"]),
+                url=row["url"],
+            )
+        )
     balances = tuple(
-        ParentBalance(parent_id=parent_id, parent_name=p["name"], email=p["email"] or None, items=tuple(p["items"]))
+        ParentBalance(
+            parent_id=parent_id, parent_name=p["name"], email=p["email"] or None, items=tuple(p["items"])
+        )
         for parent_id, p in parents.items()
         if p["items"]
     )
@@ -72,11 +95,16 @@ def group_balances(rows: Iterable[Mapping[str, Any]]) -> BalanceSheet:
 
 
 def outstanding_balances(connection: Connection, tenant: Tenant) -> BalanceSheet:
-    return group_balances(fetch_all(connection, "query_outstanding_balances", tenant_id=tenant.id, player_id=None))
+    return group_balances(
+        fetch_all(connection, "query_outstanding_balances", tenant_id=tenant.id, player_id=None)
+    )
 
 
-def player_balance(connection: Connection, tenant: Tenant, player_id: int) -> tuple[ParentBalance | None, list[UnmintedItem]]:
+def player_balance(
+    connection: Connection, tenant: Tenant, player_id: int
+) -> tuple[ParentBalance | None, list[UnmintedItem]]:
     """One player's open items, addressed to their parent (for the coach's resend)."""
     sheet = group_balances(
-        fetch_all(connection, "query_outstanding_balances", tenant_id=tenant.id, player_id=player_id))
+        fetch_all(connection, "query_outstanding_balances", tenant_id=tenant.id, player_id=player_id)
+    )
     return (sheet.balances[0] if sheet.balances else None), list(sheet.unminted)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -17,8 +17,12 @@ from rich.table import Table
 from paylinks.errors import PaylinksError
 from paylinks.settings import Settings, get_settings
 
-app = typer.Typer(help="Persistent Stripe Payment Links for club fees.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Persistent Stripe Payment Links for club fees.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -76,8 +80,9 @@ def _with_db_errors(settings: Settings, action: Callable[[], Any]) -> Any:
     except sa.exc.OperationalError as error:
         url = sa.make_url(settings.database_url).render_as_string(hide_password=True)
         first_line = str(error.orig).strip().splitlines()[0] if error.orig else "unreachable"
-        raise ConfigurationError(f"cannot reach the database at {url}: {first_line}. "
-                                 "Check PAYLINKS_DATABASE_URL.") from None
+        raise ConfigurationError(
+            f"cannot reach the database at {url}: {first_line}. Check PAYLINKS_DATABASE_URL."
+        ) from None
 
 
 # -- demo data ------------------------------------------------------------------------------
@@ -100,7 +105,7 @@ def seed_demo_command() -> None:
 
 
 # -- flows ----------------------------------------------------------------------------------
-def _preflight(settings: Settings, tenant: Optional[str], needs_stripe: bool) -> None:
+def _preflight(settings: Settings, tenant: str | None, needs_stripe: bool) -> None:
     from paylinks.db import check_database
     from paylinks.runtime import engine_for
     from paylinks.stripe_gateway import check_stripe_settings
@@ -129,7 +134,7 @@ def _run_flow(flow_call: Callable[[], Any]) -> Any:
 
 @app.command()
 def backfill(
-    tenant: Optional[str] = typer.Option(None, help="Tenant slug; omit for every tenant."),
+    tenant: str | None = typer.Option(None, help="Tenant slug; omit for every tenant."),
     commit: bool = typer.Option(False, "--commit", help="Act: create prices and links, write rows."),
 ) -> None:
     """Make sure every bill has its Stripe Payment Link (a dry run unless --commit)."""
@@ -157,16 +162,31 @@ def print_backfill_report(report: Any) -> None:
             for column in ("action", "row", "player", "product", "order", "amount"):
                 detail.add_column(column)
             for row in steps:
-                player = f"{row['player_name']} (#{row['player']})" if row["player_name"] else f"#{row['player']}"
-                detail.add_row(row["action"], str(row["row"] or ""), player, str(row["product"]),
-                               str(row["order"] or ""), money(row["amount_cents"]))
+                player = (
+                    f"{row['player_name']} (#{row['player']})" if row["player_name"] else f"#{row['player']}"
+                )
+                detail.add_row(
+                    row["action"],
+                    str(row["row"] or ""),
+                    player,
+                    str(row["product"]),
+                    str(row["order"] or ""),
+                    money(row["amount_cents"]),
+                )
             console.print(detail)
         if report.plan.tiers_needed:
-            console.print("price tiers to create: " + ", ".join(
-                f"product {product_id} at {money(amount)}" for product_id, amount in sorted(report.plan.tiers_needed)))
+            console.print(
+                "price tiers to create: "
+                + ", ".join(
+                    f"product {product_id} at {money(amount)}"
+                    for product_id, amount in sorted(report.plan.tiers_needed)
+                )
+            )
     for row in report.skipped_rows():
         ids = ", ".join(f"{k} {row[k]}" for k in ("player", "product", "order") if row[k] is not None)
-        console.print(f"[yellow]skipped[/] ({ids}): {row['reason']}" if ids else f"[yellow]skipped[/] {row['reason']}")
+        console.print(
+            f"[yellow]skipped[/] ({ids}): {row['reason']}" if ids else f"[yellow]skipped[/] {row['reason']}"
+        )
     for row_id, error in report.mint_errors:
         console.print(f"[red]failed[/] row {row_id}: {error}")
     if report.aborted:
@@ -176,9 +196,11 @@ def print_backfill_report(report: Any) -> None:
 @app.command()
 def blast(
     tenant: str = typer.Option(..., help="Tenant slug."),
-    test_email: Optional[str] = typer.Option(None, help="Send one sample (the fullest email) to this address only."),
+    test_email: str | None = typer.Option(
+        None, help="Send one sample (the fullest email) to this address only."
+    ),
     send: bool = typer.Option(False, "--send", help="Email every parent with a balance."),
-    blast_key: Optional[str] = typer.Option(None, help="Names the blast (default: tenant and today's date)."),
+    blast_key: str | None = typer.Option(None, help="Names the blast (default: tenant and today's date)."),
 ) -> None:
     """Email each parent what they owe (a preview unless --send or --test-email)."""
     from flows.outstanding_balance_email import outstanding_balance_email
@@ -188,8 +210,11 @@ def blast(
     settings = get_settings()
     test_address = _valid_address(test_email, "--test-email") if test_email else None
     _preflight(settings, tenant, needs_stripe=False)
-    report = _run_flow(lambda: outstanding_balance_email(tenant=tenant, test_email=test_address, send=send,
-                                                         blast_key=blast_key))
+    report = _run_flow(
+        lambda: outstanding_balance_email(
+            tenant=tenant, test_email=test_address, send=send, blast_key=blast_key
+        )
+    )
     print_blast_report(report)
 
 
@@ -204,8 +229,9 @@ def _valid_address(address: str, option: str) -> str:
 
 def print_blast_report(report: Any) -> None:
     summary = report.summary()
-    table = Table(title=f"outstanding balances {report.tenant} ({report.mode}, key {report.run_key})",
-                  show_header=False)
+    table = Table(
+        title=f"outstanding balances {report.tenant} ({report.mode}, key {report.run_key})", show_header=False
+    )
     for key, value in summary.items():
         if key in ("tenant", "mode", "blast key"):
             continue
@@ -219,8 +245,13 @@ def print_blast_report(report: Any) -> None:
     for column in ("parent", "email", "items", "total", "outcome"):
         detail.add_column(column)
     for row in report.recipient_rows():
-        detail.add_row(row["parent"], row["email"], str(row["items"]), money(row["total_cents"]),
-                       row["outcome"] + (f": {row['error']}" if row["error"] else ""))
+        detail.add_row(
+            row["parent"],
+            row["email"],
+            str(row["items"]),
+            money(row["total_cents"]),
+            row["outcome"] + (f": {row['error']}" if row["error"] else ""),
+        )
     console.print(detail)
 
 
@@ -228,7 +259,7 @@ def print_blast_report(report: Any) -> None:
 def resend(
     player: str = typer.Argument(..., help="Player id or any part of the player's name."),
     tenant: str = typer.Option(..., help="Tenant slug."),
-    to: Optional[str] = typer.Option(None, help="Send to this address instead of the parent."),
+    to: str | None = typer.Option(None, help="Send to this address instead of the parent."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the email, send nothing."),
 ) -> None:
     """Resend a player's open payment links to their parent."""
@@ -238,9 +269,13 @@ def resend(
     to_address = _valid_address(to, "--to") if to else None
     _preflight(settings, tenant, needs_stripe=False)
     guarded(lambda: _find_player(settings, tenant, player))
-    report = _run_flow(lambda: resend_payment_link(tenant=tenant, player=player, to=to_address, dry_run=dry_run))
-    console.print(f"{report.player.describe()}: {report.outcome}"
-                  + (f" to {report.recipient}" if report.outcome == "sent" else ""))
+    report = _run_flow(
+        lambda: resend_payment_link(tenant=tenant, player=player, to=to_address, dry_run=dry_run)
+    )
+    console.print(
+        f"{report.player.describe()}: {report.outcome}"
+        + (f" to {report.recipient}" if report.outcome == "sent" else "")
+    )
     if report.email is not None:
         for line in _item_lines(report.email):
             console.print(line)
@@ -250,7 +285,9 @@ def resend(
 
 
 def _item_lines(email: Any) -> list[str]:
-    return [f"  {url}" for url in email.urls] + [f"  total {money(email.total_cents)} in {email.item_count} item(s)"]
+    return [f"  {url}" for url in email.urls] + [
+        f"  total {money(email.total_cents)} in {email.item_count} item(s)"
+    ]
 
 
 def _find_player(settings: Settings, tenant: str, query: str) -> Any:
@@ -284,7 +321,9 @@ def lookup(
         if not matches:
             fail(str(UnknownPlayerError(player, club)))
         for match in matches:
-            links = fetch_all(connection, "player_payment_links", tenant_id=club.id, player_id=match.player_id)
+            links = fetch_all(
+                connection, "player_payment_links", tenant_id=club.id, player_id=match.player_id
+            )
             _print_player_links(match, links, club.currency)
 
 
@@ -297,14 +336,18 @@ def _print_player_links(match: Any, links: list, currency: str) -> None:
     for link in links:
         status = getattr(link["status"], "value", link["status"])
         # One line per link, never wrapped, so the url can be copied whole.
-        console.print(f"  {link['description']:<{width}}  {money(link['amount_cents'], currency):>10}  "
-                      f"{status:<9}  {link['url'] or '(not minted yet)'}", soft_wrap=True, markup=False)
+        console.print(
+            f"  {link['description']:<{width}}  {money(link['amount_cents'], currency):>10}  "
+            f"{status:<9}  {link['url'] or '(not minted yet)'}",
+            soft_wrap=True,
+            markup=False,
+        )
     console.print()
 
 
 @app.command()
 def reconcile(
-    tenant: Optional[str] = typer.Option(None, help="Tenant slug; omit for every tenant."),
+    tenant: str | None = typer.Option(None, help="Tenant slug; omit for every tenant."),
 ) -> None:
     """Learn from Stripe which links were paid; mark them and their orders paid."""
     from flows.reconcile_payments import reconcile_payments
@@ -325,8 +368,9 @@ def reconcile(
 
 @app.command()
 def demo(
-    reset_database: bool = typer.Option(False, "--reset-database",
-                                        help="Allow wiping the SQLite file PAYLINKS_DATABASE_URL names."),
+    reset_database: bool = typer.Option(
+        False, "--reset-database", help="Allow wiping the SQLite file PAYLINKS_DATABASE_URL names."
+    ),
 ) -> None:
     """The whole job on the embedded defaults: SQLite, the local emulator, the outbox."""
     import os
@@ -348,17 +392,26 @@ def stripe_emulator(
     port: int = typer.Option(12111, help="Port to listen on (loopback)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     latency_ms: int = typer.Option(0, help="Added latency per API call."),
-    rate_limit: Optional[float] = typer.Option(None, help="Requests per second before 429s."),
+    rate_limit: float | None = typer.Option(None, help="Requests per second before 429s."),
     fail_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Fraction of API calls that fail with 500."),
-    api_key: Optional[str] = typer.Option(None, envvar="PAYLINKS_EMULATOR_API_KEY",
-                                          help="Accept only this key (default: any sk_test_ key)."),
+    api_key: str | None = typer.Option(
+        None, envvar="PAYLINKS_EMULATOR_API_KEY", help="Accept only this key (default: any sk_test_ key)."
+    ),
 ) -> None:
     """Run the local Stripe emulator (point PAYLINKS_STRIPE_API_BASE at it)."""
     from paylinks.stripe_emulator import serve
 
-    console.print(f"Stripe emulator on http://{host}:{port} (export PAYLINKS_STRIPE_API_BASE=http://{host}:{port})")
-    serve(host=host, port=port, latency_ms=latency_ms, rate_limit_rps=rate_limit, fail_rate=fail_rate,
-          api_key=api_key)
+    console.print(
+        f"Stripe emulator on http://{host}:{port} (export PAYLINKS_STRIPE_API_BASE=http://{host}:{port})"
+    )
+    serve(
+        host=host,
+        port=port,
+        latency_ms=latency_ms,
+        rate_limit_rps=rate_limit,
+        fail_rate=fail_rate,
+        api_key=api_key,
+    )
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -19,25 +19,25 @@ from sqlalchemy.engine import Connection, Engine
 from paylinks.errors import ConfigurationError
 
 
-class PaymentLinkStatus(str, enum.Enum):
+class PaymentLinkStatus(enum.StrEnum):
     pending = "pending"
     paid = "paid"
     cancelled = "cancelled"
 
 
-class EmailType(str, enum.Enum):
+class EmailType(enum.StrEnum):
     outstanding_balance = "outstanding_balance"
     payment_link = "payment_link"
 
 
-class EmailStatus(str, enum.Enum):
+class EmailStatus(enum.StrEnum):
     sending = "sending"  # claimed by a run; a crash leaves it here and the rerun sends it
     sent = "sent"
     failed = "failed"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _enum(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
@@ -182,9 +182,7 @@ email_log = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("sent_at", Timestamp, nullable=True),
     # One row per parent per blast: the claim that keeps a rerun from mailing anyone twice.
-    sa.UniqueConstraint(
-        "tenant_id", "email_type", "run_key", "parent_id", name="uq_email_log_once_per_run"
-    ),
+    sa.UniqueConstraint("tenant_id", "email_type", "run_key", "parent_id", name="uq_email_log_once_per_run"),
 )
 
 reconcile_cursors = sa.Table(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,14 +93,19 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     from paylinks.demo_data import seed_demo
     from paylinks.runtime import engine_for
 
-    _step(console, f"fresh database {database.relative_to(PROJECT_ROOT) if database.is_relative_to(PROJECT_ROOT) else database}")
+    _step(
+        console,
+        f"fresh database {database.relative_to(PROJECT_ROOT) if database.is_relative_to(PROJECT_ROOT) else database}",
+    )
     for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         path.unlink(missing_ok=True)
     engine_for.cache_clear()
     migrations.upgrade(settings.database_url)
     seeded = seed_demo(engine_for(settings.database_url))
-    console.print(f"  demo club: {', '.join(seeded.tenants)} — {seeded.parents} parents, {seeded.players} players, "
-                  f"{seeded.orders} orders")
+    console.print(
+        f"  demo club: {', '.join(seeded.tenants)} — {seeded.parents} parents, {seeded.players} players, "
+        f"{seeded.orders} orders"
+    )
     outbox = settings.outbox_dir
     outbox.mkdir(parents=True, exist_ok=True)
     for old in [*outbox.glob("*.eml"), outbox / "index.html"]:
@@ -113,9 +117,11 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     _step(console, "backfill, dry run: what would be minted")
     for report in backfill_payment_links(commit=False):
         s = report.summary()
-        console.print(f"  {report.tenant}: {s['items owed']} items ({_money(s['amount owed'])}), "
-                      f"{s['tiers to create']} price tiers to create, {s['links to mint']} links to mint, "
-                      f"{s['skipped']} rows skipped (each with its reason in the artifact)")
+        console.print(
+            f"  {report.tenant}: {s['items owed']} items ({_money(s['amount owed'])}), "
+            f"{s['tiers to create']} price tiers to create, {s['links to mint']} links to mint, "
+            f"{s['skipped']} rows skipped (each with its reason in the artifact)"
+        )
     _step(console, "backfill, commit: price tiers and one payment link per item")
     for report in backfill_payment_links(commit=True):
         tallies[report.tenant].links_minted = report.loaded
@@ -133,15 +139,19 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
         tally.owed_before_cents = blast.summary()["total owed"]
         tally.emails_written = len(blast.sent)
         unreachable = sum(1 for why in blast.skipped.values() if "unreachable" in why)
-        console.print(f"  {slug}: {len(blast.sent)} parents emailed, {unreachable} without an email address, "
-                      f"{_money(tally.owed_before_cents)} owed")
+        console.print(
+            f"  {slug}: {len(blast.sent)} parents emailed, {unreachable} without an email address, "
+            f"{_money(tally.owed_before_cents)} owed"
+        )
 
     _step(console, f"{PAYMENTS_PER_TENANT} parents per club pay through their link pages")
     _pay_some_links(settings, tallies, console)
     _step(console, "reconcile: learn from Stripe what was paid")
     for report in reconcile_payments():
-        console.print(f"  {report.tenant}: {len(report.marked_paid)} links and {len(report.orders_paid)} orders "
-                      f"marked paid ({report.source})")
+        console.print(
+            f"  {report.tenant}: {len(report.marked_paid)} links and {len(report.orders_paid)} orders "
+            f"marked paid ({report.source})"
+        )
     _step(console, "balances now (a fresh preview)")
     for slug, tally in tallies.items():
         preview = outstanding_balance_email(tenant=slug)
@@ -155,11 +165,19 @@ def _pay_some_links(settings: Settings, tallies: dict[str, TenantTally], console
 
     with engine_for(settings.database_url).connect() as connection:
         for slug, tally in tallies.items():
-            links = connection.execute(sa.text(
-                "SELECT pl.stripe_payment_link_url AS url, pl.amount_cents, pl.description, pl.order_id, "
-                "       pa.first_name || ' ' || pa.last_name AS parent "
-                "FROM payment_links pl JOIN tenants t ON t.id = pl.tenant_id JOIN parents pa ON pa.id = pl.parent_id "
-                "WHERE t.slug = :slug AND pl.status = 'pending' ORDER BY pl.id"), {"slug": slug}).mappings().all()
+            links = (
+                connection.execute(
+                    sa.text(
+                        "SELECT pl.stripe_payment_link_url AS url, pl.amount_cents, pl.description, pl.order_id, "
+                        "       pa.first_name || ' ' || pa.last_name AS parent "
+                        "FROM payment_links pl JOIN tenants t ON t.id = pl.tenant_id JOIN parents pa ON pa.id = pl.parent_id "
+                        "WHERE t.slug = :slug AND pl.status = 'pending' ORDER BY pl.id"
+                    ),
+                    {"slug": slug},
+                )
+                .mappings()
+                .all()
+            )
             with httpx.Client(timeout=10) as client:
                 # One bill with an order (its order gets paid too) and a couple without.
                 chosen = [next(link for link in links if link["order_id"] is not None)]
@@ -168,7 +186,9 @@ def _pay_some_links(settings: Settings, tallies: dict[str, TenantTally], console
                     client.post(link["url"]).raise_for_status()
                     tally.paid_cents += link["amount_cents"]
                     tally.paid_links += 1
-                    console.print(f"  {link['parent']} paid {link['description']} ({_money(link['amount_cents'])})")
+                    console.print(
+                        f"  {link['parent']} paid {link['description']} ({_money(link['amount_cents'])})"
+                    )
 
 
 def _money(amount_cents: int) -> str:
@@ -182,8 +202,13 @@ def closing_table(tallies: list[TenantTally]) -> Table:
     for column in ("tenant", "links minted", "emails written", "paid", "still owed"):
         table.add_column(column, justify="left" if column == "tenant" else "right")
     for t in tallies:
-        table.add_row(t.slug, str(t.links_minted), str(t.emails_written),
-                      f"{t.paid_links} ({_money(t.paid_cents)})", _money(t.owed_after_cents))
+        table.add_row(
+            t.slug,
+            str(t.links_minted),
+            str(t.emails_written),
+            f"{t.paid_links} ({_money(t.paid_cents)})",
+            _money(t.owed_after_cents),
+        )
     return table
 
 
@@ -195,5 +220,3 @@ def closing_words(settings: Settings) -> list[str]:
         "Runs, task runs and summary artifacts: `make ui`, then http://127.0.0.1:4200",
         "The emulator's pay pages stopped with the demo; `make demo` again starts over.",
     ]
-
-

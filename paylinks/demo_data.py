@@ -15,12 +15,48 @@ from sqlalchemy.engine import Engine
 from paylinks.db import orders, parents, players, products, tenants
 
 FIRST_NAMES = [
-    "Maya", "Liam", "Ava", "Noah", "Zoe", "Eli", "Nora", "Leo", "Ivy", "Owen", "Ruby", "Kai",
-    "Lena", "Miles", "Aria", "Jude", "Elsa", "Theo", "Cora", "Finn", "Iris", "Ezra", "June", "Milo",
+    "Maya",
+    "Liam",
+    "Ava",
+    "Noah",
+    "Zoe",
+    "Eli",
+    "Nora",
+    "Leo",
+    "Ivy",
+    "Owen",
+    "Ruby",
+    "Kai",
+    "Lena",
+    "Miles",
+    "Aria",
+    "Jude",
+    "Elsa",
+    "Theo",
+    "Cora",
+    "Finn",
+    "Iris",
+    "Ezra",
+    "June",
+    "Milo",
 ]
 LAST_NAMES = [
-    "Alvarez", "Brooks", "Chen", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ito",
-    "Jensen", "Kowalski", "Larsen", "Mensah", "Novak", "Okafor", "Patel",
+    "Alvarez",
+    "Brooks",
+    "Chen",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Mensah",
+    "Novak",
+    "Okafor",
+    "Patel",
 ]
 
 
@@ -36,10 +72,24 @@ class DemoTenant:
 
 
 DEMO_TENANTS = (
-    DemoTenant("riverside-hoops", "Riverside Hoops Club", "treasurer@riversidehoops.example",
-               "#c0392b", None, 12, ("U10 Red", "U12 Red", "U14 Red")),
-    DemoTenant("northside-eagles", "Northside Eagles Basketball", "billing@northsideeagles.example",
-               "#1f6feb", "https://northsideeagles.example/logo.png", 9, ("U11 Blue", "U13 Blue")),
+    DemoTenant(
+        "riverside-hoops",
+        "Riverside Hoops Club",
+        "treasurer@riversidehoops.example",
+        "#c0392b",
+        None,
+        12,
+        ("U10 Red", "U12 Red", "U14 Red"),
+    ),
+    DemoTenant(
+        "northside-eagles",
+        "Northside Eagles Basketball",
+        "billing@northsideeagles.example",
+        "#1f6feb",
+        "https://northsideeagles.example/logo.png",
+        9,
+        ("U11 Blue", "U13 Blue"),
+    ),
 )
 
 
@@ -68,19 +118,35 @@ def seed_demo(engine: Engine) -> SeedReport:
 
 def _seed_tenant(connection: sa.Connection, demo: DemoTenant, offset: int, report: SeedReport) -> None:
     tenant_id = connection.execute(
-        sa.insert(tenants).values(slug=demo.slug, name=demo.name, reply_to_email=demo.reply_to_email,
-                                  brand_color=demo.brand_color, logo_url=demo.logo_url, currency="usd")
+        sa.insert(tenants)
+        .values(
+            slug=demo.slug,
+            name=demo.name,
+            reply_to_email=demo.reply_to_email,
+            brand_color=demo.brand_color,
+            logo_url=demo.logo_url,
+            currency="usd",
+        )
         .returning(tenants.c.id)
     ).scalar_one()
 
     def add_product(name: str, description: str, amount_cents: int, billed: bool, active: bool = True) -> int:
         return connection.execute(
-            sa.insert(products).values(tenant_id=tenant_id, name=name, description=description,
-                                       amount_cents=amount_cents, active=active, bill_signed_players=billed)
+            sa.insert(products)
+            .values(
+                tenant_id=tenant_id,
+                name=name,
+                description=description,
+                amount_cents=amount_cents,
+                active=active,
+                bill_signed_players=billed,
+            )
             .returning(products.c.id)
         ).scalar_one()
 
-    dues = add_product("Season dues", "Fall/winter season: coaching, gym time, league fees", 25000 + 2500 * offset, True)
+    dues = add_product(
+        "Season dues", "Fall/winter season: coaching, gym time, league fees", 25000 + 2500 * offset, True
+    )
     uniform = add_product("Uniform kit", "Home and away jerseys, shorts", 6500, True)
     tournament = add_product("Spring tournament", "Entry fee for the spring invitational", 4500, False)
     add_product("Summer camp 2025", "Last year's camp (no longer billed)", 18000, True, active=False)
@@ -89,38 +155,77 @@ def _seed_tenant(connection: sa.Connection, demo: DemoTenant, offset: int, repor
     parent_ids: list[int] = []
     for family in range(demo.families):
         last = LAST_NAMES[(family + offset * 5) % len(LAST_NAMES)]
-        email = None if family == 3 else f"{FIRST_NAMES[(family * 7 + offset) % 24].lower()}.{last.lower()}@families.example"
+        email = (
+            None
+            if family == 3
+            else f"{FIRST_NAMES[(family * 7 + offset) % 24].lower()}.{last.lower()}@families.example"
+        )
         parent_id = connection.execute(
-            sa.insert(parents).values(tenant_id=tenant_id, first_name=FIRST_NAMES[(family * 7 + offset) % 24],
-                                      last_name=last, email=email).returning(parents.c.id)
+            sa.insert(parents)
+            .values(
+                tenant_id=tenant_id,
+                first_name=FIRST_NAMES[(family * 7 + offset) % 24],
+                last_name=last,
+                email=email,
+            )
+            .returning(parents.c.id)
         ).scalar_one()
         parent_ids.append(parent_id)
         report.parents += 1
         children = 3 if family % 5 == 0 else 2 if family % 3 == 0 else 1
         for child in range(children):
             index = len(player_ids)
-            status = "withdrawn" if (family, child) == (4, 0) else "registered" if (family, child) == (7, 0) else "signed"
-            player_ids.append(connection.execute(
-                sa.insert(players).values(
-                    tenant_id=tenant_id, parent_id=parent_id,
-                    first_name=FIRST_NAMES[(index * 5 + family + offset) % 24], last_name=last,
-                    team=demo.teams[index % len(demo.teams)], status=status,
-                ).returning(players.c.id)
-            ).scalar_one())
+            status = (
+                "withdrawn"
+                if (family, child) == (4, 0)
+                else "registered"
+                if (family, child) == (7, 0)
+                else "signed"
+            )
+            player_ids.append(
+                connection.execute(
+                    sa.insert(players)
+                    .values(
+                        tenant_id=tenant_id,
+                        parent_id=parent_id,
+                        first_name=FIRST_NAMES[(index * 5 + family + offset) % 24],
+                        last_name=last,
+                        team=demo.teams[index % len(demo.teams)],
+                        status=status,
+                    )
+                    .returning(players.c.id)
+                ).scalar_one()
+            )
             report.players += 1
     orphan = connection.execute(
-        sa.insert(players).values(tenant_id=tenant_id, parent_id=None, first_name="Sam",
-                                  last_name="Unassigned", team=demo.teams[0], status="signed")
+        sa.insert(players)
+        .values(
+            tenant_id=tenant_id,
+            parent_id=None,
+            first_name="Sam",
+            last_name="Unassigned",
+            team=demo.teams[0],
+            status="signed",
+        )
         .returning(players.c.id)
     ).scalar_one()
     report.players += 1
 
     def add_order(player_index: int, product_id: int, amount_cents: int, status: str = "pending") -> None:
         player_id = player_ids[player_index]
-        parent_id = connection.execute(sa.select(players.c.parent_id).where(players.c.id == player_id)).scalar_one()
-        connection.execute(sa.insert(orders).values(
-            tenant_id=tenant_id, player_id=player_id, parent_id=parent_id, product_id=product_id,
-            amount_cents=amount_cents, status=status))
+        parent_id = connection.execute(
+            sa.select(players.c.parent_id).where(players.c.id == player_id)
+        ).scalar_one()
+        connection.execute(
+            sa.insert(orders).values(
+                tenant_id=tenant_id,
+                player_id=player_id,
+                parent_id=parent_id,
+                product_id=product_id,
+                amount_cents=amount_cents,
+                status=status,
+            )
+        )
         report.orders += 1
 
     # Only some players owe the tournament, through orders; siblings get a discount.
@@ -134,9 +239,16 @@ def _seed_tenant(connection: sa.Connection, demo: DemoTenant, offset: int, repor
     add_order(10, tournament, 4500, status="paid")
     add_order(11, tournament, 4500, status="cancelled")
     add_order(_first_registered(connection, player_ids), tournament, 5200)  # registered, not signed
-    connection.execute(sa.insert(orders).values(
-        tenant_id=tenant_id, player_id=orphan, parent_id=None, product_id=tournament,
-        amount_cents=4500, status="pending"))
+    connection.execute(
+        sa.insert(orders).values(
+            tenant_id=tenant_id,
+            player_id=orphan,
+            parent_id=None,
+            product_id=tournament,
+            amount_cents=4500,
+            status="pending",
+        )
+    )
     report.orders += 1
 
 

@@ -39,10 +39,12 @@ class PreparedEmail:
     urls: tuple[str, ...]
 
 
-def prepare_email(tenant: Tenant, email_type: EmailType, balance: ParentBalance,
-                  test_recipient_note: str | None = None) -> PreparedEmail:
-    rendered = render_email(email_type, brand=brand_of(tenant), balance=balance,
-                            test_recipient_note=test_recipient_note)
+def prepare_email(
+    tenant: Tenant, email_type: EmailType, balance: ParentBalance, test_recipient_note: str | None = None
+) -> PreparedEmail:
+    rendered = render_email(
+        email_type, brand=brand_of(tenant), balance=balance, test_recipient_note=test_recipient_note
+    )
     return PreparedEmail(
         parent_id=balance.parent_id,
         parent_name=balance.parent_name,
@@ -58,41 +60,70 @@ def prepare_balance_emails(tenant: Tenant, sheet: BalanceSheet) -> list[Prepared
     return [prepare_email(tenant, EmailType.outstanding_balance, balance) for balance in sheet.balances]
 
 
-def message_for(settings: Settings, tenant: Tenant, email: PreparedEmail, to_address: str,
-                to_name: str | None = None) -> EmailMessage:
-    return build_message(email.rendered, sender=settings.email_from, to_name=to_name or email.parent_name,
-                         to_address=to_address, reply_to=tenant.reply_to_email)
+def message_for(
+    settings: Settings, tenant: Tenant, email: PreparedEmail, to_address: str, to_name: str | None = None
+) -> EmailMessage:
+    return build_message(
+        email.rendered,
+        sender=settings.email_from,
+        to_name=to_name or email.parent_name,
+        to_address=to_address,
+        reply_to=tenant.reply_to_email,
+    )
 
 
 def sent_parent_ids(engine: Engine, tenant: Tenant, email_type: EmailType, run_key: str) -> set[int]:
     with engine.connect() as connection:
-        return set(connection.execute(
-            sa.select(email_log.c.parent_id).where(
-                email_log.c.tenant_id == tenant.id,
-                email_log.c.email_type == email_type,
-                email_log.c.run_key == run_key,
-                email_log.c.status == EmailStatus.sent,
-                email_log.c.parent_id.is_not(None),
-            )
-        ).scalars())
+        return set(
+            connection.execute(
+                sa.select(email_log.c.parent_id).where(
+                    email_log.c.tenant_id == tenant.id,
+                    email_log.c.email_type == email_type,
+                    email_log.c.run_key == run_key,
+                    email_log.c.status == EmailStatus.sent,
+                    email_log.c.parent_id.is_not(None),
+                )
+            ).scalars()
+        )
 
 
-def claim_send(engine: Engine, tenant: Tenant, email_type: EmailType, run_key: str, email: PreparedEmail,
-               recipient: str, parent_id: int | None) -> int | None:
+def claim_send(
+    engine: Engine,
+    tenant: Tenant,
+    email_type: EmailType,
+    run_key: str,
+    email: PreparedEmail,
+    recipient: str,
+    parent_id: int | None,
+) -> int | None:
     """Claim this send in `email_log`; None when this parent was already sent in this run."""
-    values = dict(tenant_id=tenant.id, email_type=email_type, run_key=run_key, parent_id=parent_id,
-                  recipient=recipient, subject=email.rendered.subject, item_count=email.item_count,
-                  total_cents=email.total_cents, status=EmailStatus.sending, error=None)
+    values = dict(
+        tenant_id=tenant.id,
+        email_type=email_type,
+        run_key=run_key,
+        parent_id=parent_id,
+        recipient=recipient,
+        subject=email.rendered.subject,
+        item_count=email.item_count,
+        total_cents=email.total_cents,
+        status=EmailStatus.sending,
+        error=None,
+    )
     with engine.begin() as connection:
         existing = None
         if parent_id is not None:
             existing = connection.execute(
                 sa.select(email_log.c.id, email_log.c.status).where(
-                    email_log.c.tenant_id == tenant.id, email_log.c.email_type == email_type,
-                    email_log.c.run_key == run_key, email_log.c.parent_id == parent_id)
+                    email_log.c.tenant_id == tenant.id,
+                    email_log.c.email_type == email_type,
+                    email_log.c.run_key == run_key,
+                    email_log.c.parent_id == parent_id,
+                )
             ).first()
         if existing is None:
-            return connection.execute(sa.insert(email_log).values(**values).returning(email_log.c.id)).scalar_one()
+            return connection.execute(
+                sa.insert(email_log).values(**values).returning(email_log.c.id)
+            ).scalar_one()
         if existing.status == EmailStatus.sent:
             return None
         # A failed or interrupted earlier attempt: try again under the same row.
@@ -103,7 +134,9 @@ def claim_send(engine: Engine, tenant: Tenant, email_type: EmailType, run_key: s
 def record_outcome(engine: Engine, log_id: int, error: str | None) -> None:
     with engine.begin() as connection:
         connection.execute(
-            sa.update(email_log).where(email_log.c.id == log_id).values(
+            sa.update(email_log)
+            .where(email_log.c.id == log_id)
+            .values(
                 status=EmailStatus.failed if error else EmailStatus.sent,
                 error=error[:ERROR_TEXT_LIMIT] if error else None,
                 sent_at=None if error else utcnow(),
@@ -119,9 +152,18 @@ class SendOutcome:
     error: str | None = None
 
 
-def send_logged(engine: Engine, transport: MailTransport, settings: Settings, tenant: Tenant,
-                email_type: EmailType, run_key: str, email: PreparedEmail, recipient: str,
-                parent_id: int | None, to_name: str | None = None) -> SendOutcome:
+def send_logged(
+    engine: Engine,
+    transport: MailTransport,
+    settings: Settings,
+    tenant: Tenant,
+    email_type: EmailType,
+    run_key: str,
+    email: PreparedEmail,
+    recipient: str,
+    parent_id: int | None,
+    to_name: str | None = None,
+) -> SendOutcome:
     """Claim, deliver and record one email. Delivery errors are recorded, then raised."""
     log_id = claim_send(engine, tenant, email_type, run_key, email, recipient, parent_id)
     if log_id is None:
@@ -171,17 +213,24 @@ class BlastReport:
         failed = {o.parent_id: o for o in self.failed}
         rows = []
         for email in self.emails:
-            outcome = ("sent" if email.parent_id in sent else "failed" if email.parent_id in failed
-                       else self.skipped.get(email.parent_id, "preview" if self.mode == "preview" else ""))
-            rows.append({
-                "parent": email.parent_name,
-                "email": email.address or "(none)",
-                "items": email.item_count,
-                "total_cents": email.total_cents,
-                "total": format_money(email.total_cents, self.currency),
-                "outcome": outcome,
-                "error": failed[email.parent_id].error if email.parent_id in failed else None,
-            })
+            outcome = (
+                "sent"
+                if email.parent_id in sent
+                else "failed"
+                if email.parent_id in failed
+                else self.skipped.get(email.parent_id, "preview" if self.mode == "preview" else "")
+            )
+            rows.append(
+                {
+                    "parent": email.parent_name,
+                    "email": email.address or "(none)",
+                    "items": email.item_count,
+                    "total_cents": email.total_cents,
+                    "total": format_money(email.total_cents, self.currency),
+                    "outcome": outcome,
+                    "error": failed[email.parent_id].error if email.parent_id in failed else None,
+                }
+            )
         return rows
 
 

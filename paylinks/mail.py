@@ -118,13 +118,7 @@ def _read_outbox_entry(path: Path) -> _OutboxEntry:
 
 def _render_outbox_index(entries: list[_OutboxEntry]) -> str:
     rows = "\n".join(
-        "<tr><td>{date}</td><td>{to}</td><td>{subject}</td><td><a href=\"{href}\">{name}</a></td></tr>".format(
-            date=html.escape(entry.date),
-            to=html.escape(entry.to),
-            subject=html.escape(entry.subject),
-            href=html.escape(quote(entry.filename)),
-            name=html.escape(entry.filename),
-        )
+        f'<tr><td>{html.escape(entry.date)}</td><td>{html.escape(entry.to)}</td><td>{html.escape(entry.subject)}</td><td><a href="{html.escape(quote(entry.filename))}">{html.escape(entry.filename)}</a></td></tr>'
         for entry in entries
     )
     return f"""<!DOCTYPE html>
@@ -322,7 +316,11 @@ class SmtpTransport(TransportBase):
 
     def _delivery_error(self, recipient: str, exc: BaseException) -> MailDeliveryError:
         if isinstance(exc, smtplib.SMTPResponseException):
-            reply = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            reply = (
+                exc.smtp_error.decode(errors="replace")
+                if isinstance(exc.smtp_error, bytes)
+                else str(exc.smtp_error)
+            )
             permanent = exc.smtp_code >= 500
             detail = f"{self.host}:{self.port} replied {exc.smtp_code} {reply}"
         else:

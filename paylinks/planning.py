@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-class Action(str, enum.Enum):
+class Action(enum.StrEnum):
     reserve_and_mint = "reserve and mint"  # no row yet
     mint = "mint"  # row reserved earlier (a crashed run), link not minted yet
     remint = "re-mint at new amount"  # amount changed: old link deactivated, new one minted
@@ -105,13 +105,23 @@ def plan_items(
                 continue
             player_id, product_id = int(player["player_id"]), int(product["product_id"])
             if player["parent_id"] is None:
-                skipped.append(Skip(f"player {player_name(player)} has no parent on file",
-                                    player_id=player_id, product_id=product_id))
+                skipped.append(
+                    Skip(
+                        f"player {player_name(player)} has no parent on file",
+                        player_id=player_id,
+                        product_id=product_id,
+                    )
+                )
                 continue
             if int(product["amount_cents"]) <= 0:
-                skipped.append(Skip(f"product {product['name']!r} has a non-positive amount "
-                                    f"({product['amount_cents']} cents)",
-                                    player_id=player_id, product_id=product_id))
+                skipped.append(
+                    Skip(
+                        f"product {product['name']!r} has a non-positive amount "
+                        f"({product['amount_cents']} cents)",
+                        player_id=player_id,
+                        product_id=product_id,
+                    )
+                )
                 continue
             items[(player_id, product_id)] = Item(
                 player_id=player_id,
@@ -125,34 +135,68 @@ def plan_items(
 
     order_for: dict[tuple[int, int], int] = {}
     for order in sorted(pending_orders, key=lambda o: int(o["order_id"])):
-        order_id, player_id, product_id = int(order["order_id"]), int(order["player_id"]), int(order["product_id"])
+        order_id, player_id, product_id = (
+            int(order["order_id"]),
+            int(order["player_id"]),
+            int(order["product_id"]),
+        )
         key = (player_id, product_id)
         player = players_by_id.get(player_id)
         product = products_by_id.get(product_id)
         if player is None or product is None:
-            skipped.append(Skip("order refers to a player or product of another tenant or none",
-                                player_id=player_id, product_id=product_id, order_id=order_id))
+            skipped.append(
+                Skip(
+                    "order refers to a player or product of another tenant or none",
+                    player_id=player_id,
+                    product_id=product_id,
+                    order_id=order_id,
+                )
+            )
             continue
         if player["status"] == "withdrawn":
-            skipped.append(Skip(f"player {player_name(player)} is withdrawn",
-                                player_id=player_id, product_id=product_id, order_id=order_id))
+            skipped.append(
+                Skip(
+                    f"player {player_name(player)} is withdrawn",
+                    player_id=player_id,
+                    product_id=product_id,
+                    order_id=order_id,
+                )
+            )
             continue
         if key in order_for:
-            skipped.append(Skip(f"duplicate pending order for this player and product; "
-                                f"order {order_for[key]} is billed, this one is not",
-                                player_id=player_id, product_id=product_id, order_id=order_id))
+            skipped.append(
+                Skip(
+                    f"duplicate pending order for this player and product; "
+                    f"order {order_for[key]} is billed, this one is not",
+                    player_id=player_id,
+                    product_id=product_id,
+                    order_id=order_id,
+                )
+            )
             continue
         parent_id = order["parent_id"] if order["parent_id"] is not None else player["parent_id"]
         if parent_id is None:
-            skipped.append(Skip(f"player {player_name(player)} has no parent on file",
-                                player_id=player_id, product_id=product_id, order_id=order_id))
+            skipped.append(
+                Skip(
+                    f"player {player_name(player)} has no parent on file",
+                    player_id=player_id,
+                    product_id=product_id,
+                    order_id=order_id,
+                )
+            )
             continue
         if int(order["amount_cents"]) <= 0:
             # The club's data contradicts itself; bill nothing for this pair until someone fixes it.
             items.pop(key, None)
-            skipped.append(Skip(f"order has a non-positive amount ({order['amount_cents']} cents); "
-                                f"nothing billed for this player and product until it is fixed",
-                                player_id=player_id, product_id=product_id, order_id=order_id))
+            skipped.append(
+                Skip(
+                    f"order has a non-positive amount ({order['amount_cents']} cents); "
+                    f"nothing billed for this player and product until it is fixed",
+                    player_id=player_id,
+                    product_id=product_id,
+                    order_id=order_id,
+                )
+            )
             continue
         order_for[key] = order_id
         items[key] = Item(
@@ -185,11 +229,14 @@ def plan_backfill(
         if row["status"] == "pending":
             steps.append(Step(Action.retire, None, row, reason="no pending bill for this player and product"))
     known_tiers = set(existing_tiers)
-    tiers_needed = frozenset(
-        (s.item.product_id, s.item.amount_cents)
-        for s in steps
-        if s.item is not None and s.action in MINT_ACTIONS
-    ) - known_tiers
+    tiers_needed = (
+        frozenset(
+            (s.item.product_id, s.item.amount_cents)
+            for s in steps
+            if s.item is not None and s.action in MINT_ACTIONS
+        )
+        - known_tiers
+    )
     return Plan(items=tuple(items), steps=tuple(steps), skipped=tuple(skipped), tiers_needed=tiers_needed)
 
 
@@ -201,17 +248,27 @@ def _step_for(item: Item, row: Mapping[str, Any] | None, skipped: list[Skip]) ->
         # A paid link is never touched. A new bill for the same player and product cannot get a
         # second row (one per player and product), so it is reported for a person to handle.
         if item.order_id is not None and item.order_id != row["order_id"]:
-            skipped.append(Skip(f"payment link row {row['id']} for this player and product is already "
-                                f"paid; this new order needs handling by hand",
-                                player_id=item.player_id, product_id=item.product_id, order_id=item.order_id))
+            skipped.append(
+                Skip(
+                    f"payment link row {row['id']} for this player and product is already "
+                    f"paid; this new order needs handling by hand",
+                    player_id=item.player_id,
+                    product_id=item.product_id,
+                    order_id=item.order_id,
+                )
+            )
         return Step(Action.up_to_date, item, row, reason="paid")
     if status == "cancelled":
         return Step(Action.reactivate, item, row)
     if int(row["amount_cents"]) != item.amount_cents:
         if row["stripe_payment_link_id"] is None:
             return Step(Action.mint, item, row, reason="reserved, amount changed before minting")
-        return Step(Action.remint, item, row,
-                    reason=f"amount changed from {row['amount_cents']} to {item.amount_cents} cents")
+        return Step(
+            Action.remint,
+            item,
+            row,
+            reason=f"amount changed from {row['amount_cents']} to {item.amount_cents} cents",
+        )
     if row["stripe_payment_link_id"] is None:
         return Step(Action.mint, item, row, reason="reserved by an earlier run, not minted yet")
     return Step(Action.up_to_date, item, row)

@@ -39,7 +39,9 @@ class AmbiguousPlayerError(PaylinksError):
     def __init__(self, query: str, matches: list[PlayerMatch]):
         self.matches = matches
         listing = "\n".join(f"  {m.describe()}" for m in matches)
-        super().__init__(f"{len(matches)} players match {query!r}; nothing sent. Use the id of one of:\n{listing}")
+        super().__init__(
+            f"{len(matches)} players match {query!r}; nothing sent. Use the id of one of:\n{listing}"
+        )
 
 
 def find_players(connection: Connection, tenant: Tenant, query: str) -> list[PlayerMatch]:
@@ -47,12 +49,20 @@ def find_players(connection: Connection, tenant: Tenant, query: str) -> list[Pla
     player_id = int(query.lstrip("#")) if query.lstrip("#").isdigit() else None
     # LIKE wildcards typed by a coach are matched literally.
     escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    rows = fetch_all(connection, "find_players", tenant_id=tenant.id, player_id=player_id,
-                     name_pattern=None if player_id is not None else f"%{escaped}%")
+    rows = fetch_all(
+        connection,
+        "find_players",
+        tenant_id=tenant.id,
+        player_id=player_id,
+        name_pattern=None if player_id is not None else f"%{escaped}%",
+    )
     return [
         PlayerMatch(
-            player_id=int(r["player_id"]), name=f"{r['first_name']} {r['last_name']}", team=r["team"],
-            status=r["status"], parent_id=r["parent_id"],
+            player_id=int(r["player_id"]),
+            name=f"{r['first_name']} {r['last_name']}",
+            team=r["team"],
+            status=r["status"],
+            parent_id=r["parent_id"],
             parent_name=f"{r['parent_first_name']} {r['parent_last_name']}" if r["parent_id"] else None,
             parent_email=r["parent_email"],
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -107,12 +107,15 @@ class ReconcileReport:
 def read_cursor(engine: Engine, tenant: Tenant) -> int | None:
     with engine.connect() as connection:
         return connection.execute(
-            sa.select(reconcile_cursors.c.last_event_created).where(reconcile_cursors.c.tenant_id == tenant.id)
+            sa.select(reconcile_cursors.c.last_event_created).where(
+                reconcile_cursors.c.tenant_id == tenant.id
+            )
         ).scalar_one_or_none()
 
 
-def fetch_stripe_news(engine: Engine, gateway: StripeGateway, tenant: Tenant, cursor: int | None,
-                      now: float | None = None) -> StripeNews:
+def fetch_stripe_news(
+    engine: Engine, gateway: StripeGateway, tenant: Tenant, cursor: int | None, now: float | None = None
+) -> StripeNews:
     """Completed sessions since the cursor: from events if the cursor is recent, else by scanning."""
     now = int(now if now is not None else time.time())
     if cursor is not None and cursor > now - EVENT_RETENTION_S + RETENTION_MARGIN_S:
@@ -152,39 +155,57 @@ def session_from_event(event: Mapping[str, Any]) -> PaidSession | str | None:
     if not isinstance(created, int):
         return f"{event_id}: malformed event (no created time)"
     return PaidSession(
-        session_id=obj["id"], payment_link_id=str(obj["payment_link"]),
-        payment_status=str(obj.get("payment_status")), amount_total=obj.get("amount_total"),
-        paid_at=created, source=f"event {event_id}",
+        session_id=obj["id"],
+        payment_link_id=str(obj["payment_link"]),
+        payment_status=str(obj.get("payment_status")),
+        amount_total=obj.get("amount_total"),
+        paid_at=created,
+        source=f"event {event_id}",
     )
 
 
-def _news_from_session_scan(engine: Engine, gateway: StripeGateway, tenant: Tenant, started_at: int) -> StripeNews:
+def _news_from_session_scan(
+    engine: Engine, gateway: StripeGateway, tenant: Tenant, started_at: int
+) -> StripeNews:
     with engine.connect() as connection:
-        link_ids = connection.execute(
-            sa.select(payment_links.c.stripe_payment_link_id).where(
-                payment_links.c.tenant_id == tenant.id,
-                payment_links.c.status != PaymentLinkStatus.paid,
-                payment_links.c.stripe_payment_link_id.is_not(None),
-            ).order_by(payment_links.c.id)
-        ).scalars().all()
+        link_ids = (
+            connection.execute(
+                sa.select(payment_links.c.stripe_payment_link_id)
+                .where(
+                    payment_links.c.tenant_id == tenant.id,
+                    payment_links.c.status != PaymentLinkStatus.paid,
+                    payment_links.c.stripe_payment_link_id.is_not(None),
+                )
+                .order_by(payment_links.c.id)
+            )
+            .scalars()
+            .all()
+        )
     # Events from now on are read next time; the overlap re-reads any that raced with the scan.
     news = StripeNews(source="session scan", next_cursor=started_at)
     for link_id in link_ids:
         for session in gateway.iter_checkout_sessions(link_id):
             if session.status != "complete":
                 continue
-            news.sessions.append(PaidSession(
-                session_id=session.id, payment_link_id=link_id, payment_status=str(session.payment_status),
-                amount_total=session.amount_total, paid_at=int(session.created), source="session scan",
-            ))
+            news.sessions.append(
+                PaidSession(
+                    session_id=session.id,
+                    payment_link_id=link_id,
+                    payment_status=str(session.payment_status),
+                    amount_total=session.amount_total,
+                    paid_at=int(session.created),
+                    source="session scan",
+                )
+            )
     return news
 
 
 # -- writing what was learned ------------------------------------------------------------------
 def apply_news(engine: Engine, tenant: Tenant, news: StripeNews) -> ReconcileReport:
     """Mark rows and orders paid, one transaction per batch; then move the cursor."""
-    report = ReconcileReport(tenant=tenant.slug, source=news.source, events_read=news.events_read,
-                             skipped=list(news.skipped))
+    report = ReconcileReport(
+        tenant=tenant.slug, source=news.source, events_read=news.events_read, skipped=list(news.skipped)
+    )
     sessions = _latest_per_session(news.sessions)
     report.sessions_seen = sum(1 for s in sessions if s.is_paid)
     for start in range(0, len(sessions), MARK_BATCH_SIZE):
@@ -205,14 +226,25 @@ def _latest_per_session(sessions: Iterable[PaidSession]) -> list[PaidSession]:
     return list(latest.values())
 
 
-def _apply_session(connection: sa.Connection, tenant: Tenant, session: PaidSession, report: ReconcileReport) -> None:
-    row = connection.execute(
-        sa.select(payment_links).where(payment_links.c.stripe_payment_link_id == session.payment_link_id)
-    ).mappings().first()
+def _apply_session(
+    connection: sa.Connection, tenant: Tenant, session: PaidSession, report: ReconcileReport
+) -> None:
+    row = (
+        connection.execute(
+            sa.select(payment_links).where(payment_links.c.stripe_payment_link_id == session.payment_link_id)
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         if session.is_paid:
-            report.drift.append(Drift("paid link with no row", session.payment_link_id,
-                                      f"session {session.session_id} paid {session.amount_total} cents"))
+            report.drift.append(
+                Drift(
+                    "paid link with no row",
+                    session.payment_link_id,
+                    f"session {session.session_id} paid {session.amount_total} cents",
+                )
+            )
         return
     if row["tenant_id"] != tenant.id:
         report.other_tenant += 1
@@ -225,23 +257,42 @@ def _apply_session(connection: sa.Connection, tenant: Tenant, session: PaidSessi
         report.already_paid += 1
         return
     if session.amount_total is not None and session.amount_total != row["amount_cents"]:
-        report.drift.append(Drift("amount differs", session.payment_link_id,
-                                  f"row {row['id']} bills {row['amount_cents']} cents; Stripe took "
-                                  f"{session.amount_total} cents (session {session.session_id})", row["id"]))
+        report.drift.append(
+            Drift(
+                "amount differs",
+                session.payment_link_id,
+                f"row {row['id']} bills {row['amount_cents']} cents; Stripe took "
+                f"{session.amount_total} cents (session {session.session_id})",
+                row["id"],
+            )
+        )
     if row["status"] == PaymentLinkStatus.cancelled:
-        report.drift.append(Drift("paid after cancellation", session.payment_link_id,
-                                  f"row {row['id']} was cancelled, then paid (session {session.session_id}); "
-                                  "a refund may be due", row["id"]))
-    paid_at = datetime.fromtimestamp(session.paid_at, tz=timezone.utc)
+        report.drift.append(
+            Drift(
+                "paid after cancellation",
+                session.payment_link_id,
+                f"row {row['id']} was cancelled, then paid (session {session.session_id}); "
+                "a refund may be due",
+                row["id"],
+            )
+        )
+    paid_at = datetime.fromtimestamp(session.paid_at, tz=UTC)
     connection.execute(
-        sa.update(payment_links).where(payment_links.c.id == row["id"]).values(
-            status=PaymentLinkStatus.paid, paid_at=paid_at, paid_amount_cents=session.amount_total,
-            stripe_checkout_session_id=session.session_id, updated_at=utcnow())
+        sa.update(payment_links)
+        .where(payment_links.c.id == row["id"])
+        .values(
+            status=PaymentLinkStatus.paid,
+            paid_at=paid_at,
+            paid_amount_cents=session.amount_total,
+            stripe_checkout_session_id=session.session_id,
+            updated_at=utcnow(),
+        )
     )
     report.marked_paid.append(row["id"])
     if row["order_id"] is not None:
         updated = connection.execute(
-            sa.update(orders).where(orders.c.id == row["order_id"], orders.c.status == "pending")
+            sa.update(orders)
+            .where(orders.c.id == row["order_id"], orders.c.status == "pending")
             .values(status="paid", paid_at=paid_at)
         ).rowcount
         if updated:
@@ -251,9 +302,13 @@ def _apply_session(connection: sa.Connection, tenant: Tenant, session: PaidSessi
 def _save_cursor(engine: Engine, tenant: Tenant, created: int, event_id: str | None) -> None:
     with engine.begin() as connection:
         updated = connection.execute(
-            sa.update(reconcile_cursors).where(reconcile_cursors.c.tenant_id == tenant.id).values(
-                last_event_created=created, last_event_id=event_id, updated_at=utcnow())
+            sa.update(reconcile_cursors)
+            .where(reconcile_cursors.c.tenant_id == tenant.id)
+            .values(last_event_created=created, last_event_id=event_id, updated_at=utcnow())
         ).rowcount
         if not updated:
-            connection.execute(sa.insert(reconcile_cursors).values(
-                tenant_id=tenant.id, last_event_created=created, last_event_id=event_id))
+            connection.execute(
+                sa.insert(reconcile_cursors).values(
+                    tenant_id=tenant.id, last_event_created=created, last_event_id=event_id
+                )
+            )

@@ -201,9 +201,7 @@ def _check_renderable(balance: ParentBalance) -> None:
     for item in balance.items:
         # A javascript: or data: link must never become a "Pay Now" button.
         if not _is_web_url(item.url):
-            raise ValueError(
-                f"item {item.description!r} for {item.player_name!r} has no http(s) pay link"
-            )
+            raise ValueError(f"item {item.description!r} for {item.player_name!r} has no http(s) pay link")
 
 
 def render_email(

@@ -27,8 +27,14 @@ def mail_transport(settings: Settings) -> MailTransport:
     """The process's transport for these settings: one SMTP connection reused by every send."""
     from paylinks.mail import transport_from_settings
 
-    key = (settings.email_transport, settings.smtp_host, settings.smtp_port, settings.smtp_username,
-           settings.smtp_security, str(settings.outbox_dir))
+    key = (
+        settings.email_transport,
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_username,
+        settings.smtp_security,
+        str(settings.outbox_dir),
+    )
     if key not in _transports:
         _transports[key] = transport_from_settings(settings)
     return _transports[key]

@@ -6,7 +6,7 @@ flow entry) and pass the result down.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,12 +16,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class EmailTransportName(str, Enum):
+class EmailTransportName(StrEnum):
     outbox = "outbox"
     smtp = "smtp"
 
 
-class SmtpSecurity(str, Enum):
+class SmtpSecurity(StrEnum):
     none = "none"
     starttls = "starttls"
     ssl = "ssl"
@@ -43,7 +43,9 @@ class Settings(BaseSettings):
     )
     stripe_max_rps: float = Field(default=20.0, gt=0, le=100, description="Stripe calls per second, at most.")
     stripe_mint_batch_size: int = Field(default=50, ge=1, le=1000, description="Links minted per task run.")
-    stripe_max_retries: int = Field(default=6, ge=0, le=20, description="Retries of one Stripe call on 429/5xx.")
+    stripe_max_retries: int = Field(
+        default=6, ge=0, le=20, description="Retries of one Stripe call on 429/5xx."
+    )
     stripe_timeout_s: float = Field(default=30.0, gt=0)
 
     email_transport: EmailTransportName = EmailTransportName.outbox

@@ -45,8 +45,12 @@ def is_transient(error: BaseException) -> bool:
 class RateLimiter:
     """A thread-safe pacer: hands out at most `rate` permits per second, evenly spaced."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.interval = 1.0 / rate
         self._clock = clock
         self._sleep = sleep
@@ -72,7 +76,11 @@ class MintedLink:
 
 def _transient_status(error: stripe.StripeError) -> bool:
     status = error.http_status or 0
-    return isinstance(error, (stripe.RateLimitError, stripe.APIConnectionError)) or status == 409 or status >= 500
+    return (
+        isinstance(error, (stripe.RateLimitError, stripe.APIConnectionError))
+        or status == 409
+        or status >= 500
+    )
 
 
 class StripeGateway:
@@ -127,14 +135,17 @@ class StripeGateway:
         return self._random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
     # -- products and prices --------------------------------------------------------------
-    def create_product(self, *, name: str, description: str, metadata: dict[str, str],
-                       idempotency_key: str) -> str:
+    def create_product(
+        self, *, name: str, description: str, metadata: dict[str, str], idempotency_key: str
+    ) -> str:
         params: dict[str, Any] = {"name": name, "metadata": metadata}
         if description:
             params["description"] = description
         product = self.call(
             f"creating product {name!r}",
-            lambda: self._client.v1.products.create(params=params, options={"idempotency_key": idempotency_key}),
+            lambda: self._client.v1.products.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            ),
         )
         return product.id
 
@@ -146,7 +157,7 @@ class StripeGateway:
             chunk = keys[start : start + LOOKUP_KEYS_PER_REQUEST]
             page = self.call(
                 "looking up prices",
-                lambda: self._client.v1.prices.list(
+                lambda chunk=chunk: self._client.v1.prices.list(
                     params={"lookup_keys": chunk, "active": True, "limit": 100}
                 ),
             )
@@ -154,8 +165,9 @@ class StripeGateway:
                 found[price.lookup_key] = price.id
         return found
 
-    def create_price(self, *, product_id: str, amount_cents: int, currency: str, lookup_key: str,
-                     metadata: dict[str, str]) -> str:
+    def create_price(
+        self, *, product_id: str, amount_cents: int, currency: str, lookup_key: str, metadata: dict[str, str]
+    ) -> str:
         params = {
             "product": product_id,
             "unit_amount": amount_cents,
@@ -170,7 +182,9 @@ class StripeGateway:
         return price.id
 
     # -- payment links ----------------------------------------------------------------------
-    def create_payment_link(self, *, price_id: str, metadata: dict[str, str], idempotency_key: str) -> MintedLink:
+    def create_payment_link(
+        self, *, price_id: str, metadata: dict[str, str], idempotency_key: str
+    ) -> MintedLink:
         params: dict[str, Any] = {
             "line_items": [{"price": price_id, "quantity": 1}],
             "restrictions": {"completed_sessions": {"limit": 1}},
@@ -180,12 +194,16 @@ class StripeGateway:
         }
         link = self.call(
             f"minting a payment link for row {metadata.get('payment_link_row_id')}",
-            lambda: self._client.v1.payment_links.create(params=params, options={"idempotency_key": idempotency_key}),
+            lambda: self._client.v1.payment_links.create(
+                params=params, options={"idempotency_key": idempotency_key}
+            ),
         )
         return _minted(link)
 
     def retrieve_payment_link(self, link_id: str) -> MintedLink:
-        link = self.call(f"reading payment link {link_id}", lambda: self._client.v1.payment_links.retrieve(link_id))
+        link = self.call(
+            f"reading payment link {link_id}", lambda: self._client.v1.payment_links.retrieve(link_id)
+        )
         return _minted(link)
 
     def deactivate_payment_link(self, link_id: str, inactive_message: str) -> MintedLink:
@@ -205,7 +223,9 @@ class StripeGateway:
             params: dict[str, Any] = {"types": types, "created": {"gte": created_gte}, "limit": 100}
             if starting_after:
                 params["starting_after"] = starting_after
-            page = self.call("listing events", lambda: self._client.v1.events.list(params=params))
+            page = self.call(
+                "listing events", lambda params=params: self._client.v1.events.list(params=params)
+            )
             events.extend(page.data)
             if not page.has_more or not page.data:
                 break
@@ -221,7 +241,7 @@ class StripeGateway:
                 params["starting_after"] = starting_after
             page = self.call(
                 f"listing checkout sessions of {payment_link_id}",
-                lambda: self._client.v1.checkout.sessions.list(params=params),
+                lambda params=params: self._client.v1.checkout.sessions.list(params=params),
             )
             yield from page.data
             if not page.has_more or not page.data:

@@ -27,7 +27,9 @@ def _tenant(row: sa.RowMapping) -> Tenant:
 
 
 def all_tenants(connection: Connection) -> list[Tenant]:
-    return [_tenant(row) for row in connection.execute(sa.select(tenants).order_by(tenants.c.slug)).mappings()]
+    return [
+        _tenant(row) for row in connection.execute(sa.select(tenants).order_by(tenants.c.slug)).mappings()
+    ]
 
 
 def tenant_by_slug(connection: Connection, slug: str) -> Tenant:

@@ -34,20 +34,27 @@ def plan_payment_links(rows: BillingRows) -> Plan:
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
-def ensure_price_tiers(settings: Settings, tenant: Tenant, plan: Plan, rows: BillingRows) -> dict[tuple[int, int], str]:
+def ensure_price_tiers(
+    settings: Settings, tenant: Tenant, plan: Plan, rows: BillingRows
+) -> dict[tuple[int, int], str]:
     """Find or create the Stripe Price of every (product, amount) about to be minted."""
-    return backfill.ensure_price_tiers(engine_for(settings.database_url), StripeGateway(settings), tenant, plan, rows)
+    return backfill.ensure_price_tiers(
+        engine_for(settings.database_url), StripeGateway(settings), tenant, plan, rows
+    )
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
 def retire_stale_links(settings: Settings, tenant: Tenant, steps: list[Step]) -> RetireOutcome:
     """Deactivate links whose bill went away or changed amount."""
-    return backfill.retire_stale_links(engine_for(settings.database_url), StripeGateway(settings), tenant, steps)
+    return backfill.retire_stale_links(
+        engine_for(settings.database_url), StripeGateway(settings), tenant, steps
+    )
 
 
 @task(cache_policy=NO_CACHE)
-def reserve_payment_links(settings: Settings, tenant: Tenant, steps: list[Step],
-                          tiers: dict[tuple[int, int], str]) -> list[MintJob]:
+def reserve_payment_links(
+    settings: Settings, tenant: Tenant, steps: list[Step], tiers: dict[tuple[int, int], str]
+) -> list[MintJob]:
     """Commit a row for every link before it is minted (crash safety)."""
     return backfill.reserve_payment_links(engine_for(settings.database_url), tenant, steps, tiers)
 

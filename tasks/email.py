@@ -45,7 +45,11 @@ def render_balance_emails(tenant: Tenant, sheet: BalanceSheet) -> list[PreparedE
 @task(cache_policy=NO_CACHE)
 def render_test_email(tenant: Tenant, email_type: EmailType, balance: ParentBalance) -> PreparedEmail:
     """The sample email, marked as a test and naming its real recipient."""
-    real = f"{balance.parent_name} <{balance.email}>" if balance.email else f"{balance.parent_name} (no email on file)"
+    real = (
+        f"{balance.parent_name} <{balance.email}>"
+        if balance.email
+        else f"{balance.parent_name} (no email on file)"
+    )
     return emailing.prepare_email(tenant, email_type, balance, test_recipient_note=real)
 
 
@@ -63,16 +67,36 @@ def check_links_can_be_mailed(settings: Settings, emails: list[PreparedEmail], t
 @task(cache_policy=NO_CACHE)
 def extract_sent_parents(settings: Settings, tenant: Tenant, run_key: str) -> set[int]:
     """Parents this blast already reached (a rerun skips them)."""
-    return emailing.sent_parent_ids(engine_for(settings.database_url), tenant, EmailType.outstanding_balance, run_key)
+    return emailing.sent_parent_ids(
+        engine_for(settings.database_url), tenant, EmailType.outstanding_balance, run_key
+    )
 
 
-@task(cache_policy=NO_CACHE, task_run_name="send-{email_type.value}-to-parent-{email.parent_id}", **SEND_RETRIES)
-def send_email(settings: Settings, tenant: Tenant, email_type: EmailType, run_key: str, email: PreparedEmail,
-               recipient: str, log_parent: bool = True, to_name: str | None = None) -> SendOutcome:
+@task(
+    cache_policy=NO_CACHE, task_run_name="send-{email_type.value}-to-parent-{email.parent_id}", **SEND_RETRIES
+)
+def send_email(
+    settings: Settings,
+    tenant: Tenant,
+    email_type: EmailType,
+    run_key: str,
+    email: PreparedEmail,
+    recipient: str,
+    log_parent: bool = True,
+    to_name: str | None = None,
+) -> SendOutcome:
     """Deliver one email and log it in email_log; a refused delivery is logged, then fails this task."""
     return emailing.send_logged(
-        engine_for(settings.database_url), mail_transport(settings), settings, tenant, email_type, run_key,
-        email, recipient, parent_id=email.parent_id if log_parent else None, to_name=to_name,
+        engine_for(settings.database_url),
+        mail_transport(settings),
+        settings,
+        tenant,
+        email_type,
+        run_key,
+        email,
+        recipient,
+        parent_id=email.parent_id if log_parent else None,
+        to_name=to_name,
     )
 
 

@@ -23,7 +23,9 @@ def read_reconcile_cursor(settings: Settings, tenant: Tenant) -> int | None:
 @task(cache_policy=NO_CACHE, task_run_name="fetch-paid-sessions-{tenant.slug}", **STRIPE_RETRIES)
 def fetch_paid_sessions(settings: Settings, tenant: Tenant, cursor: int | None) -> StripeNews:
     """Completed checkout sessions on payment links since the cursor (events, or a full scan)."""
-    return reconcile.fetch_stripe_news(engine_for(settings.database_url), StripeGateway(settings), tenant, cursor)
+    return reconcile.fetch_stripe_news(
+        engine_for(settings.database_url), StripeGateway(settings), tenant, cursor
+    )
 
 
 @task(cache_policy=NO_CACHE, task_run_name="mark-payments-{tenant.slug}")

@@ -7,8 +7,8 @@ from prefect.cache_policies import NO_CACHE
 
 from paylinks.backfill import BackfillReport
 from paylinks.emailing import BlastReport, ResendReport
-from paylinks.reconcile import ReconcileReport
 from paylinks.prefect_support import artifact_key, markdown_table, publish_markdown, publish_table
+from paylinks.reconcile import ReconcileReport
 from paylinks.rendering import format_money
 
 MONEY_METRICS = {"amount owed", "total owed"}
@@ -16,8 +16,10 @@ MONEY_METRICS = {"amount owed", "total owed"}
 
 def _metric_rows(summary: dict, currency: str) -> list[dict]:
     """A summary as metric/value rows, amounts of money shown as money ($1,234.50), not cents."""
-    return [{"metric": k, "value": format_money(v, currency) if k in MONEY_METRICS else v}
-            for k, v in summary.items()]
+    return [
+        {"metric": k, "value": format_money(v, currency) if k in MONEY_METRICS else v}
+        for k, v in summary.items()
+    ]
 
 
 @task(cache_policy=NO_CACHE)
@@ -40,12 +42,14 @@ def publish_backfill_summary(report: BackfillReport) -> None:
     ]
     publish_markdown(
         artifact_key("backfill", report.tenant, "details"),
-        "\n\n".join([
-            f"# Backfill of {report.tenant} ({mode})",
-            "## Steps\n" + markdown_table(steps, empty="_nothing to do: every item has its link_"),
-            "## Skipped\n" + markdown_table(report.skipped_rows()),
-            "## Failed\n" + markdown_table(errors),
-        ]),
+        "\n\n".join(
+            [
+                f"# Backfill of {report.tenant} ({mode})",
+                "## Steps\n" + markdown_table(steps, empty="_nothing to do: every item has its link_"),
+                "## Skipped\n" + markdown_table(report.skipped_rows()),
+                "## Failed\n" + markdown_table(errors),
+            ]
+        ),
         description=f"Backfill steps, skips and failures for {report.tenant}",
     )
 
@@ -71,13 +75,15 @@ def publish_resend_summary(report: ResendReport) -> None:
     email = report.email
     publish_table(
         artifact_key("resend", report.tenant, "summary"),
-        [{
-            "player": report.player.describe(),
-            "recipient": report.recipient or "(none)",
-            "items": email.item_count if email else 0,
-            "total_cents": email.total_cents if email else 0,
-            "outcome": report.outcome,
-        }],
+        [
+            {
+                "player": report.player.describe(),
+                "recipient": report.recipient or "(none)",
+                "items": email.item_count if email else 0,
+                "total_cents": email.total_cents if email else 0,
+                "outcome": report.outcome,
+            }
+        ],
         description=f"Payment links resent for {report.player.name}",
     )
 
@@ -90,15 +96,19 @@ def publish_reconcile_summary(report: ReconcileReport) -> None:
         [{"metric": k, "value": v} for k, v in report.summary().items()],
         description=f"Reconcile of {report.tenant} from Stripe ({report.source})",
     )
-    drift = [{"kind": d.kind, "row": d.row_id, "payment link": d.payment_link_id, "detail": d.detail}
-             for d in report.drift]
+    drift = [
+        {"kind": d.kind, "row": d.row_id, "payment link": d.payment_link_id, "detail": d.detail}
+        for d in report.drift
+    ]
     skipped = [{"event": why} for why in report.skipped]
     publish_markdown(
         artifact_key("reconcile", report.tenant, "drift"),
-        "\n\n".join([
-            f"# Reconcile of {report.tenant}",
-            "## Drift (paid at Stripe, but not as billed)\n" + markdown_table(drift),
-            "## Events skipped\n" + markdown_table(skipped),
-        ]),
+        "\n\n".join(
+            [
+                f"# Reconcile of {report.tenant}",
+                "## Drift (paid at Stripe, but not as billed)\n" + markdown_table(drift),
+                "## Events skipped\n" + markdown_table(skipped),
+            ]
+        ),
         description=f"Drift and skipped events for {report.tenant}",
     )

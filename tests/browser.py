@@ -96,8 +96,9 @@ class PrefectServer:
 
 
 @contextmanager
-def prefect_server(home: Path, *, auth: bool, ui: bool = False, startup_timeout: float = 90,
-                   attempts: int = 3) -> Iterator[PrefectServer]:
+def prefect_server(
+    home: Path, *, auth: bool, ui: bool = False, startup_timeout: float = 90, attempts: int = 3
+) -> Iterator[PrefectServer]:
     """Start a Prefect server with its own PREFECT_HOME (and SQLite database) on a free port.
 
     With `auth`, the API requires HTTP basic auth `admin:<random password>`. The scheduler is off:
@@ -125,7 +126,11 @@ def prefect_server(home: Path, *, auth: bool, ui: bool = False, startup_timeout:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 PREFECT + ["--no-prompt", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                cwd=home,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         server = PrefectServer(f"http://127.0.0.1:{port}", auth_string, process, log_path)
         try:
@@ -155,8 +160,14 @@ def _wait_healthy(server: PrefectServer, timeout: float) -> bool:
 
 def prefect_cli(args: list[str], env: Mapping[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
     """`prefect <args>` from the project root (where prefect.yaml is), no prompts."""
-    return subprocess.run(PREFECT + ["--no-prompt", *args], env=dict(env), cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        PREFECT + ["--no-prompt", *args],
+        env=dict(env),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # --- Chromium ------------------------------------------------------------------------------
@@ -178,14 +189,25 @@ class Chromium:
 
     def _run(self, url: str, *args: str, budget_ms: int, timeout: float) -> subprocess.CompletedProcess:
         command = [
-            self.executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-            "--hide-scrollbars", f"--user-data-dir={self.profile_dir}",
+            self.executable,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-extensions",
+            "--hide-scrollbars",
+            f"--user-data-dir={self.profile_dir}",
             # Virtual time waits for pending fetches, so a single-page app has loaded its data by then.
-            f"--virtual-time-budget={budget_ms}", *args, url,
+            f"--virtual-time-budget={budget_ms}",
+            *args,
+            url,
         ]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        )
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         finally:
@@ -207,18 +229,32 @@ class Chromium:
                 break
         return text
 
-    def screenshot(self, url: str, path: Path, *, size: tuple[int, int] = (1400, 1000), budget_ms: int = 15000,
-                   timeout: float = 60) -> Path:
+    def screenshot(
+        self,
+        url: str,
+        path: Path,
+        *,
+        size: tuple[int, int] = (1400, 1000),
+        budget_ms: int = 15000,
+        timeout: float = 60,
+    ) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        self._run(url, f"--screenshot={path}", f"--window-size={size[0]},{size[1]}", budget_ms=budget_ms,
-                  timeout=timeout)
+        self._run(
+            url,
+            f"--screenshot={path}",
+            f"--window-size={size[0]},{size[1]}",
+            budget_ms=budget_ms,
+            timeout=timeout,
+        )
         assert path.is_file() and path.stat().st_size > 10_000, f"no real screenshot at {path}"
         return path
 
 
 _HIDDEN = re.compile(r"<(script|style|template|title|head)\b.*?</\1>", re.S | re.I)
-_HIDDEN_BY_STYLE = re.compile(r"<(\w+)\b[^>]*style=\"[^\"]*display:\s*none[^\"]*\"[^>]*>.*?</\1>", re.S | re.I)
+_HIDDEN_BY_STYLE = re.compile(
+    r"<(\w+)\b[^>]*style=\"[^\"]*display:\s*none[^\"]*\"[^>]*>.*?</\1>", re.S | re.I
+)
 
 
 def visible_text(dom: str) -> str:

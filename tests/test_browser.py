@@ -34,15 +34,24 @@ def test_prefect_ui_shows_the_backfill_run_and_its_summary_artifact(settings, en
     with prefect_server(tmp_path / "server-home", auth=False, ui=True) as server:
         backfill = subprocess.run(
             [sys.executable, "-m", "paylinks.cli", "backfill", "--tenant", "riverside-hoops"],
-            env=server.client_env(tmp_path / "cli-home"), cwd=PROJECT_ROOT, capture_output=True, text=True,
+            env=server.client_env(tmp_path / "cli-home"),
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
             timeout=120,
         )
         assert backfill.returncode == 0, backfill.stderr
         with server.api() as api:
-            (flow_run,) = api.post("/flow_runs/filter", json={
-                "flows": {"name": {"any_": ["backfill-payment-links"]}}}).raise_for_status().json()
-            (summary,) = api.post("/artifacts/filter", json={
-                "artifacts": {"key": {"any_": [SUMMARY_KEY]}}}).raise_for_status().json()
+            (flow_run,) = (
+                api.post("/flow_runs/filter", json={"flows": {"name": {"any_": ["backfill-payment-links"]}}})
+                .raise_for_status()
+                .json()
+            )
+            (summary,) = (
+                api.post("/artifacts/filter", json={"artifacts": {"key": {"any_": [SUMMARY_KEY]}}})
+                .raise_for_status()
+                .json()
+            )
         run_url = f"{server.url}/runs/flow-run/{flow_run['id']}"  # the link Prefect's own logs print
 
         page = chromium.text(run_url, expect=(flow_run["name"], "Completed"))
@@ -59,23 +68,35 @@ def test_prefect_ui_shows_the_backfill_run_and_its_summary_artifact(settings, en
         # The summary table itself: every metric with its value, as the engineer reads it.
         rows = json.loads(summary["data"]) if isinstance(summary["data"], str) else summary["data"]
         rows = rows[:10]  # the UI shows a table 10 rows to a page
-        table = chromium.text(f"{server.url}/v2/artifacts/artifact/{summary['id']}",
-                              expect=tuple(str(row["metric"]) for row in rows))
+        table = chromium.text(
+            f"{server.url}/v2/artifacts/artifact/{summary['id']}",
+            expect=tuple(str(row["metric"]) for row in rows),
+        )
         assert rows
         for row in rows:
-            assert re.search(rf"\b{re.escape(str(row['metric']))} {re.escape(str(row['value']))}\b", table), row
+            assert re.search(rf"\b{re.escape(str(row['metric']))} {re.escape(str(row['value']))}\b", table), (
+                row
+            )
 
 
-BRAND = Brand(name="Riverside Hoops Club", reply_to_email="Riverside Hoops <treasurer@riversidehoops.example>",
-              brand_color="#c0392b", logo_url=None)
+BRAND = Brand(
+    name="Riverside Hoops Club",
+    reply_to_email="Riverside Hoops <treasurer@riversidehoops.example>",
+    brand_color="#c0392b",
+    logo_url=None,
+)
 BALANCE = ParentBalance(
     parent_id=7,
     parent_name="Dana O'Neil <Treasurer>",  # escaped in HTML, still read as written
     email="dana@example.com",
     items=(
         OpenItem("Maya O'Neil", "Season dues 2025-26", 35000, "https://buy.stripe.com/test_maya_dues"),
-        OpenItem("Maya O'Neil", "Tournament fee: Spring Classic", 7500, "https://buy.stripe.com/test_maya_tourney"),
-        OpenItem("Leo O'Neil", "Season dues 2025-26 (scholarship)", 20000, "https://buy.stripe.com/test_leo_dues"),
+        OpenItem(
+            "Maya O'Neil", "Tournament fee: Spring Classic", 7500, "https://buy.stripe.com/test_maya_tourney"
+        ),
+        OpenItem(
+            "Leo O'Neil", "Season dues 2025-26 (scholarship)", 20000, "https://buy.stripe.com/test_leo_dues"
+        ),
         OpenItem("Leo O'Neil", "Uniform & warm-up kit", 4550, "https://buy.stripe.com/test_leo_kit"),
     ),
 )
@@ -99,15 +120,25 @@ def test_outstanding_balance_email_shows_every_item_amount_and_the_total(chromiu
     pay_links = re.findall(r'<a [^>]*href="([^"]+)"[^>]*>\s*Pay Now\s*</a>', dom)
     assert pay_links == [item.url for item in BALANCE.items]
     assert "Riverside Hoops Club" in text and "treasurer@riversidehoops.example" in text
-    chromium.screenshot(page.as_uri(), ARTIFACTS_DIR / "outstanding-balance-email.png", size=(800, 1000),
-                        budget_ms=2000)
-    chromium.screenshot(page.as_uri(), ARTIFACTS_DIR / "outstanding-balance-email-phone.png", size=(390, 900),
-                        budget_ms=2000)
+    chromium.screenshot(
+        page.as_uri(), ARTIFACTS_DIR / "outstanding-balance-email.png", size=(800, 1000), budget_ms=2000
+    )
+    chromium.screenshot(
+        page.as_uri(), ARTIFACTS_DIR / "outstanding-balance-email-phone.png", size=(390, 900), budget_ms=2000
+    )
 
-    test_send = render_email(EmailType.outstanding_balance, brand=BRAND, balance=BALANCE,
-                             test_recipient_note="Dana O'Neil <dana@example.com>")
+    test_send = render_email(
+        EmailType.outstanding_balance,
+        brand=BRAND,
+        balance=BALANCE,
+        test_recipient_note="Dana O'Neil <dana@example.com>",
+    )
     page.write_text(test_send.html, encoding="utf-8")
     text = chromium.text(page.as_uri(), budget_ms=2000)
     assert "Test send — the real recipient would be Dana O'Neil <dana@example.com>" in text
-    chromium.screenshot(page.as_uri(), ARTIFACTS_DIR / "outstanding-balance-email-test-send.png", size=(800, 1000),
-                        budget_ms=2000)
+    chromium.screenshot(
+        page.as_uri(),
+        ARTIFACTS_DIR / "outstanding-balance-email-test-send.png",
+        size=(800, 1000),
+        budget_ms=2000,
+    )

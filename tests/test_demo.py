@@ -20,22 +20,41 @@ def test_demo_runs_every_step_and_ends_with_the_tally(tmp_path):
         PREFECT_HOME=str(tmp_path / "prefect"),
         COLUMNS="120",
     )
-    refused = subprocess.run([sys.executable, "-m", "paylinks.cli", "demo"], env=env, cwd=PROJECT_ROOT,
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "paylinks.cli", "demo"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "--reset-database" in refused.stderr
 
-    result = subprocess.run([sys.executable, "-m", "paylinks.cli", "demo", "--reset-database"], env=env,
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "paylinks.cli", "demo", "--reset-database"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     for noise in ("Traceback", "ERROR", "Error", "WARNING"):
         assert noise not in output
-    for step in ("backfill, dry run", "backfill, commit", "test send", "the real blast", "pay through",
-                 "reconcile", "balances now"):
+    for step in (
+        "backfill, dry run",
+        "backfill, commit",
+        "test send",
+        "the real blast",
+        "pay through",
+        "reconcile",
+        "balances now",
+    ):
         assert step in output
     assert "run again: 0 links minted" in output
-    tally = output[output.index("paylinks demo"):]
+    tally = output[output.index("paylinks demo") :]
     assert "riverside-hoops" in tally and "northside-eagles" in tally
     emails = list((tmp_path / "outbox").glob("*.eml"))
     assert len(emails) > 2 and (tmp_path / "outbox" / "index.html").exists()

@@ -123,7 +123,10 @@ def test_the_blast_rejects_a_bad_test_email_and_an_unknown_parameter():
     # The server-side check (the deployment's JSON schema) refuses a malformed tenant slug.
     with pytest.raises(ValidationError, match="tenant"):
         validate({"tenant": "Riverside Hoops"}, parameter_schema(flow.fn).model_dump(), raise_on_error=True)
-    assert flow.validate_parameters({"tenant": "riverside-hoops", "test_email": "coach@example.com"})["send"] is False
+    assert (
+        flow.validate_parameters({"tenant": "riverside-hoops", "test_email": "coach@example.com"})["send"]
+        is False
+    )
 
 
 def run_pull_steps(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> dict[str, Any]:

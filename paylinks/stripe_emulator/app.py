@@ -37,7 +37,9 @@ def create_app(emulator: Emulator) -> FastAPI:
     """A FastAPI app serving `emulator`; mount it anywhere or run it with `EmulatorServer`."""
     app = FastAPI(title="paylinks local Stripe emulator", docs_url=None, redoc_url=None, openapi_url=None)
     api = _StripeApi(emulator)
-    app.add_api_route("/v1/{path:path}", api.handle, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    app.add_api_route(
+        "/v1/{path:path}", api.handle, methods=["GET", "POST", "DELETE"], include_in_schema=False
+    )
 
     pages = _PayPages(emulator)
     app.add_api_route("/pay/{link_id}", pages.show, methods=["GET"], include_in_schema=False)
@@ -48,7 +50,10 @@ def create_app(emulator: Emulator) -> FastAPI:
     app.add_api_route("/_emulator/faults", admin.show_faults, methods=["GET"], include_in_schema=False)
     app.add_api_route("/_emulator/faults", admin.set_faults, methods=["POST"], include_in_schema=False)
     app.add_api_route(
-        "/_emulator/checkout_sessions/{session_id}/settle", admin.settle, methods=["POST"], include_in_schema=False
+        "/_emulator/checkout_sessions/{session_id}/settle",
+        admin.settle,
+        methods=["POST"],
+        include_in_schema=False,
     )
     return app
 
@@ -68,8 +73,9 @@ class _StripeApi:
             return _stripe_response(error.to_body(), error.http_status, request, request_id)
         except Exception:  # a bug here must still reach the SDK as a Stripe-shaped 500
             logger.exception("local Stripe emulator failed on %s %s", request.method, request.url.path)
-            internal = EmulatorError(500, "An unexpected error occurred in the local Stripe emulator.",
-                                     type="api_error")
+            internal = EmulatorError(
+                500, "An unexpected error occurred in the local Stripe emulator.", type="api_error"
+            )
             return _stripe_response(internal.to_body(), 500, request, request_id)
 
     async def _handle(self, request: Request, request_id: str) -> Response:
@@ -117,7 +123,9 @@ class _StripeApi:
                 self.emulator.idempotency.release(api_key, key)
             raise
         if key:
-            self.emulator.idempotency.complete(api_key, key, StoredResponse(200, body, call.origin.request_id or ""))
+            self.emulator.idempotency.complete(
+                api_key, key, StoredResponse(200, body, call.origin.request_id or "")
+            )
         return body
 
     async def _simulate_latency(self) -> None:
@@ -152,8 +160,13 @@ async def _param_pairs(request: Request) -> list[tuple[str, str]]:
     return pairs
 
 
-def _stripe_response(body: dict[str, Any], status: int, request: Request, request_id: str,
-                     extra_headers: dict[str, str] | None = None) -> JSONResponse:
+def _stripe_response(
+    body: dict[str, Any],
+    status: int,
+    request: Request,
+    request_id: str,
+    extra_headers: dict[str, str] | None = None,
+) -> JSONResponse:
     headers = {
         "Request-Id": request_id,
         "Stripe-Version": request.headers.get("stripe-version", objects.API_VERSION),
@@ -304,4 +317,3 @@ async def _json_or_form(request: Request) -> dict[str, Any]:
             raise ValueError("Send a JSON object of fault settings.")
         return submitted
     return parse_form(body)
-

@@ -55,7 +55,7 @@ def presented_key(authorization: str | None) -> str | None:
 def mask_api_key(key: str) -> str:
     """`sk_test_51Habcdefgh...wxyz` → `sk_test_****wxyz`: enough to tell keys apart, never the secret."""
     prefix = next((known for known in _KEY_PREFIXES_SHOWN if key.startswith(known)), "")
-    secret = key[len(prefix):]
+    secret = key[len(prefix) :]
     if len(secret) - _VISIBLE_SUFFIX >= _MIN_HIDDEN_CHARACTERS:
         return f"{prefix}****{secret[-_VISIBLE_SUFFIX:]}"
     return f"{prefix}****"

@@ -39,11 +39,11 @@ class EmulatorError(Exception):
         return {"error": error}
 
 
-def resource_missing(kind: str, object_id: str, *, param: str = "id", http_status: int = 404) -> EmulatorError:
+def resource_missing(
+    kind: str, object_id: str, *, param: str = "id", http_status: int = 404
+) -> EmulatorError:
     """Stripe's answer for an id that names nothing: 404 on the path, 400 when it is a parameter."""
-    return EmulatorError(
-        http_status, f"No such {kind}: '{object_id}'", code="resource_missing", param=param
-    )
+    return EmulatorError(http_status, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
 
 
 def parameter_missing(param: str) -> EmulatorError:

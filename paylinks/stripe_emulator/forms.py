@@ -46,7 +46,7 @@ def split_key(key: str) -> list[str]:
     head, bracket, _ = key.partition("[")
     if not bracket or not head:
         return [key]
-    tail = key[len(head):]
+    tail = key[len(head) :]
     segments = _BRACKET_SEGMENT.findall(tail)
     if "".join(f"[{segment}]" for segment in segments) != tail:
         return [key]

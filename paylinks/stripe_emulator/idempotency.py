@@ -53,7 +53,9 @@ class IdempotencyStore:
         """
         if len(key) > MAX_KEY_LENGTH:
             raise EmulatorError(
-                400, f"Idempotency keys must be at most {MAX_KEY_LENGTH} characters long.", type="idempotency_error"
+                400,
+                f"Idempotency keys must be at most {MAX_KEY_LENGTH} characters long.",
+                type="idempotency_error",
             )
         with self._lock:
             record = self._records.get((api_key, key))

@@ -43,7 +43,9 @@ def paginate(
     starting_after = params.get("starting_after")
     ending_before = params.get("ending_before")
     if starting_after and ending_before:
-        raise EmulatorError(400, "You may only specify one of these parameters: ending_before, starting_after.")
+        raise EmulatorError(
+            400, "You may only specify one of these parameters: ending_before, starting_after."
+        )
 
     if ending_before:
         end = _position(ordered, ending_before, "ending_before", kind)

@@ -43,7 +43,13 @@ def new_id(prefix: str) -> str:
 
 
 def product(
-    *, product_id: str, name: str, description: str | None, active: bool, metadata: dict[str, str], created: int
+    *,
+    product_id: str,
+    name: str,
+    description: str | None,
+    active: bool,
+    metadata: dict[str, str],
+    created: int,
 ) -> dict[str, Any]:
     return {
         "id": product_id,
@@ -144,7 +150,12 @@ def _invoice_creation_disabled() -> dict[str, Any]:
 
 
 def _no_custom_text() -> dict[str, Any]:
-    return {"after_submit": None, "shipping_address": None, "submit": None, "terms_of_service_acceptance": None}
+    return {
+        "after_submit": None,
+        "shipping_address": None,
+        "submit": None,
+        "terms_of_service_acceptance": None,
+    }
 
 
 def payment_link(
@@ -196,7 +207,9 @@ def payment_link(
     }
 
 
-def line_item(*, item_id: str, price_object: dict[str, Any], quantity: int, description: str) -> dict[str, Any]:
+def line_item(
+    *, item_id: str, price_object: dict[str, Any], quantity: int, description: str
+) -> dict[str, Any]:
     """An `item` as returned by `/line_items`: the price in full and the amounts it comes to."""
     amount = price_object["unit_amount"] * quantity
     return {
@@ -216,7 +229,14 @@ def line_item(*, item_id: str, price_object: dict[str, Any], quantity: int, desc
 
 
 def _customer_details(email: str) -> dict[str, Any]:
-    no_address = {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None}
+    no_address = {
+        "city": None,
+        "country": None,
+        "line1": None,
+        "line2": None,
+        "postal_code": None,
+        "state": None,
+    }
     return {
         "address": no_address,
         "business_name": None,

@@ -106,7 +106,9 @@ def as_metadata(value: Any, param: str = "metadata") -> dict[str, str]:
     for key, entry in entries.items():
         entry_param = param_path(param, key)
         if len(key) > MAX_METADATA_KEY_LENGTH:
-            raise parameter_invalid(entry_param, f"Metadata keys can be at most {MAX_METADATA_KEY_LENGTH} characters.")
+            raise parameter_invalid(
+                entry_param, f"Metadata keys can be at most {MAX_METADATA_KEY_LENGTH} characters."
+            )
         if isinstance(entry, (dict, list)):
             raise parameter_invalid(entry_param, f"Invalid {param}: values must be strings.")
         entry = entry if isinstance(entry, str) else str(entry)

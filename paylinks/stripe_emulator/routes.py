@@ -47,71 +47,185 @@ class Route:
 _PAGINATION = frozenset({"limit", "starting_after", "ending_before", "expand"})
 _RETRIEVE = frozenset({"expand"})
 
-_PRODUCT_UPDATE = frozenset({
-    "active", "default_price", "description", "expand", "images", "marketing_features", "metadata", "name",
-    "package_dimensions", "shippable", "statement_descriptor", "tax_code", "tax_details", "unit_label", "url",
-})
+_PRODUCT_UPDATE = frozenset(
+    {
+        "active",
+        "default_price",
+        "description",
+        "expand",
+        "images",
+        "marketing_features",
+        "metadata",
+        "name",
+        "package_dimensions",
+        "shippable",
+        "statement_descriptor",
+        "tax_code",
+        "tax_details",
+        "unit_label",
+        "url",
+    }
+)
 _PRODUCT_CREATE = (_PRODUCT_UPDATE - {"default_price"}) | {"default_price_data", "id", "type"}
 _PRODUCT_LIST = _PAGINATION | {"active", "created", "ids", "shippable", "type", "url"}
 
-_PRICE_CREATE = frozenset({
-    "active", "billing_scheme", "currency", "currency_options", "custom_unit_amount", "expand", "lookup_key",
-    "metadata", "nickname", "product", "product_data", "recurring", "tax_behavior", "tiers", "tiers_mode",
-    "transfer_lookup_key", "transform_quantity", "unit_amount", "unit_amount_decimal",
-})
-_PRICE_UPDATE = frozenset({
-    "active", "currency_options", "expand", "lookup_key", "metadata", "nickname", "tax_behavior", "transfer_lookup_key",
-})
+_PRICE_CREATE = frozenset(
+    {
+        "active",
+        "billing_scheme",
+        "currency",
+        "currency_options",
+        "custom_unit_amount",
+        "expand",
+        "lookup_key",
+        "metadata",
+        "nickname",
+        "product",
+        "product_data",
+        "recurring",
+        "tax_behavior",
+        "tiers",
+        "tiers_mode",
+        "transfer_lookup_key",
+        "transform_quantity",
+        "unit_amount",
+        "unit_amount_decimal",
+    }
+)
+_PRICE_UPDATE = frozenset(
+    {
+        "active",
+        "currency_options",
+        "expand",
+        "lookup_key",
+        "metadata",
+        "nickname",
+        "tax_behavior",
+        "transfer_lookup_key",
+    }
+)
 _PRICE_LIST = _PAGINATION | {"active", "created", "currency", "lookup_keys", "product", "recurring", "type"}
 
-_PAYMENT_LINK_UPDATE = frozenset({
-    "active", "after_completion", "allow_promotion_codes", "application_fee_amount", "application_fee_percent",
-    "automatic_tax", "billing_address_collection", "consent_collection", "custom_fields", "custom_text",
-    "customer_creation", "expand", "inactive_message", "invoice_creation", "line_items", "metadata",
-    "name_collection", "on_behalf_of", "optional_items", "payment_intent_data", "payment_method_collection",
-    "payment_method_options", "payment_method_types", "phone_number_collection", "restrictions",
-    "shipping_address_collection", "shipping_options", "submit_type", "subscription_data", "tax_id_collection",
-    "transfer_data",
-})
+_PAYMENT_LINK_UPDATE = frozenset(
+    {
+        "active",
+        "after_completion",
+        "allow_promotion_codes",
+        "application_fee_amount",
+        "application_fee_percent",
+        "automatic_tax",
+        "billing_address_collection",
+        "consent_collection",
+        "custom_fields",
+        "custom_text",
+        "customer_creation",
+        "expand",
+        "inactive_message",
+        "invoice_creation",
+        "line_items",
+        "metadata",
+        "name_collection",
+        "on_behalf_of",
+        "optional_items",
+        "payment_intent_data",
+        "payment_method_collection",
+        "payment_method_options",
+        "payment_method_types",
+        "phone_number_collection",
+        "restrictions",
+        "shipping_address_collection",
+        "shipping_options",
+        "submit_type",
+        "subscription_data",
+        "tax_id_collection",
+        "transfer_data",
+    }
+)
 _PAYMENT_LINK_CREATE = (_PAYMENT_LINK_UPDATE - {"active"}) | {"currency", "managed_payments"}
 _PAYMENT_LINK_LIST = _PAGINATION | {"active"}
 
 _CHECKOUT_SESSION_LIST = _PAGINATION | {
-    "created", "customer", "customer_account", "customer_details", "payment_intent", "payment_link", "status",
+    "created",
+    "customer",
+    "customer_account",
+    "customer_details",
+    "payment_intent",
+    "payment_link",
+    "status",
     "subscription",
 }
 _EVENT_LIST = _PAGINATION | {"created", "delivery_success", "type", "types"}
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("POST", "/v1/products", lambda emu, call: emu.create_product(call.params, call.origin), _PRODUCT_CREATE),
+    Route(
+        "POST",
+        "/v1/products",
+        lambda emu, call: emu.create_product(call.params, call.origin),
+        _PRODUCT_CREATE,
+    ),
     Route("GET", "/v1/products", lambda emu, call: emu.list_products(call.params), _PRODUCT_LIST),
     Route("GET", "/v1/products/{id}", lambda emu, call: emu.retrieve_product(call.object_id), _RETRIEVE),
-    Route("POST", "/v1/products/{id}",
-          lambda emu, call: emu.update_product(call.object_id, call.params, call.origin), _PRODUCT_UPDATE),
-
+    Route(
+        "POST",
+        "/v1/products/{id}",
+        lambda emu, call: emu.update_product(call.object_id, call.params, call.origin),
+        _PRODUCT_UPDATE,
+    ),
     Route("POST", "/v1/prices", lambda emu, call: emu.create_price(call.params, call.origin), _PRICE_CREATE),
     Route("GET", "/v1/prices", lambda emu, call: emu.list_prices(call.params), _PRICE_LIST),
     Route("GET", "/v1/prices/{id}", lambda emu, call: emu.retrieve_price(call.object_id), _RETRIEVE),
-    Route("POST", "/v1/prices/{id}",
-          lambda emu, call: emu.update_price(call.object_id, call.params, call.origin), _PRICE_UPDATE),
-
-    Route("POST", "/v1/payment_links",
-          lambda emu, call: emu.create_payment_link(call.params, call.origin), _PAYMENT_LINK_CREATE),
-    Route("GET", "/v1/payment_links", lambda emu, call: emu.list_payment_links(call.params), _PAYMENT_LINK_LIST),
-    Route("GET", "/v1/payment_links/{id}", lambda emu, call: emu.retrieve_payment_link(call.object_id), _RETRIEVE),
-    Route("POST", "/v1/payment_links/{id}",
-          lambda emu, call: emu.update_payment_link(call.object_id, call.params, call.origin), _PAYMENT_LINK_UPDATE),
-    Route("GET", "/v1/payment_links/{id}/line_items",
-          lambda emu, call: emu.list_payment_link_line_items(call.object_id, call.params), _PAGINATION),
-
-    Route("GET", "/v1/checkout/sessions",
-          lambda emu, call: emu.list_checkout_sessions(call.params), _CHECKOUT_SESSION_LIST),
-    Route("GET", "/v1/checkout/sessions/{id}",
-          lambda emu, call: emu.retrieve_checkout_session(call.object_id), _RETRIEVE),
-    Route("GET", "/v1/checkout/sessions/{id}/line_items",
-          lambda emu, call: emu.list_checkout_session_line_items(call.object_id, call.params), _PAGINATION),
-
+    Route(
+        "POST",
+        "/v1/prices/{id}",
+        lambda emu, call: emu.update_price(call.object_id, call.params, call.origin),
+        _PRICE_UPDATE,
+    ),
+    Route(
+        "POST",
+        "/v1/payment_links",
+        lambda emu, call: emu.create_payment_link(call.params, call.origin),
+        _PAYMENT_LINK_CREATE,
+    ),
+    Route(
+        "GET", "/v1/payment_links", lambda emu, call: emu.list_payment_links(call.params), _PAYMENT_LINK_LIST
+    ),
+    Route(
+        "GET",
+        "/v1/payment_links/{id}",
+        lambda emu, call: emu.retrieve_payment_link(call.object_id),
+        _RETRIEVE,
+    ),
+    Route(
+        "POST",
+        "/v1/payment_links/{id}",
+        lambda emu, call: emu.update_payment_link(call.object_id, call.params, call.origin),
+        _PAYMENT_LINK_UPDATE,
+    ),
+    Route(
+        "GET",
+        "/v1/payment_links/{id}/line_items",
+        lambda emu, call: emu.list_payment_link_line_items(call.object_id, call.params),
+        _PAGINATION,
+    ),
+    Route(
+        "GET",
+        "/v1/checkout/sessions",
+        lambda emu, call: emu.list_checkout_sessions(call.params),
+        _CHECKOUT_SESSION_LIST,
+    ),
+    Route(
+        "GET",
+        "/v1/checkout/sessions/{id}",
+        lambda emu, call: emu.retrieve_checkout_session(call.object_id),
+        _RETRIEVE,
+    ),
+    Route(
+        "GET",
+        "/v1/checkout/sessions/{id}/line_items",
+        lambda emu, call: emu.list_checkout_session_line_items(call.object_id, call.params),
+        _PAGINATION,
+    ),
     Route("GET", "/v1/events", lambda emu, call: emu.list_events(call.params), _EVENT_LIST),
     Route("GET", "/v1/events/{id}", lambda emu, call: emu.retrieve_event(call.object_id), _RETRIEVE),
 )

@@ -41,7 +41,9 @@ class EmulatorServer:
         api_key: str | None = None,
         seed: int | None = None,
     ) -> None:
-        faults = FaultConfig(latency_ms=latency_ms, rate_limit_rps=rate_limit_rps, fail_rate=fail_rate, seed=seed)
+        faults = FaultConfig(
+            latency_ms=latency_ms, rate_limit_rps=rate_limit_rps, fail_rate=fail_rate, seed=seed
+        )
         faults.validate()
         self.emulator = Emulator(faults=faults, api_key=api_key)
         self.host = host

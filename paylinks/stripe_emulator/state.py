@@ -136,8 +136,9 @@ class Emulator:
         default_price_data = self._default_price_data(params.get("default_price_data"))
         with self.lock:
             if product_id in self._products:
-                raise EmulatorError(400, f"Product already exists: '{product_id}'", code="resource_already_exists",
-                                    param="id")
+                raise EmulatorError(
+                    400, f"Product already exists: '{product_id}'", code="resource_already_exists", param="id"
+                )
             product = objects.product(
                 product_id=product_id,
                 name=name,
@@ -163,7 +164,9 @@ class Emulator:
         with self.lock:
             return copy.deepcopy(self._product(product_id))
 
-    def update_product(self, product_id: str, params: Params, origin: RequestOrigin = _NO_ORIGIN) -> StripeObject:
+    def update_product(
+        self, product_id: str, params: Params, origin: RequestOrigin = _NO_ORIGIN
+    ) -> StripeObject:
         with self.lock:
             product = self._product(product_id)
             changes: dict[str, Any] = dict(self._product_text_fields(params))
@@ -200,15 +203,27 @@ class Emulator:
 
     @staticmethod
     def _product_text_fields(params: Params) -> dict[str, str | None]:
-        return {field: as_optional_str(params[field], field) for field in _PRODUCT_TEXT_FIELDS if field in params}
+        return {
+            field: as_optional_str(params[field], field) for field in _PRODUCT_TEXT_FIELDS if field in params
+        }
 
     @staticmethod
     def _default_price_data(value: Any) -> dict[str, Any] | None:
         if value is None:
             return None
         data = as_dict(value, "default_price_data")
-        reject_unknown(data, {"currency", "unit_amount", "unit_amount_decimal", "recurring", "currency_options",
-                              "tax_behavior", "metadata"})
+        reject_unknown(
+            data,
+            {
+                "currency",
+                "unit_amount",
+                "unit_amount_decimal",
+                "recurring",
+                "currency_options",
+                "tax_behavior",
+                "metadata",
+            },
+        )
         reject_unsupported(data, ("recurring", "currency_options"), _ONE_TIME_PRICES_ONLY)
         return data
 
@@ -218,7 +233,9 @@ class Emulator:
             return None
         price = self._price(price_id, param="default_price", http_status=400)
         if price["product"] != product_id:
-            raise parameter_invalid("default_price", f"The price '{price_id}' does not belong to this product.")
+            raise parameter_invalid(
+                "default_price", f"The price '{price_id}' does not belong to this product."
+            )
         return price_id
 
     # ------------------------------------------------------------------ prices
@@ -226,14 +243,25 @@ class Emulator:
     def create_price(self, params: Params, origin: RequestOrigin = _NO_ORIGIN) -> StripeObject:
         reject_unsupported(
             params,
-            ("recurring", "tiers", "tiers_mode", "custom_unit_amount", "transform_quantity", "currency_options"),
+            (
+                "recurring",
+                "tiers",
+                "tiers_mode",
+                "custom_unit_amount",
+                "transform_quantity",
+                "currency_options",
+            ),
             _ONE_TIME_PRICES_ONLY,
         )
         if params.get("billing_scheme") not in (None, "", "per_unit"):
             reject_unsupported(params, ("billing_scheme",), _ONE_TIME_PRICES_ONLY)
         if params.get("product") in (None, "") and params.get("product_data") in (None, ""):
-            raise EmulatorError(400, "You must specify either `product` or `product_data` when creating a price.",
-                                code="parameter_missing", param="product")
+            raise EmulatorError(
+                400,
+                "You must specify either `product` or `product_data` when creating a price.",
+                code="parameter_missing",
+                param="product",
+            )
         with self.lock:
             product_id = self._product_for_new_price(params)
             price = self._build_price(product_id, params)
@@ -287,7 +315,9 @@ class Emulator:
         if "recurring" in params:  # every emulated price is one-time, so no price is recurring
             filters.append(lambda price: False)
         if "lookup_keys" in params:
-            lookup_keys = {as_str(key, "lookup_keys") for key in _bounded_list(params, "lookup_keys", MAX_LOOKUP_KEYS)}
+            lookup_keys = {
+                as_str(key, "lookup_keys") for key in _bounded_list(params, "lookup_keys", MAX_LOOKUP_KEYS)
+            }
             filters.append(lambda price: price["lookup_key"] in lookup_keys)
         with self.lock:
             return self._page(self._prices, params, "/v1/prices", "price", filters)
@@ -349,12 +379,18 @@ class Emulator:
             return as_int(params["unit_amount"], name("unit_amount"), minimum=0)
         decimal = params.get("unit_amount_decimal")
         if decimal in (None, ""):
-            raise EmulatorError(400, "You must specify either `unit_amount` or `unit_amount_decimal`.",
-                                code="parameter_missing", param=name("unit_amount"))
+            raise EmulatorError(
+                400,
+                "You must specify either `unit_amount` or `unit_amount_decimal`.",
+                code="parameter_missing",
+                param=name("unit_amount"),
+            )
         # Fractions of a cent exist on Stripe but never in club fees; whole cents only here.
         whole, _, fraction = str(decimal).partition(".")
         if fraction.strip("0"):
-            raise parameter_invalid(name("unit_amount_decimal"), "The local Stripe emulator supports whole cents only.")
+            raise parameter_invalid(
+                name("unit_amount_decimal"), "The local Stripe emulator supports whole cents only."
+            )
         return as_int(whole, name("unit_amount_decimal"), minimum=0)
 
     def _store_price(self, price: StripeObject, origin: RequestOrigin) -> None:
@@ -398,7 +434,9 @@ class Emulator:
                 metadata=as_metadata(params.get("metadata")),
                 after_completion=self._after_completion(params.get("after_completion")),
                 inactive_message=as_optional_str(params.get("inactive_message"), "inactive_message"),
-                payment_intent_data=self._payment_intent_data(params.get("payment_intent_data"), current=None),
+                payment_intent_data=self._payment_intent_data(
+                    params.get("payment_intent_data"), current=None
+                ),
                 restrictions=self._restrictions(params.get("restrictions"), current=None),
             )
             link.update(self._link_settings(params))
@@ -411,7 +449,9 @@ class Emulator:
         with self.lock:
             return copy.deepcopy(self._payment_link(link_id))
 
-    def update_payment_link(self, link_id: str, params: Params, origin: RequestOrigin = _NO_ORIGIN) -> StripeObject:
+    def update_payment_link(
+        self, link_id: str, params: Params, origin: RequestOrigin = _NO_ORIGIN
+    ) -> StripeObject:
         reject_unsupported(params, ("line_items",), "create a new payment link to change what it sells.")
         self._reject_unmodelled_link_features(params)
         with self.lock:
@@ -424,7 +464,9 @@ class Emulator:
             if "metadata" in params:
                 changes["metadata"] = merged_metadata(link["metadata"], params["metadata"])
             if "restrictions" in params:
-                changes["restrictions"] = self._restrictions(params["restrictions"], current=link["restrictions"])
+                changes["restrictions"] = self._restrictions(
+                    params["restrictions"], current=link["restrictions"]
+                )
             if "after_completion" in params:
                 changes["after_completion"] = self._after_completion(params["after_completion"])
             if "payment_intent_data" in params:
@@ -462,12 +504,16 @@ class Emulator:
         """Validated `line_items` as stored rows, and the currency they share."""
         items = as_list(required(params, "line_items"), "line_items")
         if len(items) > MAX_LINE_ITEMS:
-            raise parameter_invalid("line_items", f"A payment link can have at most {MAX_LINE_ITEMS} line items.")
+            raise parameter_invalid(
+                "line_items", f"A payment link can have at most {MAX_LINE_ITEMS} line items."
+            )
         stored, currencies = [], set()
         for index, item in enumerate(items):
             item = as_dict(item, param_path("line_items", index))
             reject_unknown(item, {"price", "quantity", "adjustable_quantity"})
-            reject_unsupported(item, ("adjustable_quantity",), "quantities are fixed on emulated payment links.")
+            reject_unsupported(
+                item, ("adjustable_quantity",), "quantities are fixed on emulated payment links."
+            )
             price_param = param_path("line_items", index, "price")
             price_id = as_str(required(item, "price", path=price_param), price_param)
             price = self._price(price_id, param=price_param, http_status=400)
@@ -493,19 +539,29 @@ class Emulator:
         if value is None or value == "":
             return objects.hosted_confirmation()
         value = as_dict(value, "after_completion")
-        completion_type = as_str(required(value, "type", path="after_completion[type]"), "after_completion[type]")
+        completion_type = as_str(
+            required(value, "type", path="after_completion[type]"), "after_completion[type]"
+        )
         if completion_type == "redirect":
-            redirect = as_dict(required(value, "redirect", path="after_completion[redirect]"),
-                               "after_completion[redirect]")
-            url = as_str(required(redirect, "url", path="after_completion[redirect][url]"),
-                         "after_completion[redirect][url]")
+            redirect = as_dict(
+                required(value, "redirect", path="after_completion[redirect]"), "after_completion[redirect]"
+            )
+            url = as_str(
+                required(redirect, "url", path="after_completion[redirect][url]"),
+                "after_completion[redirect][url]",
+            )
             return objects.redirect_after_completion(url)
         if completion_type == "hosted_confirmation":
-            confirmation = as_dict(value.get("hosted_confirmation") or {}, "after_completion[hosted_confirmation]")
-            message = as_optional_str(confirmation.get("custom_message"),
-                                      "after_completion[hosted_confirmation][custom_message]")
+            confirmation = as_dict(
+                value.get("hosted_confirmation") or {}, "after_completion[hosted_confirmation]"
+            )
+            message = as_optional_str(
+                confirmation.get("custom_message"), "after_completion[hosted_confirmation][custom_message]"
+            )
             return objects.hosted_confirmation(message)
-        raise parameter_invalid("after_completion[type]", f"Invalid after_completion[type]: {completion_type}")
+        raise parameter_invalid(
+            "after_completion[type]", f"Invalid after_completion[type]: {completion_type}"
+        )
 
     @staticmethod
     def _payment_intent_data(value: Any, *, current: StripeObject | None) -> StripeObject | None:
@@ -519,7 +575,9 @@ class Emulator:
         data = current or objects.payment_intent_data(metadata={})
         data = copy.deepcopy(data)
         if "metadata" in value:
-            data["metadata"] = merged_metadata(data["metadata"], value["metadata"], "payment_intent_data[metadata]")
+            data["metadata"] = merged_metadata(
+                data["metadata"], value["metadata"], "payment_intent_data[metadata]"
+            )
         for field in _PAYMENT_INTENT_TEXT_FIELDS:
             if field in value:
                 data[field] = as_optional_str(value[field], param_path("payment_intent_data", field))
@@ -531,7 +589,9 @@ class Emulator:
         if value is None or value == "":
             return None
         completed = as_dict(
-            required(as_dict(value, "restrictions"), "completed_sessions", path="restrictions[completed_sessions]"),
+            required(
+                as_dict(value, "restrictions"), "completed_sessions", path="restrictions[completed_sessions]"
+            ),
             "restrictions[completed_sessions]",
         )
         limit_param = "restrictions[completed_sessions][limit]"
@@ -541,8 +601,11 @@ class Emulator:
 
     @staticmethod
     def _link_settings(params: Params) -> dict[str, Any]:
-        return {field: read(params[field], field) for field, read in _LINK_SETTINGS.items()
-                if params.get(field) not in (None, "")}
+        return {
+            field: read(params[field], field)
+            for field, read in _LINK_SETTINGS.items()
+            if params.get(field) not in (None, "")
+        }
 
     # ------------------------------------------------------------------ paying a link
 
@@ -565,8 +628,12 @@ class Emulator:
         with self.lock:
             link = self._payment_link(link_id)
             if not link["active"]:
-                raise EmulatorError(410, link["inactive_message"] or "This payment link is no longer active.",
-                                    code="payment_link_inactive", param="id")
+                raise EmulatorError(
+                    410,
+                    link["inactive_message"] or "This payment link is no longer active.",
+                    code="payment_link_inactive",
+                    param="id",
+                )
             line_items = [self._render_line_item(stored) for stored in self._link_line_items[link_id]]
             subtotal = sum(item["amount_total"] for item in line_items)
             session = objects.completed_checkout_session(
@@ -618,21 +685,34 @@ class Emulator:
 
     def list_checkout_sessions(self, params: Params) -> StripeObject:
         filters = [created_filter(params.get("created"))]
-        for field in ("payment_link", "payment_intent", "status", "customer", "customer_account", "subscription"):
+        for field in (
+            "payment_link",
+            "payment_intent",
+            "status",
+            "customer",
+            "customer_account",
+            "subscription",
+        ):
             if field in params:
                 filters.append(_field_equals(field, params[field]))
         if "customer_details" in params:
             details = as_dict(params["customer_details"], "customer_details")
-            email = as_str(required(details, "email", path="customer_details[email]"), "customer_details[email]")
+            email = as_str(
+                required(details, "email", path="customer_details[email]"), "customer_details[email]"
+            )
             filters.append(lambda session: session["customer_details"]["email"] == email)
         with self.lock:
-            return self._page(self._checkout_sessions, params, "/v1/checkout/sessions", "checkout.session", filters)
+            return self._page(
+                self._checkout_sessions, params, "/v1/checkout/sessions", "checkout.session", filters
+            )
 
     def list_checkout_session_line_items(self, session_id: str, params: Params) -> StripeObject:
         with self.lock:
             self._checkout_session(session_id)
             items = copy.deepcopy(self._session_line_items[session_id])
-            return paginate(items, params, url=f"/v1/checkout/sessions/{session_id}/line_items", kind="line_item")
+            return paginate(
+                items, params, url=f"/v1/checkout/sessions/{session_id}/line_items", kind="line_item"
+            )
 
     def _checkout_session(self, session_id: str) -> StripeObject:
         return self._lookup(self._checkout_sessions, "checkout.session", session_id)
@@ -650,7 +730,9 @@ class Emulator:
             # Stripe allows one wildcard form, e.g. `checkout.session.*`.
             filters.append(lambda event: fnmatch.fnmatchcase(event["type"], pattern))
         if "types" in params:
-            types = {as_str(event_type, "types") for event_type in _bounded_list(params, "types", MAX_EVENT_TYPES)}
+            types = {
+                as_str(event_type, "types") for event_type in _bounded_list(params, "types", MAX_EVENT_TYPES)
+            }
             filters.append(lambda event: event["type"] in types)
         with self.lock:
             return self._page(self._events, params, "/v1/events", "event", filters)
@@ -675,7 +757,12 @@ class Emulator:
 
     @staticmethod
     def _lookup(
-        collection: dict[str, StripeObject], kind: str, object_id: str, *, param: str = "id", http_status: int = 404
+        collection: dict[str, StripeObject],
+        kind: str,
+        object_id: str,
+        *,
+        param: str = "id",
+        http_status: int = 404,
     ) -> StripeObject:
         found = collection.get(object_id) if isinstance(object_id, str) else None
         if found is None:
@@ -691,14 +778,18 @@ class Emulator:
         filters: list[Callable[[StripeObject], bool]],
     ) -> StripeObject:
         newest_first = list(reversed(collection.values()))
-        page = paginate(newest_first, params, url=url, kind=kind, keep=lambda obj: all(f(obj) for f in filters))
+        page = paginate(
+            newest_first, params, url=url, kind=kind, keep=lambda obj: all(f(obj) for f in filters)
+        )
         return copy.deepcopy(page)
 
     def _apply_update(
         self, event_type: str, obj: StripeObject, changes: dict[str, Any], origin: RequestOrigin
     ) -> StripeObject:
         """Apply validated `changes`; if anything differs, bump `updated` (where the type has it) and emit."""
-        previous_attributes = {key: copy.deepcopy(obj[key]) for key, value in changes.items() if obj[key] != value}
+        previous_attributes = {
+            key: copy.deepcopy(obj[key]) for key, value in changes.items() if obj[key] != value
+        }
         if previous_attributes:
             obj.update(changes)
             if "updated" in obj:

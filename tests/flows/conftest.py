@@ -11,9 +11,9 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from aiosmtpd.controller import Controller
 import sqlalchemy as sa
 import stripe
+from aiosmtpd.controller import Controller
 
 from paylinks.demo_data import seed_demo
 from paylinks.settings import get_settings
@@ -30,7 +30,9 @@ def demo_club(settings, engine: sa.Engine) -> list[Tenant]:
 @pytest.fixture
 def stripe_client(emulator) -> stripe.StripeClient:
     """The real SDK pointed at the test's emulator, retries off so we see what it returns."""
-    return stripe.StripeClient("sk_test_paylinks_tests", base_addresses={"api": emulator.url}, max_network_retries=0)
+    return stripe.StripeClient(
+        "sk_test_paylinks_tests", base_addresses={"api": emulator.url}, max_network_retries=0
+    )
 
 
 class Mailroom:
@@ -53,7 +55,9 @@ class Mailroom:
             self.stalled.set()
             await asyncio.sleep(5)
             return "451 4.3.0 try again later"
-        parsed = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        parsed = email.message_from_bytes(
+            envelope.original_content or envelope.content, policy=email.policy.default
+        )
         self.messages.append((list(envelope.rcpt_tos), parsed))
         return "250 OK"
 

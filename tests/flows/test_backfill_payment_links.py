@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import sqlalchemy as sa
 
 from flows.backfill_payment_links import backfill_payment_links
@@ -37,10 +36,16 @@ def test_dry_run_lists_every_item_and_changes_nothing(settings, engine, emulator
     assert set(by_tenant) == {t.slug for t in demo_club}
     hoops = by_tenant["riverside-hoops"]
     with engine.connect() as connection:
-        signed_with_parent = connection.execute(sa.text(
-            "SELECT p.id FROM players p JOIN tenants t ON t.id = p.tenant_id "
-            "WHERE t.slug = 'riverside-hoops' AND p.status = 'signed' AND p.parent_id IS NOT NULL"
-        )).scalars().all()
+        signed_with_parent = (
+            connection.execute(
+                sa.text(
+                    "SELECT p.id FROM players p JOIN tenants t ON t.id = p.tenant_id "
+                    "WHERE t.slug = 'riverside-hoops' AND p.status = 'signed' AND p.parent_id IS NOT NULL"
+                )
+            )
+            .scalars()
+            .all()
+        )
     steps = hoops.step_rows()
     assert all(step["action"] == "reserve and mint" for step in steps)
     dues_players = {s["player"] for s in steps if s["product"] == "Season dues"}
@@ -56,13 +61,18 @@ def test_dry_run_lists_every_item_and_changes_nothing(settings, engine, emulator
     assert hoops.summary()["links to mint"] == len(hoops.plan.items)
 
 
-def test_commit_mints_one_link_per_item_then_nothing_more(settings, engine, emulator, demo_club, stripe_client):
+def test_commit_mints_one_link_per_item_then_nothing_more(
+    settings, engine, emulator, demo_club, stripe_client
+):
     planned = sum(len(r.plan.items) for r in backfill_payment_links(commit=False))
 
     reports = backfill_payment_links(commit=True)
 
     rows = link_rows(engine)
-    links = {link.id: link for link in stripe_client.v1.payment_links.list(params={"limit": 100}).auto_paging_iter()}
+    links = {
+        link.id: link
+        for link in stripe_client.v1.payment_links.list(params={"limit": 100}).auto_paging_iter()
+    }
     assert len(rows) == len(links) == planned == sum(r.loaded for r in reports)
     assert {row["stripe_payment_link_id"] for row in rows} == set(links)
     for row in rows:
@@ -87,8 +97,9 @@ def test_price_tiers_one_per_product_and_amount(settings, engine, emulator, demo
     backfill_payment_links(commit=True)
     with engine.connect() as connection:
         tiers = connection.execute(sa.select(price_tiers)).mappings().all()
-        amounts_in_use = set(connection.execute(
-            sa.select(payment_links.c.product_id, payment_links.c.amount_cents)).tuples())
+        amounts_in_use = set(
+            connection.execute(sa.select(payment_links.c.product_id, payment_links.c.amount_cents)).tuples()
+        )
     assert {(t["product_id"], t["amount_cents"]) for t in tiers} == amounts_in_use
     for tier in tiers:
         price = stripe_client.v1.prices.retrieve(tier["stripe_price_id"])
@@ -96,8 +107,9 @@ def test_price_tiers_one_per_product_and_amount(settings, engine, emulator, demo
     assert emulator.emulator.counts()["prices"] == len(tiers)
 
 
-def test_flaky_rate_limited_stripe_still_ends_with_the_same_counts(settings, engine, emulator, demo_club,
-                                                                   stripe_client, monkeypatch):
+def test_flaky_rate_limited_stripe_still_ends_with_the_same_counts(
+    settings, engine, emulator, demo_club, stripe_client, monkeypatch
+):
     planned = sum(len(r.plan.items) for r in backfill_payment_links(commit=False))
     emulator.emulator.faults.fail_rate = 0.2
     emulator.emulator.faults.rate_limit_rps = 40
@@ -114,7 +126,12 @@ def test_flaky_rate_limited_stripe_still_ends_with_the_same_counts(settings, eng
 
 def test_every_task_run_is_recorded_and_the_summary_artifact_exists(settings, demo_club):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
 
     state = backfill_payment_links(tenant="riverside-hoops", commit=True, return_state=True)
     flow_run_id = state.state_details.flow_run_id
@@ -127,12 +144,14 @@ def test_every_task_run_is_recorded_and_the_summary_artifact_exists(settings, de
         async with get_client() as client:
             for _ in range(50):
                 task_runs = await client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+                )
                 if len(task_runs) >= expected:
                     break
                 await asyncio.sleep(0.2)
             artifacts = await client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+            )
             return len(task_runs), [a.key for a in artifacts]
 
     count, keys = asyncio.run(recorded())

@@ -36,7 +36,9 @@ def cli_env(settings, tmp_path: Path, ephemeral_api: bool = False, **extra: str)
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(PAYLINKS + args, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        PAYLINKS + args, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_link_per_row(engine: sa.Engine, emulator) -> None:
@@ -50,11 +52,19 @@ def assert_one_link_per_row(engine: sa.Engine, emulator) -> None:
 
 
 @pytest.mark.slow
-def test_killed_mid_mint_then_rerun_ends_with_one_link_per_row(settings, engine, emulator, demo_club, tmp_path):
+def test_killed_mid_mint_then_rerun_ends_with_one_link_per_row(
+    settings, engine, emulator, demo_club, tmp_path
+):
     emulator.emulator.faults.latency_ms = 40  # slow enough to kill it in the middle of minting
     env = cli_env(settings, tmp_path, PAYLINKS_STRIPE_MAX_RPS="10", PAYLINKS_STRIPE_MINT_BATCH_SIZE="10")
-    process = subprocess.Popen(PAYLINKS + ["backfill", "--commit"], env=env, cwd=PROJECT_ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        PAYLINKS + ["backfill", "--commit"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while emulator.emulator.counts()["payment_links"] < 15:
         assert process.poll() is None, "the backfill ended before it could be killed"
@@ -64,7 +74,8 @@ def test_killed_mid_mint_then_rerun_ends_with_one_link_per_row(settings, engine,
     process.wait()
     with engine.connect() as connection:
         unloaded = connection.execute(
-            sa.select(sa.func.count()).where(payment_links.c.stripe_payment_link_id.is_(None))).scalar_one()
+            sa.select(sa.func.count()).where(payment_links.c.stripe_payment_link_id.is_(None))
+        ).scalar_one()
     assert unloaded > 0, "the kill left rows reserved but not loaded"
 
     emulator.emulator.faults.latency_ms = 0
@@ -84,10 +95,13 @@ def test_every_task_run_is_recorded_by_the_ephemeral_api_at_exit(settings, demo_
         (flow_run_id,) = prefect_db.execute(
             "SELECT fr.id FROM flow_run fr JOIN flow f ON f.id = fr.flow_id WHERE f.name = 'backfill-payment-links'"
         ).fetchone()
-        task_runs = prefect_db.execute("SELECT name, state_type FROM task_run WHERE flow_run_id = ?",
-                                       (flow_run_id,)).fetchall()
-        artifacts = [key for (key,) in prefect_db.execute("SELECT key FROM artifact WHERE flow_run_id = ?",
-                                                          (flow_run_id,))]
+        task_runs = prefect_db.execute(
+            "SELECT name, state_type FROM task_run WHERE flow_run_id = ?", (flow_run_id,)
+        ).fetchall()
+        artifacts = [
+            key
+            for (key,) in prefect_db.execute("SELECT key FROM artifact WHERE flow_run_id = ?", (flow_run_id,))
+        ]
     names = sorted(name for name, _ in task_runs)
     batches = sum(1 for name in names if name.startswith("mint-payment-links-batch"))
     assert batches >= 1
@@ -105,7 +119,9 @@ def test_unknown_tenant_is_one_clear_message_and_exit_2(settings, engine, demo_c
     assert "riverside-hoops" in result.stderr  # names the tenants that do exist
     assert "Traceback" not in result.stderr
     with engine.connect() as connection:
-        assert connection.execute(sa.select(sa.func.count()).select_from(payment_links)).scalar_one() == before
+        assert (
+            connection.execute(sa.select(sa.func.count()).select_from(payment_links)).scalar_one() == before
+        )
 
 
 def test_missing_stripe_key_for_real_stripe_is_refused_before_any_work(settings, demo_club, tmp_path):
@@ -118,7 +134,9 @@ def test_missing_stripe_key_for_real_stripe_is_refused_before_any_work(settings,
 
 
 def test_unreachable_database_is_one_clear_message(settings, tmp_path):
-    env = cli_env(settings, tmp_path, PAYLINKS_DATABASE_URL="postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none")
+    env = cli_env(
+        settings, tmp_path, PAYLINKS_DATABASE_URL="postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none"
+    )
     result = run_cli(["backfill"], env)
     assert result.returncode == 2
     assert "cannot reach the database" in result.stderr
@@ -129,8 +147,12 @@ def test_rejected_stripe_key_stops_the_run_without_printing_the_key(settings, en
     from paylinks.stripe_emulator import EmulatorServer
 
     with EmulatorServer(host="127.0.0.1", port=0, api_key="sk_test_the_right_one") as strict:
-        env = cli_env(settings, tmp_path, PAYLINKS_STRIPE_API_BASE=strict.url,
-                      PAYLINKS_STRIPE_API_KEY="sk_test_wrong_key_0123456789")
+        env = cli_env(
+            settings,
+            tmp_path,
+            PAYLINKS_STRIPE_API_BASE=strict.url,
+            PAYLINKS_STRIPE_API_KEY="sk_test_wrong_key_0123456789",
+        )
         result = run_cli(["backfill", "--tenant", "riverside-hoops", "--commit"], env)
     assert result.returncode != 0
     output = result.stdout + result.stderr

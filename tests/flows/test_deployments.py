@@ -61,8 +61,12 @@ def test_deployed_blast_runs_on_a_worker_and_mails_only_the_test_address(setting
     with prefect_server(tmp_path / "server-home", auth=True) as server:
         # The API refuses anyone without the password.
         assert httpx.post(f"{server.api_url}/deployments/filter", json={}, timeout=10).status_code == 401
-        assert httpx.post(f"{server.api_url}/deployments/filter", json={}, auth=("admin", "wrong"),
-                          timeout=10).status_code == 401
+        assert (
+            httpx.post(
+                f"{server.api_url}/deployments/filter", json={}, auth=("admin", "wrong"), timeout=10
+            ).status_code
+            == 401
+        )
         with server.api() as api:
             assert api.post("/deployments/filter", json={}).status_code == 200
 
@@ -74,42 +78,97 @@ def test_deployed_blast_runs_on_a_worker_and_mails_only_the_test_address(setting
 
         deployed = read_deployments(server)
         assert set(deployed) == DEPLOYMENTS
-        assert all(d["enforce_parameter_schema"] and d["work_pool_name"] == "paylinks" for d in deployed.values())
+        assert all(
+            d["enforce_parameter_schema"] and d["work_pool_name"] == "paylinks" for d in deployed.values()
+        )
         nightly = deployed["backfill-payment-links/nightly"]
         assert nightly["parameters"] == {"commit": True}
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in nightly["schedules"]] == [
-            ("0 2 * * *", "America/New_York")]
+            ("0 2 * * *", "America/New_York")
+        ]
         assert deployed["outstanding-balance-email/manual"]["parameters"] == {}
         assert deployed["outstanding-balance-email/manual"]["schedules"] == []
 
-        test_send = prefect_cli(["deployment", "run", "outstanding-balance-email/manual",
-                                 "-p", "tenant=riverside-hoops", "-p", "test_email=coach@example.com"], env)
+        test_send = prefect_cli(
+            [
+                "deployment",
+                "run",
+                "outstanding-balance-email/manual",
+                "-p",
+                "tenant=riverside-hoops",
+                "-p",
+                "test_email=coach@example.com",
+            ],
+            env,
+        )
         assert test_send.returncode == 0, cli_output(test_send)
         test_send_id = run_id(test_send.stdout)
-        bad_address = prefect_cli(["deployment", "run", "outstanding-balance-email/manual",
-                                   "-p", "tenant=riverside-hoops", "-p", "test_email=not-an-email"], env)
+        bad_address = prefect_cli(
+            [
+                "deployment",
+                "run",
+                "outstanding-balance-email/manual",
+                "-p",
+                "tenant=riverside-hoops",
+                "-p",
+                "test_email=not-an-email",
+            ],
+            env,
+        )
         # The address's shape is a pattern in the parameter schema, so the server refuses the run.
         assert bad_address.returncode != 0, cli_output(bad_address)
         assert "Validation failed for field 'test_email'" in bad_address.stdout + bad_address.stderr
-        unknown = prefect_cli(["deployment", "run", "outstanding-balance-email/manual",
-                               "-p", "tenant=riverside-hoops", "-p", "tset_email=coach@example.com"], env)
-        assert unknown.returncode != 0 and "tset_email" in unknown.stdout + unknown.stderr, cli_output(unknown)
-        not_a_slug = prefect_cli(["deployment", "run", "outstanding-balance-email/manual",
-                                  "-p", "tenant=Riverside Hoops", "-p", "test_email=coach@example.com"], env)
+        unknown = prefect_cli(
+            [
+                "deployment",
+                "run",
+                "outstanding-balance-email/manual",
+                "-p",
+                "tenant=riverside-hoops",
+                "-p",
+                "tset_email=coach@example.com",
+            ],
+            env,
+        )
+        assert unknown.returncode != 0 and "tset_email" in unknown.stdout + unknown.stderr, cli_output(
+            unknown
+        )
+        not_a_slug = prefect_cli(
+            [
+                "deployment",
+                "run",
+                "outstanding-balance-email/manual",
+                "-p",
+                "tenant=Riverside Hoops",
+                "-p",
+                "test_email=coach@example.com",
+            ],
+            env,
+        )
         assert not_a_slug.returncode != 0, cli_output(not_a_slug)
-        assert "Validation failed for field 'tenant'" in not_a_slug.stdout + not_a_slug.stderr, cli_output(not_a_slug)
+        assert "Validation failed for field 'tenant'" in not_a_slug.stdout + not_a_slug.stderr, cli_output(
+            not_a_slug
+        )
 
-        worker_env = server.client_env(tmp_path / "worker-home", PAYLINKS_PROJECT_DIR=str(PROJECT_ROOT),
-                                       PAYLINKS_OUTBOX_DIR=str(outbox))
+        worker_env = server.client_env(
+            tmp_path / "worker-home", PAYLINKS_PROJECT_DIR=str(PROJECT_ROOT), PAYLINKS_OUTBOX_DIR=str(outbox)
+        )
         worker_log = tmp_path / "worker.log"
         with open(worker_log, "wb") as log:
-            worker = subprocess.Popen(PREFECT + ["--no-prompt", "worker", "start", "--pool", "paylinks", "--run-once"],
-                                      env=worker_env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+            worker = subprocess.Popen(
+                PREFECT + ["--no-prompt", "worker", "start", "--pool", "paylinks", "--run-once"],
+                env=worker_env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             worker.wait(timeout=120)  # --run-once: takes what is due, waits for those runs, exits
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the worker did not finish in 120 s:\n{worker_log.read_text(errors='replace')[-6000:]}")
+            pytest.fail(
+                f"the worker did not finish in 120 s:\n{worker_log.read_text(errors='replace')[-6000:]}"
+            )
         finally:
             stop(worker)
         worker_output = worker_log.read_text(errors="replace")[-6000:]

@@ -24,27 +24,44 @@ def rows(engine: sa.Engine) -> dict[int, sa.RowMapping]:
         return {r["id"]: r for r in connection.execute(sa.select(payment_links)).mappings()}
 
 
-def test_cancelled_withdrawn_and_changed_bills_are_retired_or_reminted(settings, engine, emulator, minted_club,
-                                                                       stripe_client):
+def test_cancelled_withdrawn_and_changed_bills_are_retired_or_reminted(
+    settings, engine, emulator, minted_club, stripe_client
+):
     before = rows(engine)
     with_order = [r for r in before.values() if r["order_id"] is not None]
     cancelled_row, changed_row = with_order[0], with_order[1]
-    withdrawn_player = next(r["player_id"] for r in before.values()
-                            if r["order_id"] is None and r["player_id"] not in
-                            {cancelled_row["player_id"], changed_row["player_id"]})
+    withdrawn_player = next(
+        r["player_id"]
+        for r in before.values()
+        if r["order_id"] is None
+        and r["player_id"] not in {cancelled_row["player_id"], changed_row["player_id"]}
+    )
     withdrawn_rows = [r for r in before.values() if r["player_id"] == withdrawn_player]
-    paid_row = next(r for r in before.values() if r["player_id"] not in
-                    {cancelled_row["player_id"], changed_row["player_id"], withdrawn_player})
-    withdrawn_rows += [r for r in before.values() if r["player_id"] == paid_row["player_id"] and r is not paid_row]
+    paid_row = next(
+        r
+        for r in before.values()
+        if r["player_id"] not in {cancelled_row["player_id"], changed_row["player_id"], withdrawn_player}
+    )
+    withdrawn_rows += [
+        r for r in before.values() if r["player_id"] == paid_row["player_id"] and r is not paid_row
+    ]
     httpx.post(paid_row["stripe_payment_link_url"]).raise_for_status()
     reconcile_payments(tenant=TENANT)
 
     with engine.begin() as connection:
-        connection.execute(sa.update(orders).where(orders.c.id == cancelled_row["order_id"]).values(status="cancelled"))
-        connection.execute(sa.update(orders).where(orders.c.id == changed_row["order_id"]).values(amount_cents=3333))
-        connection.execute(sa.update(players).where(players.c.id == withdrawn_player).values(status="withdrawn"))
+        connection.execute(
+            sa.update(orders).where(orders.c.id == cancelled_row["order_id"]).values(status="cancelled")
+        )
+        connection.execute(
+            sa.update(orders).where(orders.c.id == changed_row["order_id"]).values(amount_cents=3333)
+        )
+        connection.execute(
+            sa.update(players).where(players.c.id == withdrawn_player).values(status="withdrawn")
+        )
         # The paid player's bill goes away too: a paid link is never touched.
-        connection.execute(sa.update(players).where(players.c.id == paid_row["player_id"]).values(status="withdrawn"))
+        connection.execute(
+            sa.update(players).where(players.c.id == paid_row["player_id"]).values(status="withdrawn")
+        )
 
     (dry,) = backfill_payment_links(tenant=TENANT, commit=False)
     dry_actions = {(s["row"], s["action"]) for s in dry.step_rows()}
@@ -74,7 +91,11 @@ def test_cancelled_withdrawn_and_changed_bills_are_retired_or_reminted(settings,
     assert line_item.price.unit_amount == 3333
     assert after[paid_row["id"]]["status"].value == "paid"
     assert after[paid_row["id"]]["stripe_payment_link_id"] == paid_row["stripe_payment_link_id"]
-    untouched = set(before) - {cancelled_row["id"], changed_row["id"], paid_row["id"]} - {r["id"] for r in withdrawn_rows}
+    untouched = (
+        set(before)
+        - {cancelled_row["id"], changed_row["id"], paid_row["id"]}
+        - {r["id"] for r in withdrawn_rows}
+    )
     assert all(after[i] == before[i] for i in untouched)
 
     objects = emulator.emulator.counts()
@@ -85,7 +106,9 @@ def test_cancelled_withdrawn_and_changed_bills_are_retired_or_reminted(settings,
 def test_a_bill_that_comes_back_gets_a_fresh_link_in_the_same_row(settings, engine, emulator, minted_club):
     row = next(r for r in rows(engine).values() if r["order_id"] is None)
     with engine.begin() as connection:
-        connection.execute(sa.update(players).where(players.c.id == row["player_id"]).values(status="withdrawn"))
+        connection.execute(
+            sa.update(players).where(players.c.id == row["player_id"]).values(status="withdrawn")
+        )
     backfill_payment_links(tenant=TENANT, commit=True)
     with engine.begin() as connection:
         connection.execute(sa.update(players).where(players.c.id == row["player_id"]).values(status="signed"))

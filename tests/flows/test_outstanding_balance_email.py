@@ -8,19 +8,23 @@ import email.policy
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 import sqlalchemy as sa
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 
 from flows.backfill_payment_links import backfill_payment_links
 from flows.outstanding_balance_email import outstanding_balance_email
 from paylinks.db import email_log, parents
 from paylinks.rendering import format_money
-from tests.flows.test_backfill_process import PAYLINKS, cli_env, run_cli
 from paylinks.settings import PROJECT_ROOT
+from tests.flows.test_backfill_process import PAYLINKS, cli_env, run_cli
 
 TENANT = "riverside-hoops"
 
@@ -28,13 +32,20 @@ TENANT = "riverside-hoops"
 def expected_balances(engine: sa.Engine) -> dict[str, dict]:
     """Straight from the tables: each reachable parent's open minted items (url → amount)."""
     with engine.connect() as connection:
-        rows = connection.execute(sa.text(
-            "SELECT pa.email, pl.stripe_payment_link_url AS url, pl.amount_cents, pl.description, "
-            "       pp.first_name || ' ' || pp.last_name AS player "
-            "FROM payment_links pl JOIN parents pa ON pa.id = pl.parent_id "
-            "JOIN players pp ON pp.id = pl.player_id JOIN tenants t ON t.id = pl.tenant_id "
-            "WHERE t.slug = :slug AND pl.status = 'pending' AND pl.stripe_payment_link_url IS NOT NULL"
-        ), {"slug": TENANT}).mappings().all()
+        rows = (
+            connection.execute(
+                sa.text(
+                    "SELECT pa.email, pl.stripe_payment_link_url AS url, pl.amount_cents, pl.description, "
+                    "       pp.first_name || ' ' || pp.last_name AS player "
+                    "FROM payment_links pl JOIN parents pa ON pa.id = pl.parent_id "
+                    "JOIN players pp ON pp.id = pl.player_id JOIN tenants t ON t.id = pl.tenant_id "
+                    "WHERE t.slug = :slug AND pl.status = 'pending' AND pl.stripe_payment_link_url IS NOT NULL"
+                ),
+                {"slug": TENANT},
+            )
+            .mappings()
+            .all()
+        )
     balances: dict[str, dict] = {}
     for row in rows:
         if row["email"]:
@@ -52,7 +63,9 @@ def minted_club(settings, demo_club):
     return demo_club
 
 
-def test_send_delivers_one_complete_message_per_parent_with_a_balance(settings, engine, minted_club, mailroom):
+def test_send_delivers_one_complete_message_per_parent_with_a_balance(
+    settings, engine, minted_club, mailroom
+):
     expected = expected_balances(engine)
 
     report = outstanding_balance_email(tenant=TENANT, send=True)
@@ -72,8 +85,12 @@ def test_send_delivers_one_complete_message_per_parent_with_a_balance(settings, 
         assert total in text and total in html
         assert message["Reply-To"] and message["Date"] and message["Message-ID"]
     with engine.connect() as connection:
-        logged = connection.execute(sa.select(email_log.c.recipient, email_log.c.status, email_log.c.email_type)).all()
-        no_email = connection.execute(sa.select(sa.func.count()).where(parents.c.email.is_(None))).scalar_one()
+        logged = connection.execute(
+            sa.select(email_log.c.recipient, email_log.c.status, email_log.c.email_type)
+        ).all()
+        no_email = connection.execute(
+            sa.select(sa.func.count()).where(parents.c.email.is_(None))
+        ).scalar_one()
     assert sorted(r.recipient for r in logged) == sorted(expected)
     assert {(r.status.value, r.email_type.value) for r in logged} == {("sent", "outstanding_balance")}
     assert no_email >= 1 and any("unreachable" in why for why in report.skipped.values())
@@ -90,14 +107,20 @@ def test_rerunning_the_same_blast_delivers_nothing(settings, engine, minted_club
 
 
 @pytest.mark.slow
-def test_an_interrupted_blast_rerun_reaches_the_rest_and_nobody_twice(settings, engine, minted_club, mailroom,
-                                                                      tmp_path):
+def test_an_interrupted_blast_rerun_reaches_the_rest_and_nobody_twice(
+    settings, engine, minted_club, mailroom, tmp_path
+):
     expected = expected_balances(engine)
     mailroom.stall_after = 3
     env = cli_env(settings, tmp_path)
-    process = subprocess.Popen(PAYLINKS + ["blast", "--tenant", TENANT, "--send", "--blast-key", "k1"], env=env,
-                               cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        PAYLINKS + ["blast", "--tenant", TENANT, "--send", "--blast-key", "k1"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     assert mailroom.stalled.wait(timeout=120), "the blast never reached its fourth message"
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
@@ -110,8 +133,9 @@ def test_an_interrupted_blast_rerun_reaches_the_rest_and_nobody_twice(settings, 
     assert sorted(mailroom.recipients()) == sorted(expected)
 
 
-def test_a_refused_recipient_is_logged_and_fails_the_run_while_the_rest_get_mail(settings, engine, minted_club,
-                                                                                 mailroom):
+def test_a_refused_recipient_is_logged_and_fails_the_run_while_the_rest_get_mail(
+    settings, engine, minted_club, mailroom
+):
     expected = expected_balances(engine)
     refused = sorted(expected)[1]
     mailroom.refuse = {refused}
@@ -121,16 +145,22 @@ def test_a_refused_recipient_is_logged_and_fails_the_run_while_the_rest_get_mail
     assert state.is_failed()
     assert sorted(mailroom.recipients()) == sorted(set(expected) - {refused})
     with engine.connect() as connection:
-        failed = connection.execute(sa.select(email_log).where(email_log.c.status == "failed")).mappings().all()
+        failed = (
+            connection.execute(sa.select(email_log).where(email_log.c.status == "failed")).mappings().all()
+        )
         parent_name = connection.execute(
-            sa.select(parents.c.first_name + " " + parents.c.last_name).where(parents.c.email == refused)).scalar_one()
+            sa.select(parents.c.first_name + " " + parents.c.last_name).where(parents.c.email == refused)
+        ).scalar_one()
     assert [row["recipient"] for row in failed] == [refused]
     assert "550" in failed[0]["error"]
 
     async def artifact_rows():
         async with get_client() as client:
-            artifacts = await client.read_artifacts(artifact_filter=ArtifactFilter(
-                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+                )
+            )
             return [a.data for a in artifacts if a.key == f"blast-{TENANT}-recipients"]
 
     (recipients_table,) = asyncio.run(artifact_rows())
@@ -141,7 +171,7 @@ def test_test_email_delivers_exactly_one_sample_to_that_address_only(settings, e
     report = outstanding_balance_email(tenant=TENANT, test_email="coach@club.example")
 
     assert mailroom.recipients() == ["coach@club.example"]
-    (_, message), = mailroom.messages
+    ((_, message),) = mailroom.messages
     assert message["Subject"].startswith("[TEST]")
     fullest = max(expected_balances(engine).values(), key=len)
     text, _ = parts(message)
@@ -179,8 +209,9 @@ def test_every_send_is_a_recorded_task_run(settings, minted_club, mailroom):
     async def send_task_runs():
         async with get_client() as client:
             for _ in range(50):
-                runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(
-                    id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+                runs = await client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+                )
                 sends = [r for r in runs if r.name.startswith("send-outstanding_balance-to-parent-")]
                 if len(sends) >= len(mailroom.messages):
                     return sends
@@ -193,7 +224,9 @@ def test_every_send_is_a_recorded_task_run(settings, minted_club, mailroom):
 
 
 def test_invalid_test_email_is_refused_before_anything_is_rendered(settings, minted_club, tmp_path, mailroom):
-    result = run_cli(["blast", "--tenant", TENANT, "--test-email", "coach@@club"], cli_env(settings, tmp_path))
+    result = run_cli(
+        ["blast", "--tenant", TENANT, "--test-email", "coach@@club"], cli_env(settings, tmp_path)
+    )
     assert result.returncode == 2
     assert "not a valid email address" in result.stderr
     assert mailroom.messages == []

@@ -43,7 +43,9 @@ def pick_rows(engine: sa.Engine, count: int, with_order: bool) -> list[sa.RowMap
     return candidates[:count]
 
 
-def test_paid_links_and_their_orders_are_marked_and_the_blast_total_drops(settings, engine, emulator, minted_club):
+def test_paid_links_and_their_orders_are_marked_and_the_blast_total_drops(
+    settings, engine, emulator, minted_club
+):
     preview_before = outstanding_balance_email(tenant=TENANT)
     paid = pick_rows(engine, 2, with_order=True) + pick_rows(engine, 2, with_order=False)
     for row in paid:
@@ -60,7 +62,8 @@ def test_paid_links_and_their_orders_are_marked_and_the_blast_total_drops(settin
     orders_after = order_status(engine)
     paid_orders = {r["order_id"] for r in paid if r["order_id"]}
     assert {i for i, (status, _) in orders_after.items() if status == "paid"} == paid_orders | {
-        i for i, (status, _) in orders_before.items() if status == "paid"}
+        i for i, (status, _) in orders_before.items() if status == "paid"
+    }
     assert all(orders_after[i][1] is not None for i in paid_orders)
 
     # A second run changes nothing.
@@ -69,9 +72,12 @@ def test_paid_links_and_their_orders_are_marked_and_the_blast_total_drops(settin
 
     preview_after = outstanding_balance_email(tenant=TENANT)
     paid_urls = {r["stripe_payment_link_url"] for r in paid}
-    assert not any(url in preview_after.emails[i].urls for i in range(len(preview_after.emails)) for url in paid_urls)
-    assert (preview_before.summary()["total owed"] - preview_after.summary()["total owed"]
-            == sum(r["amount_cents"] for r in paid))
+    assert not any(
+        url in preview_after.emails[i].urls for i in range(len(preview_after.emails)) for url in paid_urls
+    )
+    assert preview_before.summary()["total owed"] - preview_after.summary()["total owed"] == sum(
+        r["amount_cents"] for r in paid
+    )
 
 
 def test_first_run_scans_sessions_then_later_runs_read_events(settings, engine, emulator, minted_club):
@@ -112,14 +118,17 @@ def _session_of(emulator, link_id: str) -> str:
     return session.id
 
 
-def test_a_different_paid_amount_and_an_unknown_link_are_drift(settings, engine, emulator, minted_club,
-                                                               stripe_client):
+def test_a_different_paid_amount_and_an_unknown_link_are_drift(
+    settings, engine, emulator, minted_club, stripe_client
+):
     row = pick_rows(engine, 1, with_order=False)[0]
     reconcile_payments(tenant=TENANT)
     pay_as_a_parent(row["stripe_payment_link_url"], amount_total=str(row["amount_cents"] - 500))
     # A link made outside paylinks (no row points to it), paid.
     price = stripe_client.v1.prices.list(params={"limit": 1}).data[0]
-    stranger = stripe_client.v1.payment_links.create(params={"line_items": [{"price": price.id, "quantity": 1}]})
+    stranger = stripe_client.v1.payment_links.create(
+        params={"line_items": [{"price": price.id, "quantity": 1}]}
+    )
     pay_as_a_parent(stranger.url)
 
     (report,) = reconcile_payments(tenant=TENANT)
@@ -137,13 +146,28 @@ def test_malformed_and_foreign_events_are_reported_and_skipped():
     assert "another Stripe account" in session_from_event({"id": "evt_1", "account": "acct_x", "data": {}})
     assert "malformed" in session_from_event({"id": "evt_2", "data": {"object": {"object": "price"}}})
     assert "malformed" in session_from_event({"id": "evt_3"})
-    paid = session_from_event({"id": "evt_4", "created": 1700000000, "data": {"object": {
-        "object": "checkout.session", "id": "cs_1", "payment_link": "plink_1", "status": "complete",
-        "payment_status": "paid", "amount_total": 4500}}})
+    paid = session_from_event(
+        {
+            "id": "evt_4",
+            "created": 1700000000,
+            "data": {
+                "object": {
+                    "object": "checkout.session",
+                    "id": "cs_1",
+                    "payment_link": "plink_1",
+                    "status": "complete",
+                    "payment_status": "paid",
+                    "amount_total": 4500,
+                }
+            },
+        }
+    )
     assert paid.is_paid and paid.amount_total == 4500 and paid.paid_at == 1700000000
 
 
-def test_stripe_unreachable_fails_clearly_and_marks_nothing(settings, engine, emulator, minted_club, monkeypatch):
+def test_stripe_unreachable_fails_clearly_and_marks_nothing(
+    settings, engine, emulator, minted_club, monkeypatch
+):
     from paylinks.settings import get_settings
 
     row = pick_rows(engine, 1, with_order=False)[0]

@@ -22,18 +22,27 @@ def minted_club(settings, demo_club):
 
 def open_links_of(engine: sa.Engine, player_id: int) -> set[str]:
     with engine.connect() as connection:
-        return set(connection.execute(sa.select(payment_links.c.stripe_payment_link_url).where(
-            payment_links.c.player_id == player_id, payment_links.c.status == "pending")).scalars())
+        return set(
+            connection.execute(
+                sa.select(payment_links.c.stripe_payment_link_url).where(
+                    payment_links.c.player_id == player_id, payment_links.c.status == "pending"
+                )
+            ).scalars()
+        )
 
 
 def first_player_with_a_unique_name(engine: sa.Engine) -> sa.Row:
     with engine.connect() as connection:
-        rows = connection.execute(sa.text(
-            "SELECT p.id, p.first_name, p.last_name, pa.email FROM players p JOIN parents pa ON pa.id = p.parent_id "
-            "JOIN tenants t ON t.id = p.tenant_id WHERE t.slug = :slug AND p.status = 'signed' "
-            "AND pa.email IS NOT NULL ORDER BY p.id"), {"slug": TENANT}).all()
+        rows = connection.execute(
+            sa.text(
+                "SELECT p.id, p.first_name, p.last_name, pa.email FROM players p JOIN parents pa ON pa.id = p.parent_id "
+                "JOIN tenants t ON t.id = p.tenant_id WHERE t.slug = :slug AND p.status = 'signed' "
+                "AND pa.email IS NOT NULL ORDER BY p.id"
+            ),
+            {"slug": TENANT},
+        ).all()
     names = [f"{r.first_name} {r.last_name}".lower() for r in rows]
-    return next(r for r, n in zip(rows, names) if sum(n in other for other in names) == 1)
+    return next(r for r, n in zip(rows, names, strict=True) if sum(n in other for other in names) == 1)
 
 
 def test_resend_delivers_the_players_open_links_to_the_parent(settings, engine, minted_club, mailroom):
@@ -43,7 +52,7 @@ def test_resend_delivers_the_players_open_links_to_the_parent(settings, engine, 
 
     assert report.outcome == "sent"
     assert mailroom.recipients() == [player.email]
-    (_, message), = mailroom.messages
+    ((_, message),) = mailroom.messages
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     for url in open_links_of(engine, player.id):
@@ -51,7 +60,8 @@ def test_resend_delivers_the_players_open_links_to_the_parent(settings, engine, 
     with engine.connect() as connection:
         logged = connection.execute(sa.select(email_log)).mappings().all()
     assert [(row["email_type"].value, row["recipient"], row["status"].value) for row in logged] == [
-        ("payment_link", player.email, "sent")]
+        ("payment_link", player.email, "sent")
+    ]
 
 
 def test_resend_to_another_address_and_by_id(settings, engine, minted_club, mailroom):
@@ -60,10 +70,19 @@ def test_resend_to_another_address_and_by_id(settings, engine, minted_club, mail
     assert mailroom.recipients() == ["front-desk@club.example"]
 
 
-def test_an_ambiguous_name_sends_nothing_and_lists_the_matches(settings, engine, minted_club, mailroom, tmp_path):
+def test_an_ambiguous_name_sends_nothing_and_lists_the_matches(
+    settings, engine, minted_club, mailroom, tmp_path
+):
     with engine.connect() as connection:
-        last_name = connection.execute(sa.text(
-            "SELECT last_name FROM players GROUP BY last_name HAVING COUNT(*) > 1 ORDER BY last_name")).scalars().first()
+        last_name = (
+            connection.execute(
+                sa.text(
+                    "SELECT last_name FROM players GROUP BY last_name HAVING COUNT(*) > 1 ORDER BY last_name"
+                )
+            )
+            .scalars()
+            .first()
+        )
     with pytest.raises(AmbiguousPlayerError) as raised:
         resend_payment_link(tenant=TENANT, player=last_name.lower())
     assert len(raised.value.matches) > 1
@@ -83,7 +102,9 @@ def test_unknown_player_is_one_clear_message_and_exit_2(settings, minted_club, t
 
 def test_lookup_prints_each_link_and_its_status(settings, engine, minted_club, tmp_path):
     player = first_player_with_a_unique_name(engine)
-    result = run_cli(["lookup", "--tenant", TENANT, str(player.id)], cli_env(settings, tmp_path, COLUMNS="200"))
+    result = run_cli(
+        ["lookup", "--tenant", TENANT, str(player.id)], cli_env(settings, tmp_path, COLUMNS="200")
+    )
     assert result.returncode == 0, result.stderr
     for url in open_links_of(engine, player.id):
         assert url in result.stdout
@@ -93,10 +114,13 @@ def test_lookup_prints_each_link_and_its_status(settings, engine, minted_club, t
 def test_hostile_names_cannot_inject_headers_and_are_escaped(settings, engine, minted_club, mailroom):
     player = first_player_with_a_unique_name(engine)
     with engine.begin() as connection:
-        connection.execute(sa.update(players).where(players.c.id == player.id).values(
-            first_name='<script>alert("x")</script>', last_name="O'Brien\r\nBcc: thief@evil.example"))
+        connection.execute(
+            sa.update(players)
+            .where(players.c.id == player.id)
+            .values(first_name='<script>alert("x")</script>', last_name="O'Brien\r\nBcc: thief@evil.example")
+        )
     resend_payment_link(tenant=TENANT, player=str(player.id))
-    (rcpt_tos, message), = mailroom.messages
+    ((rcpt_tos, message),) = mailroom.messages
     assert rcpt_tos == [player.email]
     assert message["Bcc"] is None
     html = message.get_body(("html",)).get_content()

@@ -71,7 +71,9 @@ def test_outbox_writes_one_readable_eml_per_message_and_an_index(tmp_path):
         assert f'href="{path.name}"' in index
         with path.open("rb") as file:
             received = BytesParser(policy=policy.default).parse(file)
-        sent = next(m for m in messages if m["To"].addresses[0].addr_spec == received["To"].addresses[0].addr_spec)
+        sent = next(
+            m for m in messages if m["To"].addresses[0].addr_spec == received["To"].addresses[0].addr_spec
+        )
         assert received["Subject"] == sent["Subject"]
         received_parts = {part.get_content_type(): part.get_content() for part in received.iter_parts()}
         sent_parts = {part.get_content_type(): part.get_content() for part in sent.iter_parts()}
@@ -173,7 +175,9 @@ def tls_certificate(tmp_path_factory) -> tuple[Path, Path]:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -183,7 +187,9 @@ def tls_certificate(tmp_path_factory) -> tuple[Path, Path]:
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return cert_path, key_path
 
@@ -298,9 +304,14 @@ def test_smtp_starttls_with_login(tls_certificate):
 @pytest.mark.slow
 def test_smtp_starttls_refuses_an_untrusted_certificate(tls_certificate):
     handler = RecordingHandler()
-    with smtp_server(handler, tls_context=server_tls_context(tls_certificate), require_starttls=True) as server:
+    with smtp_server(
+        handler, tls_context=server_tls_context(tls_certificate), require_starttls=True
+    ) as server:
         # The default context trusts only real CAs, so a self-signed server is refused.
-        with smtp_transport(server, security="starttls") as transport, pytest.raises(MailDeliveryError) as untrusted:
+        with (
+            smtp_transport(server, security="starttls") as transport,
+            pytest.raises(MailDeliveryError) as untrusted,
+        ):
             transport.send(make_message("tls@example.com"))
     assert untrusted.value.permanent is True
     assert handler.recipients == []
@@ -310,7 +321,9 @@ def test_smtp_starttls_refuses_an_untrusted_certificate(tls_certificate):
 def test_smtp_implicit_tls(tls_certificate):
     handler = RecordingHandler()
     with smtp_server(handler, ssl_context=server_tls_context(tls_certificate)) as server:
-        with smtp_transport(server, security="ssl", ssl_context=client_tls_context(tls_certificate)) as transport:
+        with smtp_transport(
+            server, security="ssl", ssl_context=client_tls_context(tls_certificate)
+        ) as transport:
             transport.send(make_message("ssl@example.com"))
     assert handler.recipients == ["ssl@example.com"]
 
@@ -356,7 +369,11 @@ def test_transport_from_settings_builds_smtp_without_showing_the_password():
     )
     transport = transport_from_settings(settings)
     assert isinstance(transport, SmtpTransport)
-    assert (transport.host, transport.port, transport.security) == ("smtp.example.com", 587, SmtpSecurity.starttls)
+    assert (transport.host, transport.port, transport.security) == (
+        "smtp.example.com",
+        587,
+        SmtpSecurity.starttls,
+    )
     assert SMTP_PASSWORD not in repr(transport)
 
 
@@ -389,7 +406,10 @@ def test_emulator_link_to_a_parent_over_smtp_is_refused_naming_only_the_host():
     smtp = SmtpTransport("127.0.0.1", 25)
     with pytest.raises(UnsafeLinkError) as unsafe:
         check_links_mailable(
-            [STRIPE_LINK, EMULATOR_LINK], transport=smtp, recipient_is_test_address=False, allow_test_links=False
+            [STRIPE_LINK, EMULATOR_LINK],
+            transport=smtp,
+            recipient_is_test_address=False,
+            allow_test_links=False,
         )
     assert unsafe.value.host == "127.0.0.1:12111"
     assert "127.0.0.1:12111" in str(unsafe.value)

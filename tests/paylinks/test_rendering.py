@@ -91,14 +91,18 @@ def test_html_is_branded_with_inlined_styles_and_no_stylesheet():
     rendered = render_email("outstanding_balance", brand=BRAND, balance=TWO_CHILDREN)
 
     assert re.search(r'style="[^"]*background-color: #0a7d4f', rendered.html)
-    assert '<img class="logo"' in rendered.html and 'src="https://riverside.example/logo.png"' in rendered.html
+    assert (
+        '<img class="logo"' in rendered.html and 'src="https://riverside.example/logo.png"' in rendered.html
+    )
     assert "<link" not in rendered.html
     assert "<style" not in rendered.html
 
 
 def test_without_a_logo_the_header_shows_the_club_name():
     rendered = render_email(
-        "outstanding_balance", brand=Brand("Riverside FC", "t@r.example", "#0a7d4f", None), balance=TWO_CHILDREN
+        "outstanding_balance",
+        brand=Brand("Riverside FC", "t@r.example", "#0a7d4f", None),
+        balance=TWO_CHILDREN,
     )
     assert "<img" not in rendered.html
     assert "Riverside FC" in rendered.html
@@ -157,7 +161,7 @@ def test_built_message_is_text_then_html_with_the_expected_headers():
     message = build_message(
         rendered,
         sender=SENDER,
-        to_name="Zoë Müller \"Mom\" <home>",
+        to_name='Zoë Müller "Mom" <home>',
         to_address="zoe@example.com",
         reply_to=BRAND.reply_to_email,
     )
@@ -181,7 +185,9 @@ def test_built_message_is_text_then_html_with_the_expected_headers():
 
 def test_test_send_banner_names_the_real_recipient():
     note = "Jane Lee <jane@example.com>"
-    rendered = render_email("outstanding_balance", brand=BRAND, balance=TWO_CHILDREN, test_recipient_note=note)
+    rendered = render_email(
+        "outstanding_balance", brand=BRAND, balance=TWO_CHILDREN, test_recipient_note=note
+    )
 
     assert rendered.subject.startswith("[TEST] ")
     assert f"Test send — the real recipient would be {note}" in rendered.text
@@ -209,7 +215,9 @@ def test_nothing_owed_or_a_non_web_link_is_refused():
         render_email("outstanding_balance", brand=BRAND, balance=ParentBalance(1, "Jane", None, ()))
     script_link = OpenItem("Ava", "Fees", 100, "javascript:alert(1)")
     with pytest.raises(ValueError, match="http"):
-        render_email("outstanding_balance", brand=BRAND, balance=ParentBalance(1, "Jane", None, (script_link,)))
+        render_email(
+            "outstanding_balance", brand=BRAND, balance=ParentBalance(1, "Jane", None, (script_link,))
+        )
 
 
 def test_unknown_email_type_is_refused():

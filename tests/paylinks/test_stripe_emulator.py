@@ -72,12 +72,22 @@ NULL_WHERE_STRIPE_RETURNS_NULL: dict[str, set[str]] = {
         "wallet_options",
     },
     "event": set(),
-    "item": {"adjustable_quantity", "price.custom_unit_amount", "price.recurring", "price.transform_quantity"},
+    "item": {
+        "adjustable_quantity",
+        "price.custom_unit_amount",
+        "price.recurring",
+        "price.transform_quantity",
+    },
 }
 
 # Nested objects whose keys are free-form content, not schema: compared as objects only.
-FREE_FORM_PATHS = {"metadata", "payment_intent_data.metadata", "subscription_data.metadata", "data.object",
-                   "price.metadata"}
+FREE_FORM_PATHS = {
+    "metadata",
+    "payment_intent_data.metadata",
+    "subscription_data.metadata",
+    "data.object",
+    "price.metadata",
+}
 
 
 # ---------------------------------------------------------------------- helpers and fixtures
@@ -104,7 +114,9 @@ def sdk_client(server: EmulatorServer, api_key: str = API_KEY) -> stripe.StripeC
     return stripe.StripeClient(api_key, base_addresses={"api": server.url}, max_network_retries=0)
 
 
-def create_price(client: stripe.StripeClient, *, unit_amount: int = 4500, **price_params: Any) -> stripe.Price:
+def create_price(
+    client: stripe.StripeClient, *, unit_amount: int = 4500, **price_params: Any
+) -> stripe.Price:
     product = client.v1.products.create(params={"name": "U12 season fee"})
     return client.v1.prices.create(
         params={"product": product.id, "unit_amount": unit_amount, "currency": "usd", **price_params}
@@ -130,7 +142,9 @@ def json_kind(value: Any) -> str:
     return {int: "integer", float: "number", str: "string", list: "array", dict: "object"}[type(value)]
 
 
-def shape_mismatches(example: dict[str, Any], actual: dict[str, Any], nullable: set[str], path: str = "") -> list[str]:
+def shape_mismatches(
+    example: dict[str, Any], actual: dict[str, Any], nullable: set[str], path: str = ""
+) -> list[str]:
     """Every fixture field missing from `actual` or of another JSON kind, recursing into objects."""
     mismatches = []
     for field, example_value in example.items():
@@ -184,7 +198,11 @@ def test_emulator_used_directly_pays_and_settles_a_link():
     link = emulator.create_payment_link({"line_items": [{"price": price["id"], "quantity": 2}]})
 
     session = emulator.pay(link["id"], payment_status="unpaid")
-    assert (session["status"], session["payment_status"], session["amount_total"]) == ("complete", "unpaid", 5000)
+    assert (session["status"], session["payment_status"], session["amount_total"]) == (
+        "complete",
+        "unpaid",
+        5000,
+    )
     assert session["created"] == 1_700_000_000
     assert emulator.settle(session["id"])["payment_status"] == "paid"
     with pytest.raises(EmulatorError):
@@ -192,7 +210,13 @@ def test_emulator_used_directly_pays_and_settles_a_link():
 
     event_types = [event["type"] for event in emulator.list_events({"limit": 100})["data"]]
     assert event_types[:2] == ["checkout.session.async_payment_succeeded", "checkout.session.completed"]
-    assert emulator.counts() == {"products": 1, "prices": 1, "payment_links": 1, "checkout_sessions": 1, "events": 5}
+    assert emulator.counts() == {
+        "products": 1,
+        "prices": 1,
+        "payment_links": 1,
+        "checkout_sessions": 1,
+        "events": 5,
+    }
 
 
 def test_fault_config_rejects_nonsense():
@@ -213,14 +237,21 @@ class TestProductsAndPrices:
 
         assert [p.id for p in found.data] == [price.id]
         assert (found.data[0].unit_amount, str(found.data[0].unit_amount_decimal), found.data[0].type) == (
-            4500, "4500", "one_time"
+            4500,
+            "4500",
+            "one_time",
         )
 
     def test_second_price_with_same_lookup_key_is_rejected(self, client, server):
         price = create_price(client, lookup_key="u12-fee-4500")
         with pytest.raises(stripe.InvalidRequestError) as raised:
             client.v1.prices.create(
-                params={"product": price.product, "unit_amount": 4500, "currency": "usd", "lookup_key": "u12-fee-4500"}
+                params={
+                    "product": price.product,
+                    "unit_amount": 4500,
+                    "currency": "usd",
+                    "lookup_key": "u12-fee-4500",
+                }
             )
         assert raised.value.http_status == 400
         assert raised.value.param == "lookup_key"
@@ -228,10 +259,15 @@ class TestProductsAndPrices:
 
     def test_transfer_lookup_key_moves_the_key_to_the_new_price(self, client):
         old = create_price(client, lookup_key="fee")
-        new = client.v1.prices.create(params={
-            "product": old.product, "unit_amount": 5000, "currency": "usd", "lookup_key": "fee",
-            "transfer_lookup_key": True,
-        })
+        new = client.v1.prices.create(
+            params={
+                "product": old.product,
+                "unit_amount": 5000,
+                "currency": "usd",
+                "lookup_key": "fee",
+                "transfer_lookup_key": True,
+            }
+        )
         assert [p.id for p in client.v1.prices.list(params={"lookup_keys": ["fee"]}).data] == [new.id]
         assert client.v1.prices.retrieve(old.id).lookup_key is None
 
@@ -246,9 +282,14 @@ class TestProductsAndPrices:
     def test_recurring_price_is_refused_rather_than_made_one_time(self, client):
         product = client.v1.products.create(params={"name": "Membership"})
         with pytest.raises(stripe.InvalidRequestError) as raised:
-            client.v1.prices.create(params={
-                "product": product.id, "unit_amount": 1000, "currency": "usd", "recurring": {"interval": "month"},
-            })
+            client.v1.prices.create(
+                params={
+                    "product": product.id,
+                    "unit_amount": 1000,
+                    "currency": "usd",
+                    "recurring": {"interval": "month"},
+                }
+            )
         assert raised.value.param == "recurring"
 
     def test_price_for_unknown_product_names_the_param(self, client):
@@ -262,7 +303,9 @@ class TestProductsAndPrices:
         assert (raised.value.code, raised.value.param) == ("parameter_unknown", "metdata")
 
     def test_product_update_merges_metadata_and_records_an_event(self, client):
-        product = client.v1.products.create(params={"name": "Fee", "metadata": {"season": "2025", "old": "x"}})
+        product = client.v1.products.create(
+            params={"name": "Fee", "metadata": {"season": "2025", "old": "x"}}
+        )
         updated = client.v1.products.update(product.id, params={"name": "Fee 2026", "metadata": {"old": ""}})
         assert (updated.name, updated.metadata.to_dict()) == ("Fee 2026", {"season": "2025"})
         event = client.v1.events.list(params={"type": "product.updated"}).data[0]
@@ -317,7 +360,9 @@ class TestPaymentLinks:
 
         assert (updated.active, updated.inactive_message) == (False, "Paid in full.")
         assert [link.id for link in client.v1.payment_links.list(params={"active": True}).data] == [kept.id]
-        assert [link.id for link in client.v1.payment_links.list(params={"active": False}).data] == [retired.id]
+        assert [link.id for link in client.v1.payment_links.list(params={"active": False}).data] == [
+            retired.id
+        ]
 
     def test_line_items_carry_the_price_amount(self, client):
         price = create_price(client, unit_amount=4500)
@@ -341,10 +386,14 @@ class TestPaymentLinks:
     def test_unknown_link_is_a_stripe_404(self, http):
         response = http.get("/v1/payment_links/plink_x")
         assert response.status_code == 404
-        assert response.json() == {"error": {
-            "type": "invalid_request_error", "code": "resource_missing",
-            "message": "No such payment_link: 'plink_x'", "param": "id",
-        }}
+        assert response.json() == {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "message": "No such payment_link: 'plink_x'",
+                "param": "id",
+            }
+        }
 
 
 # ---------------------------------------------------------------------- idempotency
@@ -359,8 +408,9 @@ class TestIdempotency:
         assert again.id == first.id
         assert server.emulator.counts()["products"] == 1
 
-        raw = http.post("/v1/products", data={"name": "Fee", "metadata[row]": "1"},
-                        headers={"Idempotency-Key": "row-1"})
+        raw = http.post(
+            "/v1/products", data={"name": "Fee", "metadata[row]": "1"}, headers={"Idempotency-Key": "row-1"}
+        )
         assert raw.headers["Idempotent-Replayed"] == "true" and raw.json()["id"] == first.id
 
     def test_same_key_with_other_params_is_an_idempotency_error(self, client, server):
@@ -373,7 +423,9 @@ class TestIdempotency:
     def test_keys_are_scoped_per_api_key(self, client, server):
         other_account = sdk_client(server, api_key="sk_test_anotherAccountKey")
         first = client.v1.products.create(params={"name": "Fee"}, options={"idempotency_key": "shared"})
-        second = other_account.v1.products.create(params={"name": "Fee"}, options={"idempotency_key": "shared"})
+        second = other_account.v1.products.create(
+            params={"name": "Fee"}, options={"idempotency_key": "shared"}
+        )
         assert first.id != second.id
 
     def test_concurrent_request_with_same_key_gets_409(self, client, server):
@@ -382,8 +434,9 @@ class TestIdempotency:
 
         def create() -> None:
             try:
-                outcomes.append(client.v1.products.create(params={"name": "Fee"},
-                                                          options={"idempotency_key": "race"}).id)
+                outcomes.append(
+                    client.v1.products.create(params={"name": "Fee"}, options={"idempotency_key": "race"}).id
+                )
             except stripe.APIError as error:
                 outcomes.append(error.http_status)
 
@@ -404,23 +457,47 @@ class TestIdempotency:
 @pytest.fixture
 def one_of_each(http: httpx.Client, server: EmulatorServer) -> dict[str, dict[str, Any]]:
     """One object of every type as raw JSON, built so optional fields paylinks sets are filled."""
-    product = http.post("/v1/products", data={
-        "name": "Kit", "description": "Home kit",
-        "default_price_data[currency]": "usd", "default_price_data[unit_amount]": "3000",
-    }).json()
-    price = http.post("/v1/prices", data={
-        "product": product["id"], "unit_amount": "4500", "currency": "usd", "lookup_key": "kit", "nickname": "Kit",
-    }).json()
-    link = http.post("/v1/payment_links", data={
-        "line_items[0][price]": price["id"], "line_items[0][quantity]": "1",
-        "payment_intent_data[metadata][row]": "1", "restrictions[completed_sessions][limit]": "3",
-        "inactive_message": "Paid", "metadata[row]": "1",
-    }).json()
+    product = http.post(
+        "/v1/products",
+        data={
+            "name": "Kit",
+            "description": "Home kit",
+            "default_price_data[currency]": "usd",
+            "default_price_data[unit_amount]": "3000",
+        },
+    ).json()
+    price = http.post(
+        "/v1/prices",
+        data={
+            "product": product["id"],
+            "unit_amount": "4500",
+            "currency": "usd",
+            "lookup_key": "kit",
+            "nickname": "Kit",
+        },
+    ).json()
+    link = http.post(
+        "/v1/payment_links",
+        data={
+            "line_items[0][price]": price["id"],
+            "line_items[0][quantity]": "1",
+            "payment_intent_data[metadata][row]": "1",
+            "restrictions[completed_sessions][limit]": "3",
+            "inactive_message": "Paid",
+            "metadata[row]": "1",
+        },
+    ).json()
     item = http.get(f"/v1/payment_links/{link['id']}/line_items").json()["data"][0]
     session = pay(link["url"]).json()
     event = http.get("/v1/events", params={"type": "checkout.session.completed"}).json()["data"][0]
-    return {"product": product, "price": price, "payment_link": link, "checkout.session": session,
-            "event": event, "item": item}
+    return {
+        "product": product,
+        "price": price,
+        "payment_link": link,
+        "checkout.session": session,
+        "event": event,
+        "item": item,
+    }
 
 
 @pytest.mark.slow
@@ -441,7 +518,9 @@ def test_objects_carry_every_field_of_stripes_example(object_type, one_of_each):
 class TestPayPage:
     def test_page_shows_what_is_owed_and_escapes_names(self, client):
         product = client.v1.products.create(params={"name": "<b>Kit & Co</b>"})
-        price = client.v1.prices.create(params={"product": product.id, "unit_amount": 4500, "currency": "usd"})
+        price = client.v1.prices.create(
+            params={"product": product.id, "unit_amount": 4500, "currency": "usd"}
+        )
         link = create_link(client, price.id)
 
         page = httpx.get(link.url)
@@ -463,7 +542,9 @@ class TestPayPage:
         assert session.id.startswith("cs_test_") and session.payment_intent.startswith("pi_")
         assert session.metadata.to_dict() == {}
 
-        events = client.v1.events.list(params={"type": "checkout.session.completed", "created": {"gte": started}})
+        events = client.v1.events.list(
+            params={"type": "checkout.session.completed", "created": {"gte": started}}
+        )
         assert [event.data.object.id for event in events.data] == [session.id]
 
         used_up = client.v1.payment_links.retrieve(link.id)
@@ -496,7 +577,9 @@ class TestPayPage:
         server.emulator.clock = lambda: 2_000_000_000
         later = server.emulator.pay(link.id)
 
-        recent = client.v1.events.list(params={"type": "checkout.session.*", "created": {"gte": 2_000_000_000}})
+        recent = client.v1.events.list(
+            params={"type": "checkout.session.*", "created": {"gte": 2_000_000_000}}
+        )
 
         assert [event.data.object.id for event in recent.data] == [later["id"]]
         assert recent.data[0].created == 2_000_000_000
@@ -529,13 +612,17 @@ class TestFaults:
         server.emulator.faults.seed = 7
         for attempt in range(50):  # half the failures land after the write; find one
             with pytest.raises(stripe.APIError):
-                client.v1.products.create(params={"name": "Fee"}, options={"idempotency_key": f"row-{attempt}"})
+                client.v1.products.create(
+                    params={"name": "Fee"}, options={"idempotency_key": f"row-{attempt}"}
+                )
             if server.emulator.counts()["products"] == 1:
                 break
         (written,) = server.emulator.list_products({})["data"]
 
         server.emulator.faults.fail_rate = 0.0
-        retried = client.v1.products.create(params={"name": "Fee"}, options={"idempotency_key": f"row-{attempt}"})
+        retried = client.v1.products.create(
+            params={"name": "Fee"}, options={"idempotency_key": f"row-{attempt}"}
+        )
 
         assert retried.id == written["id"]
         assert server.emulator.counts()["products"] == 1
