@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import stripe
 from aiosmtpd.controller import Controller
 
+from paylinks.db import payment_links
 from paylinks.demo_data import seed_demo
 from paylinks.settings import get_settings
 from paylinks.tenants import Tenant, tenant_by_slug
@@ -25,6 +26,24 @@ def demo_club(settings, engine: sa.Engine) -> list[Tenant]:
     report = seed_demo(engine)
     with engine.connect() as connection:
         return [tenant_by_slug(connection, slug) for slug in report.tenants]
+
+
+TENANT = "riverside-hoops"  # the demo tenant most flow tests work on
+
+
+@pytest.fixture
+def minted_club(settings, demo_club: list[Tenant]) -> list[Tenant]:
+    """The demo club with TENANT's links minted (a committed backfill)."""
+    from flows.backfill_payment_links import backfill_payment_links
+
+    backfill_payment_links(tenant=TENANT, commit=True)
+    return demo_club
+
+
+def rows(engine: sa.Engine) -> dict[int, sa.RowMapping]:
+    """Every payment_links row, by id."""
+    with engine.connect() as connection:
+        return {r["id"]: r for r in connection.execute(sa.select(payment_links)).mappings()}
 
 
 @pytest.fixture

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
 from flows.backfill_payment_links import backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
-from paylinks.db import orders, payment_links, players
-
-TENANT = "riverside-hoops"
-
-
-@pytest.fixture
-def minted_club(settings, demo_club):
-    backfill_payment_links(tenant=TENANT, commit=True)
-    return demo_club
-
-
-def rows(engine: sa.Engine) -> dict[int, sa.RowMapping]:
-    with engine.connect() as connection:
-        return {r["id"]: r for r in connection.execute(sa.select(payment_links)).mappings()}
+from paylinks.db import orders, players
+from tests.flows.conftest import TENANT, rows
 
 
 def test_cancelled_withdrawn_and_changed_bills_are_retired_or_reminted(

@@ -19,14 +19,12 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
 )
 
-from flows.backfill_payment_links import backfill_payment_links
 from flows.outstanding_balance_email import outstanding_balance_email
 from paylinks.db import email_log, parents
 from paylinks.rendering import format_money
 from paylinks.settings import PROJECT_ROOT
+from tests.flows.conftest import TENANT
 from tests.flows.test_backfill_process import PAYLINKS, cli_env, run_cli
-
-TENANT = "riverside-hoops"
 
 
 def expected_balances(engine: sa.Engine) -> dict[str, dict]:
@@ -55,12 +53,6 @@ def expected_balances(engine: sa.Engine) -> dict[str, dict]:
 
 def parts(message) -> tuple[str, str]:
     return (message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content())
-
-
-@pytest.fixture
-def minted_club(settings, demo_club):
-    backfill_payment_links(tenant=TENANT, commit=True)
-    return demo_club
 
 
 def test_send_delivers_one_complete_message_per_parent_with_a_balance(

@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 import sqlalchemy as sa
 
-from flows.backfill_payment_links import backfill_payment_links
 from flows.outstanding_balance_email import outstanding_balance_email
 from flows.reconcile_payments import reconcile_payments
-from paylinks.db import orders, payment_links, reconcile_cursors
-
-TENANT = "riverside-hoops"
-
-
-@pytest.fixture
-def minted_club(settings, demo_club):
-    backfill_payment_links(tenant=TENANT, commit=True)
-    return demo_club
-
-
-def rows(engine: sa.Engine) -> dict[int, sa.RowMapping]:
-    with engine.connect() as connection:
-        return {r["id"]: r for r in connection.execute(sa.select(payment_links)).mappings()}
+from paylinks.db import orders, reconcile_cursors
+from tests.flows.conftest import TENANT, rows
 
 
 def order_status(engine: sa.Engine) -> dict[int, tuple[str, object]]:

@@ -5,19 +5,11 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from flows.backfill_payment_links import backfill_payment_links
 from flows.resend_payment_link import resend_payment_link
 from paylinks.db import email_log, payment_links, players
 from paylinks.players import AmbiguousPlayerError
+from tests.flows.conftest import TENANT
 from tests.flows.test_backfill_process import cli_env, run_cli
-
-TENANT = "riverside-hoops"
-
-
-@pytest.fixture
-def minted_club(settings, demo_club):
-    backfill_payment_links(tenant=TENANT, commit=True)
-    return demo_club
 
 
 def open_links_of(engine: sa.Engine, player_id: int) -> set[str]:

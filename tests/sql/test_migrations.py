@@ -48,7 +48,9 @@ def test_a_club_database_keeps_its_own_tables_and_rows(empty_database_url):
     for name in CLUB_TABLES:  # the club application's tables, already there
         metadata.tables[name].create(engine)
     with engine.begin() as connection:
-        connection.execute(sa.insert(tenants).values(slug="club", name="A Club", reply_to_email="a@club.example"))
+        connection.execute(
+            sa.insert(tenants).values(slug="club", name="A Club", reply_to_email="a@club.example")
+        )
     engine.dispose()
 
     migrations.upgrade(empty_database_url)
