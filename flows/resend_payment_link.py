@@ -60,7 +60,8 @@ def resend_payment_link(
                 club.slug, match, None, email, "unreachable: the parent has no email on file"
             )
         else:
-            check_links_can_be_mailed(settings, [email], to_test_address=to is not None)
+            # `to` may be any real inbox (another parent address), so it gets no test-address leeway.
+            check_links_can_be_mailed(settings, [email], to_test_address=False)
             run_key = f"resend-{flow_run.get_id() or 'local'}"
             outcome = send_email(
                 settings,

@@ -97,9 +97,10 @@ def test_price_tiers_one_per_product_and_amount(settings, engine, emulator, demo
     backfill_payment_links(commit=True)
     with engine.connect() as connection:
         tiers = connection.execute(sa.select(price_tiers)).mappings().all()
-        amounts_in_use = set(
-            connection.execute(sa.select(payment_links.c.product_id, payment_links.c.amount_cents)).tuples()
-        )
+        amounts_in_use = {
+            tuple(row)
+            for row in connection.execute(sa.select(payment_links.c.product_id, payment_links.c.amount_cents))
+        }
     assert {(t["product_id"], t["amount_cents"]) for t in tiers} == amounts_in_use
     for tier in tiers:
         price = stripe_client.v1.prices.retrieve(tier["stripe_price_id"])
