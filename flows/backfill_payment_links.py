@@ -12,7 +12,8 @@ from paylinks.backfill import BackfillReport
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
 from paylinks.planning import Action
-from paylinks.settings import Settings, get_settings
+from paylinks.prefect_support import flow_settings
+from paylinks.settings import Settings
 from paylinks.tenants import Tenant
 from tasks.backfill import (
     ensure_price_tiers,
@@ -36,7 +37,7 @@ def backfill_payment_links(tenant: TenantSlug | None = None, commit: bool = Fals
         commit: Create prices and links at Stripe and write rows. Off: a dry run that only
             shows the plan (items, tiers to create, links to mint, rows skipped and why).
     """
-    settings = get_settings()
+    settings = flow_settings()
     check_configuration(settings, needs_stripe=commit)
     tenants = find_tenants(settings, tenant)
     if tenant:
@@ -53,7 +54,7 @@ def backfill_payment_links(tenant: TenantSlug | None = None, commit: bool = Fals
 def backfill_tenant(tenant: Tenant, commit: bool) -> BackfillReport:
     """One tenant's backfill, as its own subflow run when every tenant is backfilled."""
     # Settings are read here, not passed: subflow parameters are stored by the Prefect API.
-    return backfill_one_tenant(get_settings(), tenant, commit)
+    return backfill_one_tenant(flow_settings(), tenant, commit)
 
 
 def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> BackfillReport:

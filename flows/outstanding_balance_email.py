@@ -18,7 +18,7 @@ from paylinks.emailing import BlastReport, SendOutcome
 from paylinks.errors import PaylinksError
 from paylinks.mail import MailDeliveryError
 from paylinks.params import EmailAddress, TenantSlug
-from paylinks.settings import get_settings
+from paylinks.prefect_support import flow_settings
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,
@@ -53,7 +53,10 @@ def outstanding_balance_email(
         blast_key: Names this blast; a rerun with the same key skips parents already sent.
             Default: the tenant and today's date.
     """
-    settings = get_settings()
+    if test_email and send:
+        # Which one was meant is anyone's guess, and one of the guesses mails every parent.
+        raise PaylinksError("choose test_email (one sample to that address) or send (every parent), not both")
+    settings = flow_settings()
     check_configuration(settings, needs_stripe=False)
     club = find_tenants(settings, tenant)[0]
     run_key = blast_key or f"{club.slug}-{date.today().isoformat()}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from paylinks.params import TenantSlug
+from paylinks.prefect_support import flow_settings
 from paylinks.reconcile import ReconcileReport
-from paylinks.settings import get_settings
 from tasks.common import check_configuration, find_tenants
 from tasks.reconcile import fetch_paid_sessions, mark_payments, read_reconcile_cursor
 from tasks.reports import publish_reconcile_summary
@@ -23,7 +23,7 @@ def reconcile_payments(tenant: TenantSlug | None = None) -> list[ReconcileReport
     Args:
         tenant: Tenant slug; leave empty to reconcile every tenant.
     """
-    settings = get_settings()
+    settings = flow_settings()
     check_configuration(settings, needs_stripe=True)
     reports = []
     for club in find_tenants(settings, tenant):

@@ -15,7 +15,7 @@ from pydantic import Field
 from paylinks.db import EmailType
 from paylinks.emailing import ResendReport
 from paylinks.params import EmailAddress, TenantSlug
-from paylinks.settings import get_settings
+from paylinks.prefect_support import flow_settings
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,
@@ -43,7 +43,7 @@ def resend_payment_link(
         to: Send here instead of to the parent's address.
         dry_run: Render and show the email; send nothing.
     """
-    settings = get_settings()
+    settings = flow_settings()
     check_configuration(settings, needs_stripe=False)
     club = find_tenants(settings, tenant)[0]
     match = find_player_to_resend(settings, club, player)

@@ -183,7 +183,9 @@ def _pay_some_links(settings: Settings, tallies: dict[str, TenantTally], console
                 # Different families; the first pays a bill with an order (its order gets paid too).
                 chosen = [next(link for link in links if link["order_id"] is not None)]
                 for link in links:
-                    if len(chosen) < PAYMENTS_PER_TENANT and link["parent"] not in {c["parent"] for c in chosen}:
+                    if len(chosen) < PAYMENTS_PER_TENANT and link["parent"] not in {
+                        c["parent"] for c in chosen
+                    }:
                         chosen.append(link)
                 for link in chosen:
                     client.post(link["url"]).raise_for_status()

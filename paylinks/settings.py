@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     )
 
     stripe_api_key: SecretStr | None = Field(default=None, description="Stripe secret key (sk_...).")
+    stripe_api_key_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the Stripe key (flows only)."
+    )
     stripe_api_base: str | None = Field(
         default=None, description="Base URL of a local Stripe emulator; unset means real Stripe."
     )
@@ -55,6 +58,9 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_password_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the SMTP password (flows only)."
+    )
     smtp_security: SmtpSecurity = SmtpSecurity.none
     smtp_timeout_s: float = Field(default=30.0, gt=0)
     allow_test_links: bool = Field(

@@ -261,13 +261,16 @@ def _api_key(settings: Settings) -> str:
     if settings.uses_stripe_emulator:
         return EMULATOR_DEFAULT_KEY
     raise ConfigurationError(
-        "PAYLINKS_STRIPE_API_KEY is not set. Set it to your Stripe secret key, or set "
-        "PAYLINKS_STRIPE_API_BASE to a local emulator's URL (`paylinks stripe-emulator`)."
+        "PAYLINKS_STRIPE_API_KEY is not set. Set it to your Stripe secret key (or name a Prefect "
+        "Secret block holding it in PAYLINKS_STRIPE_API_KEY_BLOCK), or set PAYLINKS_STRIPE_API_BASE "
+        "to a local emulator's URL (`paylinks stripe-emulator`)."
     )
 
 
 def check_stripe_settings(settings: Settings) -> None:
-    """Fail before any work when no key is configured for real Stripe."""
+    """Fail before any work when no key is configured for real Stripe (a Secret block counts)."""
+    if settings.stripe_api_key is None and settings.stripe_api_key_block:
+        return  # read by the flow when it starts (paylinks.prefect_support.flow_settings)
     _api_key(settings)
 
 

@@ -158,3 +158,26 @@ def test_rejected_stripe_key_stops_the_run_without_printing_the_key(settings, en
     output = result.stdout + result.stderr
     assert "Stripe rejected the API key" in output
     assert "sk_test_wrong_key_0123456789" not in output
+
+
+def test_the_stripe_key_can_come_from_a_prefect_secret_block(settings, engine, demo_club, monkeypatch):
+    from prefect.blocks.system import Secret
+
+    from flows.backfill_payment_links import backfill_payment_links
+    from paylinks.settings import get_settings
+    from paylinks.stripe_emulator import EmulatorServer
+
+    Secret(value="sk_test_from_a_block_4242").save("paylinks-stripe-key", overwrite=True)
+    with EmulatorServer(host="127.0.0.1", port=0, api_key="sk_test_from_a_block_4242") as strict:
+        monkeypatch.setenv("PAYLINKS_STRIPE_API_BASE", strict.url)
+        monkeypatch.delenv("PAYLINKS_STRIPE_API_KEY")
+        monkeypatch.setenv("PAYLINKS_STRIPE_API_KEY_BLOCK", "paylinks-stripe-key")
+        get_settings.cache_clear()
+        (report,) = backfill_payment_links(tenant="riverside-hoops", commit=True)
+        assert report.loaded == len(report.plan.items) == strict.emulator.counts()["payment_links"]
+
+        monkeypatch.setenv("PAYLINKS_STRIPE_API_KEY_BLOCK", "no-such-block")
+        get_settings.cache_clear()
+        state = backfill_payment_links(tenant="riverside-hoops", commit=True, return_state=True)
+        assert state.is_failed()
+        assert "no Prefect Secret block named 'no-such-block'" in str(state.result(raise_on_failure=False))

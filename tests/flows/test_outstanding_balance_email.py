@@ -234,3 +234,10 @@ def test_emulator_links_never_reach_real_parents_over_smtp(settings, minted_club
     assert mailroom.messages == []
     outstanding_balance_email(tenant=TENANT, test_email="me@club.example")
     assert mailroom.recipients() == ["me@club.example"]
+
+
+def test_test_email_and_send_together_are_refused_before_anything_is_sent(settings, minted_club, mailroom):
+    state = outstanding_balance_email(tenant=TENANT, test_email="coach@club.example", send=True, return_state=True)
+    assert state.is_failed()
+    assert "not both" in str(state.result(raise_on_failure=False))
+    assert mailroom.messages == []
