@@ -38,6 +38,7 @@ emulator: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/mint_throughput.py
+	$(BIN)/python benchmarks/blast_throughput.py
 
 clean:
 	rm -rf var .pytest_cache
