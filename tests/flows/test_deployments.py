@@ -89,62 +89,25 @@ def test_deployed_blast_runs_on_a_worker_and_mails_only_the_test_address(setting
         assert deployed["outstanding-balance-email/manual"]["parameters"] == {}
         assert deployed["outstanding-balance-email/manual"]["schedules"] == []
 
-        test_send = prefect_cli(
-            [
-                "deployment",
-                "run",
-                "outstanding-balance-email/manual",
-                "-p",
-                "tenant=riverside-hoops",
-                "-p",
-                "test_email=coach@example.com",
-            ],
-            env,
-        )
+        def run_blast(*params: str):
+            """`prefect deployment run` of the blast deployment, each param as `-p name=value`."""
+            flags = [flag for param in params for flag in ("-p", param)]
+            return prefect_cli(["deployment", "run", "outstanding-balance-email/manual", *flags], env)
+
+        test_send = run_blast("tenant=riverside-hoops", "test_email=coach@example.com")
         assert test_send.returncode == 0, cli_output(test_send)
         test_send_id = run_id(test_send.stdout)
-        bad_address = prefect_cli(
-            [
-                "deployment",
-                "run",
-                "outstanding-balance-email/manual",
-                "-p",
-                "tenant=riverside-hoops",
-                "-p",
-                "test_email=not-an-email",
-            ],
-            env,
-        )
+
         # The address's shape is a pattern in the parameter schema, so the server refuses the run.
+        bad_address = run_blast("tenant=riverside-hoops", "test_email=not-an-email")
         assert bad_address.returncode != 0, cli_output(bad_address)
         assert "Validation failed for field 'test_email'" in bad_address.stdout + bad_address.stderr
-        unknown = prefect_cli(
-            [
-                "deployment",
-                "run",
-                "outstanding-balance-email/manual",
-                "-p",
-                "tenant=riverside-hoops",
-                "-p",
-                "tset_email=coach@example.com",
-            ],
-            env,
-        )
-        assert unknown.returncode != 0 and "tset_email" in unknown.stdout + unknown.stderr, cli_output(
-            unknown
-        )
-        not_a_slug = prefect_cli(
-            [
-                "deployment",
-                "run",
-                "outstanding-balance-email/manual",
-                "-p",
-                "tenant=Riverside Hoops",
-                "-p",
-                "test_email=coach@example.com",
-            ],
-            env,
-        )
+
+        unknown = run_blast("tenant=riverside-hoops", "tset_email=coach@example.com")
+        assert unknown.returncode != 0, cli_output(unknown)
+        assert "tset_email" in unknown.stdout + unknown.stderr, cli_output(unknown)
+
+        not_a_slug = run_blast("tenant=Riverside Hoops", "test_email=coach@example.com")
         assert not_a_slug.returncode != 0, cli_output(not_a_slug)
         assert "Validation failed for field 'tenant'" in not_a_slug.stdout + not_a_slug.stderr, cli_output(
             not_a_slug
