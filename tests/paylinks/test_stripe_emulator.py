@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,12 +19,9 @@ import stripe
 from paylinks.stripe_emulator import Emulator, EmulatorError, EmulatorServer, FaultConfig
 from paylinks.stripe_emulator.auth import mask_api_key
 from paylinks.stripe_emulator.forms import parse_form
+from tests.support.stripe_fixtures import STRIPE_FIXTURES
 
 API_KEY = "sk_test_emulatorTestKey0001"
-
-# Stripe's published example objects (stripe/openapi fixtures3.json), kept in the shared folder
-# beside the repository.
-STRIPE_FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "stripe-openapi" / "fixtures3.json"
 
 # Fields the fixture shows filled in but real Stripe returns as null for what the emulator
 # models (one-time prices; links without shipping, tax, subscriptions, Connect or custom text;
