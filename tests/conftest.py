@@ -1,10 +1,11 @@
 """Shared fixtures: one Prefect test API per session, a fresh database per test (SQLite and
 PostgreSQL), a local Stripe emulator over HTTP, and settings wired to all of them.
 
-PostgreSQL tests need the server named by PAYLINKS_TEST_POSTGRES_URL (an admin URL; default
-postgresql+psycopg://postgres@127.0.0.1:5432/postgres). They fail, not skip, when it is down:
-CI must never pass by skipping them. Set PAYLINKS_TEST_SKIP_POSTGRES=1 to leave them out on
-purpose on a machine without PostgreSQL.
+PostgreSQL tests use the server named by PAYLINKS_TEST_POSTGRES_URL (an admin URL; default
+postgresql+psycopg://postgres@127.0.0.1:5432/postgres) and, when nothing answers there, start a
+throwaway server of their own (tests/support/postgres_server.py). They fail, not skip, when
+neither can be had: CI must never pass by skipping them. Set PAYLINKS_TEST_SKIP_POSTGRES=1 to
+leave them out on purpose.
 """
 
 from __future__ import annotations
@@ -26,12 +27,22 @@ os.environ["PREFECT_HOME"] = os.environ.get("PAYLINKS_TEST_PREFECT_HOME") or tem
 
 from paylinks import migrations
 from paylinks.settings import Settings, get_settings
+from tests.support import postgres_server, stripe_fixtures
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "PAYLINKS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_ADMIN_URL = postgres_server.configured_url()
 SKIP_POSTGRES = os.environ.get("PAYLINKS_TEST_SKIP_POSTGRES") == "1"
 BACKENDS = ["sqlite"] + ([] if SKIP_POSTGRES else ["postgresql"])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The server at PAYLINKS_TEST_POSTGRES_URL, or a throwaway one started here (before xdist workers)."""
+    global POSTGRES_ADMIN_URL
+    POSTGRES_ADMIN_URL = postgres_server.provide(config)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Where this run's parts came from (make test prints Chromium's before pytest starts)."""
+    return postgres_server.report_line() + [stripe_fixtures.PROVENANCE]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,10 +71,7 @@ def postgres_template() -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as error:
-        pytest.fail(
-            f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable ({error.orig}); start it or set "
-            "PAYLINKS_TEST_SKIP_POSTGRES=1 to leave PostgreSQL tests out on purpose."
-        )
+        pytest.fail(postgres_server.unreachable_message(POSTGRES_ADMIN_URL, error.orig))
     url = sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     migrations.upgrade(url)
     yield name
