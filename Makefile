@@ -24,7 +24,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/paylinks demo
 
+# Brings what the tests need: Chromium here (installed if missing), PostgreSQL inside pytest (a
+# throwaway server when none answers), Stripe's fixtures vendored; each says where it came from.
 test: $(STAMP)
+	@$(BIN)/python tests/support/chromium.py
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

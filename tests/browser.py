@@ -11,7 +11,6 @@ import html
 import os
 import re
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 
 from paylinks.settings import PROJECT_ROOT
+from tests.support.chromium import INSTALL_HINT, find_chromium
 
 VENV_BIN = Path(sys.executable).parent
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -174,10 +174,11 @@ def prefect_cli(args: list[str], env: Mapping[str, str], timeout: float = 60) ->
 
 
 def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        raise RuntimeError("chromium is not installed (Debian: apt-get install chromium; .ci/run does it)")
-    return path
+    """Debian's chromium, one on PATH, or Playwright's build (tests/support/chromium.py)."""
+    found = find_chromium()
+    if found is None:
+        raise RuntimeError(f"no Chromium found: {INSTALL_HINT} (make test gets one itself)")
+    return found[0]
 
 
 class Chromium:
