@@ -115,21 +115,18 @@ def main() -> None:
         port = probe.getsockname()[1]
     controller = Controller(counter, hostname="127.0.0.1", port=port)
     controller.start()
-    os.environ.update(
-        PAYLINKS_DATABASE_URL=database_url,
-        PAYLINKS_EMAIL_TRANSPORT="smtp",
-        PAYLINKS_SMTP_HOST="127.0.0.1",
-        PAYLINKS_SMTP_PORT=str(port),
-    )
     try:
         from flows.outstanding_balance_email import outstanding_balance_email
         from paylinks.balances import outstanding_balances
         from paylinks.emailing import message_for, prepare_balance_emails
         from paylinks.mail import transport_from_settings
-        from paylinks.settings import get_settings
+        from paylinks.settings import Settings
         from paylinks.tenants import tenant_by_slug
+        from tasks.prefect_support import settings_for_runs
 
-        settings = get_settings()
+        settings = Settings(
+            database_url=database_url, email_transport="smtp", smtp_host="127.0.0.1", smtp_port=port
+        )
         engine = sa.create_engine(database_url)
         with engine.connect() as connection:
             club = tenant_by_slug(connection, "bench")
@@ -140,12 +137,13 @@ def main() -> None:
                 transport.send(message_for(settings, club, email, email.address))
         bare = args.parents / (time.perf_counter() - started)
 
-        started = time.perf_counter()
-        outstanding_balance_email(tenant="bench")  # a preview: starts Prefect's API, renders all
-        preview = time.perf_counter() - started
-        started = time.perf_counter()
-        report = outstanding_balance_email(tenant="bench", send=True, blast_key="bench")
-        flow = len(report.sent) / (time.perf_counter() - started)
+        with settings_for_runs(settings):
+            started = time.perf_counter()
+            outstanding_balance_email(tenant="bench")  # a preview: starts Prefect's API, renders all
+            preview = time.perf_counter() - started
+            started = time.perf_counter()
+            report = outstanding_balance_email(tenant="bench", send=True, blast_key="bench")
+            flow = len(report.sent) / (time.perf_counter() - started)
         assert len(report.sent) == args.parents and counter.messages == 2 * args.parents
     finally:
         controller.stop()

@@ -23,8 +23,8 @@ import stripe
 
 from paylinks.backfill import MintJob, mint_payment_links
 from paylinks.settings import Settings
-from paylinks.stripe_emulator import EmulatorServer
 from paylinks.stripe_gateway import StripeGateway
+from stripe_emulator import EmulatorServer
 
 KEY = "sk_test_benchmark"
 

@@ -12,7 +12,7 @@ from paylinks.backfill import BackfillReport
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
 from paylinks.planning import Action
-from paylinks.prefect_support import flow_settings
+from tasks.prefect_support import flow_settings
 from paylinks.settings import Settings
 from paylinks.tenants import Tenant
 from tasks.backfill import (

@@ -18,7 +18,7 @@ from paylinks.emailing import BlastReport, SendOutcome
 from paylinks.errors import PaylinksError
 from paylinks.mail import MailDeliveryError
 from paylinks.params import EmailAddress, TenantSlug
-from paylinks.prefect_support import flow_settings
+from tasks.prefect_support import flow_settings
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from paylinks.params import TenantSlug
-from paylinks.prefect_support import flow_settings
+from tasks.prefect_support import flow_settings
 from paylinks.reconcile import ReconcileReport
 from tasks.common import check_configuration, find_tenants
 from tasks.reconcile import fetch_paid_sessions, mark_payments, read_reconcile_cursor

@@ -15,7 +15,7 @@ from pydantic import Field
 from paylinks.db import EmailType
 from paylinks.emailing import ResendReport
 from paylinks.params import EmailAddress, TenantSlug
-from paylinks.prefect_support import flow_settings
+from tasks.prefect_support import flow_settings
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,

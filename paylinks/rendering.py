@@ -267,7 +267,7 @@ def _message_id_domain(sender: str) -> str:
     # Defaulting to the sender's domain avoids make_msgid's socket.getfqdn(), which can stall
     # on DNS, and keeps Message-IDs recognisably ours.
     _, address = parseaddr(sender)
-    return address.rpartition("@")[2] or "paylinks.local"
+    return address.rpartition("@")[2] or "paylinks.example"
 
 
 def build_message(

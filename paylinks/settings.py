@@ -1,19 +1,30 @@
 """paylinks' one settings object: every knob comes from a `PAYLINKS_*` environment variable.
 
-Nothing else in the project reads the environment. Call `get_settings()` once at the edge (CLI,
-flow entry) and pass the result down.
+Nothing else in the project reads the environment. The edge (the `paylinks` command, a flow run
+started by a worker, the office) calls `load_settings()` once and passes the value down; tests and
+the demo build a `Settings` value themselves.
+
+Settings that are malformed *or dangerous* are refused with one line naming the variable: a key
+sent in clear to another machine, SMTP credentials without encryption, a From address that is
+not an address.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from paylinks.errors import ConfigurationError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "PAYLINKS_"
 
 
 class EmailTransportName(StrEnum):
@@ -27,10 +38,22 @@ class SmtpSecurity(StrEnum):
     ssl = "ssl"
 
 
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and the loopback addresses: traffic that never leaves this machine."""
+    if not host:
+        return False
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class Settings(BaseSettings):
     """Configuration for every paylinks flow, CLI command and adapter."""
 
-    model_config = SettingsConfigDict(env_prefix="PAYLINKS_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     database_url: str = Field(
         default=f"sqlite:///{PROJECT_ROOT / 'var' / 'paylinks.db'}",
@@ -49,10 +72,10 @@ class Settings(BaseSettings):
     stripe_max_retries: int = Field(
         default=6, ge=0, le=20, description="Retries of one Stripe call on 429/5xx."
     )
-    stripe_timeout_s: float = Field(default=30.0, gt=0)
+    stripe_timeout_s: float = Field(default=30.0, gt=0, le=600)
 
     email_transport: EmailTransportName = EmailTransportName.outbox
-    email_from: str = Field(default="paylinks <billing@paylinks.local>")
+    email_from: str = Field(default="paylinks <billing@paylinks.example>")
     outbox_dir: Path = Field(default=PROJECT_ROOT / "var" / "outbox")
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
@@ -62,23 +85,98 @@ class Settings(BaseSettings):
         default=None, description="Name of a Prefect Secret block holding the SMTP password (flows only)."
     )
     smtp_security: SmtpSecurity = SmtpSecurity.none
-    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    smtp_timeout_s: float = Field(default=30.0, gt=0, le=600)
     allow_test_links: bool = Field(
         default=False,
         description="Allow mailing links that are not on Stripe's own domain to real parents.",
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _a_database_url(cls, value: str) -> str:
+        try:
+            url = sa.make_url(value)
+        except sa.exc.ArgumentError:
+            raise ValueError(
+                "is not a database URL; use sqlite:///path/to/file.db or "
+                "postgresql+psycopg://user:password@host:5432/database"
+            ) from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"names a {url.get_backend_name()} database; paylinks runs on sqlite or postgresql")
+        return value
+
     @field_validator("stripe_api_base")
     @classmethod
-    def _strip_trailing_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _a_safe_api_base(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value.rstrip("/"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:12111")
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+            # The Stripe key travels in every request's Authorization header.
+            raise ValueError(
+                "is plain http to another machine, which would send the Stripe key in clear; "
+                "use https, or an emulator on 127.0.0.1"
+            )
+        return value.rstrip("/")
+
+    @field_validator("email_from")
+    @classmethod
+    def _a_from_address(cls, value: str) -> str:
+        from email.headerregistry import Address
+        from email.utils import parseaddr
+
+        if any(ch in value for ch in "\r\n"):
+            raise ValueError("must be one line (it becomes the From header)")
+        name, address = parseaddr(value)
+        try:
+            normalized = validate_email(address, check_deliverability=False).normalized
+        except EmailNotValidError as error:
+            raise ValueError(f"is not a valid From address ({error})") from None
+        local, _, domain = normalized.rpartition("@")
+        return str(Address(display_name=name, username=local, domain=domain))
+
+    @model_validator(mode="after")
+    def _credentials_are_encrypted(self) -> Settings:
+        has_credentials = self.smtp_username is not None or self.smtp_password is not None
+        if (
+            self.email_transport == EmailTransportName.smtp
+            and has_credentials
+            and self.smtp_security == SmtpSecurity.none
+            and not is_loopback_host(self.smtp_host)
+        ):
+            raise ValueError(
+                "PAYLINKS_SMTP_SECURITY is none while a username or password is set for "
+                f"{self.smtp_host}: the password would cross the network in clear; "
+                "set PAYLINKS_SMTP_SECURITY=starttls or ssl"
+            )
+        return self
 
     @property
     def uses_stripe_emulator(self) -> bool:
         return self.stripe_api_base is not None
 
+    def safe_database_url(self) -> str:
+        """The database URL with any password hidden: the only form that may be printed."""
+        return sa.make_url(self.database_url).render_as_string(hide_password=True)
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read from the environment once."""
-    return Settings()
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment once; a bad one is a ConfigurationError naming it.
+
+    The message never repeats a value (a database URL or SMTP setting may hold a password).
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    problems = []
+    for detail in error.errors(include_input=False, include_url=False):
+        field = ".".join(str(part) for part in detail["loc"])
+        message = str(detail["msg"]).removeprefix("Value error, ")
+        problems.append(f"{ENV_PREFIX}{field.upper()} {message}" if field else message)
+    return "; ".join(problems)

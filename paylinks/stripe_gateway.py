@@ -270,7 +270,7 @@ def _api_key(settings: Settings) -> str:
 def check_stripe_settings(settings: Settings) -> None:
     """Fail before any work when no key is configured for real Stripe (a Secret block counts)."""
     if settings.stripe_api_key is None and settings.stripe_api_key_block:
-        return  # read by the flow when it starts (paylinks.prefect_support.flow_settings)
+        return  # read by the flow when it starts (tasks.prefect_support.flow_settings)
     _api_key(settings)
 
 

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from paylinks import backfill
 from paylinks.backfill import BillingRows, MintJob, MintResult, RetireOutcome
 from paylinks.planning import Plan, Step
-from paylinks.prefect_support import retry_if_transient
+from tasks.prefect_support import retry_if_transient
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
 from paylinks.stripe_gateway import StripeGateway

@@ -9,24 +9,16 @@ from paylinks import emailing
 from paylinks.balances import BalanceSheet, outstanding_balances, player_balance
 from paylinks.db import EmailType
 from paylinks.emailing import PreparedEmail, SendOutcome
-from paylinks.mail import MailDeliveryError, check_links_mailable
+from paylinks.mail import check_links_mailable
 from paylinks.players import PlayerMatch, find_player
 from paylinks.rendering import ParentBalance
 from paylinks.runtime import engine_for, mail_transport
 from paylinks.settings import Settings
 from paylinks.tenants import Tenant
+from tasks.prefect_support import retry_if_transient
 
 
-def _retry_if_temporary(task, task_run, state) -> bool:
-    """Retry a send only when the server said "try later" (4xx) or the network failed."""
-    try:
-        error = state.result(raise_on_failure=False)
-    except Exception:
-        return False
-    return isinstance(error, MailDeliveryError) and not error.permanent
-
-
-SEND_RETRIES = dict(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_retry_if_temporary)
+SEND_RETRIES = dict(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_if_transient)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="extract-outstanding-balances-{tenant.slug}")

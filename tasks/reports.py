@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from paylinks.backfill import BackfillReport
 from paylinks.emailing import BlastReport, ResendReport
-from paylinks.prefect_support import artifact_key, markdown_table, publish_markdown, publish_table
+from tasks.prefect_support import artifact_key, markdown_table, publish_markdown, publish_table
 from paylinks.reconcile import ReconcileReport
 from paylinks.rendering import format_money
 

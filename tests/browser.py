@@ -40,9 +40,14 @@ def free_port() -> int:
 def base_env(**extra: str) -> dict[str, str]:
     """A fresh process's environment: this one's, minus every Prefect setting, venv bin first on PATH.
 
-    PAYLINKS_* settings (the `settings` fixture puts them in os.environ) are kept.
+    The test's settings (the `settings` fixture) become its PAYLINKS_* environment.
     """
+    from tasks.prefect_support import scoped_settings
+    from tests.helpers import settings_env
+
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}
+    if (settings := scoped_settings()) is not None:
+        env.update(settings_env(settings))
     env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env.update(extra)

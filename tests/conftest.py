@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,8 +25,12 @@ os.environ["PREFECT_HOME"] = os.environ.get("PAYLINKS_TEST_PREFECT_HOME") or tem
     prefix="paylinks-prefect-"
 )
 
+# Settings are values here: nothing from the developer's own PAYLINKS_* environment leaks in.
+for _key in [k for k in os.environ if k.startswith("PAYLINKS_") and not k.startswith("PAYLINKS_TEST_")]:
+    del os.environ[_key]
+
 from paylinks import migrations
-from paylinks.settings import Settings, get_settings
+from paylinks.settings import Settings
 from tests.support import postgres_server, stripe_fixtures
 
 POSTGRES_ADMIN_URL = postgres_server.configured_url()
@@ -137,29 +141,42 @@ def engine(database_url: str) -> sa.Engine:
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:  # noqa: F821
     """A fresh local Stripe emulator on a loopback port, for one test."""
-    from paylinks.stripe_emulator import EmulatorServer
+    from stripe_emulator import EmulatorServer
 
     with EmulatorServer(host="127.0.0.1", port=0) as server:
         yield server
 
 
 @pytest.fixture
-def settings(
-    database_url: str, emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Settings]:
-    """Settings for this test, set in the environment too (flows read their settings there)."""
-    env = {
-        "PAYLINKS_DATABASE_URL": database_url,
-        "PAYLINKS_STRIPE_API_BASE": emulator.url,
-        "PAYLINKS_STRIPE_API_KEY": "sk_test_paylinks_tests",
-        "PAYLINKS_OUTBOX_DIR": str(tmp_path / "outbox"),
-        "PAYLINKS_STRIPE_MAX_RPS": "100",
-        "PAYLINKS_EMAIL_TRANSPORT": "outbox",
-    }
-    for key in [k for k in os.environ if k.startswith("PAYLINKS_") and not k.startswith("PAYLINKS_TEST_")]:
-        monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+def settings(database_url: str, emulator, tmp_path: Path) -> Iterator[Settings]:
+    """This test's settings, as a value: every flow the test starts runs with them."""
+    from tasks.prefect_support import settings_for_runs
+
+    value = Settings(
+        database_url=database_url,
+        stripe_api_base=emulator.url,
+        stripe_api_key="sk_test_paylinks_tests",
+        outbox_dir=tmp_path / "outbox",
+        stripe_max_rps=100,
+        email_transport="outbox",
+    )
+    with settings_for_runs(value):
+        yield value
+
+
+@pytest.fixture
+def use_settings(settings: Settings) -> Iterator[Callable[..., Settings]]:
+    """`use_settings(**changes)`: from now on, this test's flows run with the settings changed."""
+    from contextlib import ExitStack
+
+    from tasks.prefect_support import scoped_settings, settings_for_runs
+
+    with ExitStack() as stack:
+
+        def use(**changes: object) -> Settings:
+            current = scoped_settings() or settings
+            # Validate the changed settings as a whole, as the environment's would be.
+            changed = Settings(**(current.model_dump() | changes))
+            return stack.enter_context(settings_for_runs(changed))
+
+        yield use

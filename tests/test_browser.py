@@ -33,7 +33,7 @@ def test_prefect_ui_shows_the_backfill_run_and_its_summary_artifact(settings, en
     seed_demo(engine)
     with prefect_server(tmp_path / "server-home", auth=False, ui=True) as server:
         backfill = subprocess.run(
-            [sys.executable, "-m", "paylinks.cli", "backfill", "--tenant", "riverside-hoops"],
+            [sys.executable, "-m", "cli", "backfill", "--tenant", "riverside-hoops"],
             env=server.client_env(tmp_path / "cli-home"),
             cwd=PROJECT_ROOT,
             capture_output=True,

@@ -21,7 +21,7 @@ def test_demo_runs_every_step_and_ends_with_the_tally(tmp_path):
         COLUMNS="120",
     )
     refused = subprocess.run(
-        [sys.executable, "-m", "paylinks.cli", "demo"],
+        [sys.executable, "-m", "cli", "demo"],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,
@@ -31,7 +31,7 @@ def test_demo_runs_every_step_and_ends_with_the_tally(tmp_path):
     assert refused.returncode == 2 and "--reset-database" in refused.stderr
 
     result = subprocess.run(
-        [sys.executable, "-m", "paylinks.cli", "demo", "--reset-database"],
+        [sys.executable, "-m", "cli", "demo", "--reset-database"],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,

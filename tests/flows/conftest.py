@@ -17,7 +17,6 @@ from aiosmtpd.controller import Controller
 
 from paylinks.db import payment_links
 from paylinks.demo_data import seed_demo
-from paylinks.settings import get_settings
 from paylinks.tenants import Tenant, tenant_by_slug
 
 
@@ -85,7 +84,7 @@ class Mailroom:
 
 
 @pytest.fixture
-def mailroom(monkeypatch) -> Iterator[Mailroom]:
+def mailroom(use_settings) -> Iterator[Mailroom]:
     """A real SMTP server on loopback; the test's settings send through it."""
     handler = Mailroom()
     with socket.socket() as probe:
@@ -93,13 +92,13 @@ def mailroom(monkeypatch) -> Iterator[Mailroom]:
         port = probe.getsockname()[1]
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
-    monkeypatch.setenv("PAYLINKS_EMAIL_TRANSPORT", "smtp")
-    monkeypatch.setenv("PAYLINKS_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("PAYLINKS_SMTP_PORT", str(port))
-    monkeypatch.setenv("PAYLINKS_ALLOW_TEST_LINKS", "true")  # the emulator's links, on purpose
-    get_settings.cache_clear()
+    use_settings(
+        email_transport="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        allow_test_links=True,  # the emulator's links, on purpose
+    )
     try:
         yield handler
     finally:
         controller.stop()
-        get_settings.cache_clear()

@@ -17,29 +17,7 @@ import stripe
 
 from paylinks.db import payment_links
 from paylinks.settings import PROJECT_ROOT
-
-PAYLINKS = [sys.executable, "-m", "paylinks.cli"]
-
-
-def cli_env(settings, tmp_path: Path, ephemeral_api: bool = False, **extra: str) -> dict[str, str]:
-    """The environment of a fresh process: our settings, a Prefect home of its own, and the
-    session's test API (or, with `ephemeral_api`, Prefect's ephemeral API as an operator gets it)."""
-    from prefect.settings import PREFECT_API_URL
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
-    env.update({k: v for k, v in os.environ.items() if k.startswith("PAYLINKS_")})
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    if not ephemeral_api:
-        env["PREFECT_API_URL"] = PREFECT_API_URL.value()
-    env.update(extra)
-    return env
-
-
-def run_cli(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        PAYLINKS + args, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout
-    )
-
+from tests.helpers import PAYLINKS, cli_env, run_cli
 
 def assert_one_link_per_row(engine: sa.Engine, emulator) -> None:
     with engine.connect() as connection:
@@ -56,7 +34,7 @@ def test_killed_mid_mint_then_rerun_ends_with_one_link_per_row(
     settings, engine, emulator, demo_club, tmp_path
 ):
     emulator.emulator.faults.latency_ms = 40  # slow enough to kill it in the middle of minting
-    env = cli_env(settings, tmp_path, PAYLINKS_STRIPE_MAX_RPS="10", PAYLINKS_STRIPE_MINT_BATCH_SIZE="10")
+    env = cli_env(tmp_path, PAYLINKS_STRIPE_MAX_RPS="10", PAYLINKS_STRIPE_MINT_BATCH_SIZE="10")
     process = subprocess.Popen(
         PAYLINKS + ["backfill", "--commit"],
         env=env,
@@ -86,7 +64,7 @@ def test_killed_mid_mint_then_rerun_ends_with_one_link_per_row(
 
 @pytest.mark.slow
 def test_every_task_run_is_recorded_by_the_ephemeral_api_at_exit(settings, demo_club, tmp_path):
-    env = cli_env(settings, tmp_path, ephemeral_api=True)
+    env = cli_env(tmp_path, ephemeral_api=True)
     result = run_cli(["backfill", "--tenant", "riverside-hoops", "--commit"], env)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
@@ -113,7 +91,7 @@ def test_every_task_run_is_recorded_by_the_ephemeral_api_at_exit(settings, demo_
 
 def test_unknown_tenant_is_one_clear_message_and_exit_2(settings, engine, demo_club, tmp_path):
     before = engine.connect().execute(sa.select(sa.func.count()).select_from(payment_links)).scalar_one()
-    result = run_cli(["backfill", "--tenant", "no-such-club", "--commit"], cli_env(settings, tmp_path))
+    result = run_cli(["backfill", "--tenant", "no-such-club", "--commit"], cli_env(tmp_path))
     assert result.returncode == 2
     assert "unknown tenant 'no-such-club'" in result.stderr
     assert "riverside-hoops" in result.stderr  # names the tenants that do exist
@@ -125,7 +103,7 @@ def test_unknown_tenant_is_one_clear_message_and_exit_2(settings, engine, demo_c
 
 
 def test_missing_stripe_key_for_real_stripe_is_refused_before_any_work(settings, demo_club, tmp_path):
-    env = cli_env(settings, tmp_path)
+    env = cli_env(tmp_path)
     env.pop("PAYLINKS_STRIPE_API_KEY")
     env.pop("PAYLINKS_STRIPE_API_BASE")
     result = run_cli(["backfill", "--commit"], env)
@@ -134,8 +112,7 @@ def test_missing_stripe_key_for_real_stripe_is_refused_before_any_work(settings,
 
 
 def test_unreachable_database_is_one_clear_message(settings, tmp_path):
-    env = cli_env(
-        settings, tmp_path, PAYLINKS_DATABASE_URL="postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none"
+    env = cli_env(tmp_path, PAYLINKS_DATABASE_URL="postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none"
     )
     result = run_cli(["backfill"], env)
     assert result.returncode == 2
@@ -144,12 +121,10 @@ def test_unreachable_database_is_one_clear_message(settings, tmp_path):
 
 
 def test_rejected_stripe_key_stops_the_run_without_printing_the_key(settings, engine, demo_club, tmp_path):
-    from paylinks.stripe_emulator import EmulatorServer
+    from stripe_emulator import EmulatorServer
 
     with EmulatorServer(host="127.0.0.1", port=0, api_key="sk_test_the_right_one") as strict:
-        env = cli_env(
-            settings,
-            tmp_path,
+        env = cli_env(tmp_path,
             PAYLINKS_STRIPE_API_BASE=strict.url,
             PAYLINKS_STRIPE_API_KEY="sk_test_wrong_key_0123456789",
         )
@@ -160,24 +135,21 @@ def test_rejected_stripe_key_stops_the_run_without_printing_the_key(settings, en
     assert "sk_test_wrong_key_0123456789" not in output
 
 
-def test_the_stripe_key_can_come_from_a_prefect_secret_block(settings, engine, demo_club, monkeypatch):
+def test_the_stripe_key_can_come_from_a_prefect_secret_block(settings, engine, demo_club, use_settings):
     from prefect.blocks.system import Secret
 
     from flows.backfill_payment_links import backfill_payment_links
-    from paylinks.settings import get_settings
-    from paylinks.stripe_emulator import EmulatorServer
+    from stripe_emulator import EmulatorServer
 
     Secret(value="sk_test_from_a_block_4242").save("paylinks-stripe-key", overwrite=True)
     with EmulatorServer(host="127.0.0.1", port=0, api_key="sk_test_from_a_block_4242") as strict:
-        monkeypatch.setenv("PAYLINKS_STRIPE_API_BASE", strict.url)
-        monkeypatch.delenv("PAYLINKS_STRIPE_API_KEY")
-        monkeypatch.setenv("PAYLINKS_STRIPE_API_KEY_BLOCK", "paylinks-stripe-key")
-        get_settings.cache_clear()
+        use_settings(
+            stripe_api_base=strict.url, stripe_api_key=None, stripe_api_key_block="paylinks-stripe-key"
+        )
         (report,) = backfill_payment_links(tenant="riverside-hoops", commit=True)
         assert report.loaded == len(report.plan.items) == strict.emulator.counts()["payment_links"]
 
-        monkeypatch.setenv("PAYLINKS_STRIPE_API_KEY_BLOCK", "no-such-block")
-        get_settings.cache_clear()
+        use_settings(stripe_api_key_block="no-such-block")
         state = backfill_payment_links(tenant="riverside-hoops", commit=True, return_state=True)
         assert state.is_failed()
         assert "no Prefect Secret block named 'no-such-block'" in str(state.result(raise_on_failure=False))

@@ -24,7 +24,7 @@ from paylinks.db import email_log, parents
 from paylinks.rendering import format_money
 from paylinks.settings import PROJECT_ROOT
 from tests.flows.conftest import TENANT
-from tests.flows.test_backfill_process import PAYLINKS, cli_env, run_cli
+from tests.helpers import PAYLINKS, cli_env, run_cli
 
 
 def expected_balances(engine: sa.Engine) -> dict[str, dict]:
@@ -104,7 +104,7 @@ def test_an_interrupted_blast_rerun_reaches_the_rest_and_nobody_twice(
 ):
     expected = expected_balances(engine)
     mailroom.stall_after = 3
-    env = cli_env(settings, tmp_path)
+    env = cli_env(tmp_path)
     process = subprocess.Popen(
         PAYLINKS + ["blast", "--tenant", TENANT, "--send", "--blast-key", "k1"],
         env=env,
@@ -217,18 +217,15 @@ def test_every_send_is_a_recorded_task_run(settings, minted_club, mailroom):
 
 def test_invalid_test_email_is_refused_before_anything_is_rendered(settings, minted_club, tmp_path, mailroom):
     result = run_cli(
-        ["blast", "--tenant", TENANT, "--test-email", "coach@@club"], cli_env(settings, tmp_path)
+        ["blast", "--tenant", TENANT, "--test-email", "coach@@club"], cli_env(tmp_path)
     )
     assert result.returncode == 2
     assert "not a valid email address" in result.stderr
     assert mailroom.messages == []
 
 
-def test_emulator_links_never_reach_real_parents_over_smtp(settings, minted_club, mailroom, monkeypatch):
-    from paylinks.settings import get_settings
-
-    monkeypatch.setenv("PAYLINKS_ALLOW_TEST_LINKS", "false")
-    get_settings.cache_clear()
+def test_emulator_links_never_reach_real_parents_over_smtp(settings, minted_club, mailroom, use_settings):
+    use_settings(allow_test_links=False)
     state = outstanding_balance_email(tenant=TENANT, send=True, return_state=True)
     assert state.is_failed()
     assert mailroom.messages == []

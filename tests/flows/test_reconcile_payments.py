@@ -152,15 +152,11 @@ def test_malformed_and_foreign_events_are_reported_and_skipped():
 
 
 def test_stripe_unreachable_fails_clearly_and_marks_nothing(
-    settings, engine, emulator, minted_club, monkeypatch
+    settings, engine, emulator, minted_club, monkeypatch, use_settings
 ):
-    from paylinks.settings import get_settings
-
     row = pick_rows(engine, 1, with_order=False)[0]
     pay_as_a_parent(row["stripe_payment_link_url"])
-    monkeypatch.setenv("PAYLINKS_STRIPE_API_BASE", "http://127.0.0.1:9")  # nothing listens there
-    monkeypatch.setenv("PAYLINKS_STRIPE_MAX_RETRIES", "1")
-    get_settings.cache_clear()
+    use_settings(stripe_api_base="http://127.0.0.1:9", stripe_max_retries=1)  # nothing listens there
     from tasks.reconcile import fetch_paid_sessions
 
     monkeypatch.setattr(fetch_paid_sessions, "retries", 0)

@@ -9,7 +9,7 @@ from flows.resend_payment_link import resend_payment_link
 from paylinks.db import email_log, payment_links, players
 from paylinks.players import AmbiguousPlayerError
 from tests.flows.conftest import TENANT
-from tests.flows.test_backfill_process import cli_env, run_cli
+from tests.helpers import cli_env, run_cli
 
 
 def open_links_of(engine: sa.Engine, player_id: int) -> set[str]:
@@ -80,14 +80,14 @@ def test_an_ambiguous_name_sends_nothing_and_lists_the_matches(
     assert len(raised.value.matches) > 1
     assert mailroom.messages == []
 
-    result = run_cli(["resend", "--tenant", TENANT, last_name], cli_env(settings, tmp_path))
+    result = run_cli(["resend", "--tenant", TENANT, last_name], cli_env(tmp_path))
     assert result.returncode == 2
     assert "nothing sent" in result.stderr and last_name in result.stderr
     assert mailroom.messages == []
 
 
 def test_unknown_player_is_one_clear_message_and_exit_2(settings, minted_club, tmp_path):
-    result = run_cli(["resend", "--tenant", TENANT, "Nobody Atall"], cli_env(settings, tmp_path))
+    result = run_cli(["resend", "--tenant", TENANT, "Nobody Atall"], cli_env(tmp_path))
     assert result.returncode == 2
     assert "no player matches 'Nobody Atall'" in result.stderr
 
@@ -95,7 +95,7 @@ def test_unknown_player_is_one_clear_message_and_exit_2(settings, minted_club, t
 def test_lookup_prints_each_link_and_its_status(settings, engine, minted_club, tmp_path):
     player = first_player_with_a_unique_name(engine)
     result = run_cli(
-        ["lookup", "--tenant", TENANT, str(player.id)], cli_env(settings, tmp_path, COLUMNS="200")
+        ["lookup", "--tenant", TENANT, str(player.id)], cli_env(tmp_path, COLUMNS="200")
     )
     assert result.returncode == 0, result.stderr
     for url in open_links_of(engine, player.id):

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from paylinks.errors import PaylinksError
-from paylinks.settings import Settings, get_settings
+from paylinks.settings import Settings, load_settings
 
 app = typer.Typer(
     help="Persistent Stripe Payment Links for club fees.",
@@ -25,6 +25,24 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+
+
+class Edge:
+    """What every command shares: the settings, read from the environment once, on first use."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = guarded(load_settings)
+        return self._settings
+
+
+@app.callback()
+def _edge(ctx: typer.Context) -> None:
+    ctx.obj = Edge()
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -51,21 +69,21 @@ def money(amount_cents: int, currency: str = "usd") -> str:
 
 # -- database --------------------------------------------------------------------------------
 @db_app.command("upgrade")
-def db_upgrade(revision: str = typer.Argument("head")) -> None:
+def db_upgrade(ctx: typer.Context, revision: str = typer.Argument("head")) -> None:
     """Apply migrations to PAYLINKS_DATABASE_URL (default: a SQLite file under ./var)."""
     from paylinks import migrations
 
-    settings = get_settings()
+    settings = ctx.obj.settings
     guarded(lambda: _with_db_errors(settings, lambda: migrations.upgrade(settings.database_url, revision)))
     console.print(f"database at revision {migrations.current_revision(settings.database_url)}")
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: str = typer.Argument("base")) -> None:
+def db_downgrade(ctx: typer.Context, revision: str = typer.Argument("base")) -> None:
     """Revert migrations (default: all of them)."""
     from paylinks import migrations
 
-    settings = get_settings()
+    settings = ctx.obj.settings
     guarded(lambda: _with_db_errors(settings, lambda: migrations.downgrade(settings.database_url, revision)))
     console.print(f"database at revision {migrations.current_revision(settings.database_url) or 'base'}")
 
@@ -87,13 +105,13 @@ def _with_db_errors(settings: Settings, action: Callable[[], Any]) -> Any:
 
 # -- demo data ------------------------------------------------------------------------------
 @app.command("seed-demo")
-def seed_demo_command() -> None:
+def seed_demo_command(ctx: typer.Context) -> None:
     """Load the demo club (two tenants, about 40 players) into the database."""
     from paylinks.db import check_database
     from paylinks.demo_data import seed_demo
     from paylinks.runtime import engine_for
 
-    settings = get_settings()
+    settings = ctx.obj.settings
     engine = engine_for(settings.database_url)
     guarded(lambda: check_database(engine))
     report = seed_demo(engine)
@@ -122,10 +140,14 @@ def _preflight(settings: Settings, tenant: str | None, needs_stripe: bool) -> No
     guarded(check)
 
 
-def _run_flow(flow_call: Callable[[], Any]) -> Any:
-    """Run a flow; a failed run exits 1 with its error's message (details are in the Prefect UI)."""
+def _run_flow(settings: Settings, flow_call: Callable[[], Any]) -> Any:
+    """Run a flow with these settings; a failed run exits 1 with its error's message (details are
+    in the Prefect UI)."""
+    from tasks.prefect_support import settings_for_runs
+
     try:
-        return flow_call()
+        with settings_for_runs(settings):
+            return flow_call()
     except PaylinksError as error:
         fail(str(error), error.exit_code)
     except Exception as error:  # the flow run failed; Prefect has logged and recorded it
@@ -134,15 +156,16 @@ def _run_flow(flow_call: Callable[[], Any]) -> Any:
 
 @app.command()
 def backfill(
+    ctx: typer.Context,
     tenant: str | None = typer.Option(None, help="Tenant slug; omit for every tenant."),
     commit: bool = typer.Option(False, "--commit", help="Act: create prices and links, write rows."),
 ) -> None:
     """Make sure every bill has its Stripe Payment Link (a dry run unless --commit)."""
     from flows.backfill_payment_links import backfill_payment_links
 
-    settings = get_settings()
+    settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=commit)
-    reports = _run_flow(lambda: backfill_payment_links(tenant=tenant, commit=commit))
+    reports = _run_flow(settings, lambda: backfill_payment_links(tenant=tenant, commit=commit))
     for report in reports:
         print_backfill_report(report)
 
@@ -195,6 +218,7 @@ def print_backfill_report(report: Any) -> None:
 
 @app.command()
 def blast(
+    ctx: typer.Context,
     tenant: str = typer.Option(..., help="Tenant slug."),
     test_email: str | None = typer.Option(
         None, help="Send one sample (the fullest email) to this address only."
@@ -207,10 +231,11 @@ def blast(
 
     if test_email and send:
         fail("choose --test-email (one sample to you) or --send (every parent), not both")
-    settings = get_settings()
+    settings = ctx.obj.settings
     test_address = _valid_address(test_email, "--test-email") if test_email else None
     _preflight(settings, tenant, needs_stripe=False)
     report = _run_flow(
+        settings,
         lambda: outstanding_balance_email(
             tenant=tenant, test_email=test_address, send=send, blast_key=blast_key
         )
@@ -257,6 +282,7 @@ def print_blast_report(report: Any) -> None:
 
 @app.command()
 def resend(
+    ctx: typer.Context,
     player: str = typer.Argument(..., help="Player id or any part of the player's name."),
     tenant: str = typer.Option(..., help="Tenant slug."),
     to: str | None = typer.Option(None, help="Send to this address instead of the parent."),
@@ -265,11 +291,12 @@ def resend(
     """Resend a player's open payment links to their parent."""
     from flows.resend_payment_link import resend_payment_link
 
-    settings = get_settings()
+    settings = ctx.obj.settings
     to_address = _valid_address(to, "--to") if to else None
     _preflight(settings, tenant, needs_stripe=False)
     guarded(lambda: _find_player(settings, tenant, player))
     report = _run_flow(
+        settings,
         lambda: resend_payment_link(tenant=tenant, player=player, to=to_address, dry_run=dry_run)
     )
     console.print(
@@ -301,6 +328,7 @@ def _find_player(settings: Settings, tenant: str, query: str) -> Any:
 
 @app.command()
 def lookup(
+    ctx: typer.Context,
     player: str = typer.Argument(..., help="Player id or any part of the player's name."),
     tenant: str = typer.Option(..., help="Tenant slug."),
 ) -> None:
@@ -313,7 +341,7 @@ def lookup(
     from paylinks.runtime import engine_for
     from paylinks.tenants import tenant_by_slug
 
-    settings = get_settings()
+    settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=False)
     with engine_for(settings.database_url).connect() as connection:
         club = tenant_by_slug(connection, tenant)
@@ -347,14 +375,15 @@ def _print_player_links(match: Any, links: list, currency: str) -> None:
 
 @app.command()
 def reconcile(
+    ctx: typer.Context,
     tenant: str | None = typer.Option(None, help="Tenant slug; omit for every tenant."),
 ) -> None:
     """Learn from Stripe which links were paid; mark them and their orders paid."""
     from flows.reconcile_payments import reconcile_payments
 
-    settings = get_settings()
+    settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=True)
-    for report in _run_flow(lambda: reconcile_payments(tenant=tenant)):
+    for report in _run_flow(settings, lambda: reconcile_payments(tenant=tenant)):
         table = Table(title=f"reconcile {report.tenant} ({report.source})", show_header=False)
         for key, value in report.summary().items():
             if key not in ("tenant", "source"):
@@ -368,6 +397,7 @@ def reconcile(
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     reset_database: bool = typer.Option(
         False, "--reset-database", help="Allow wiping the SQLite file PAYLINKS_DATABASE_URL names."
     ),
@@ -377,12 +407,13 @@ def demo(
 
     # Prefect's own per-run chatter would bury the story; warnings and errors still show.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from paylinks.demo import closing_table, closing_words, run_demo
+    from cli.demo import closing_table, closing_words, run_demo
 
-    tallies = guarded(lambda: run_demo(console, reset_database=reset_database))
+    settings = ctx.obj.settings
+    tallies = guarded(lambda: run_demo(console, settings, reset_database=reset_database))
     console.print()
     console.print(closing_table(tallies))
-    for line in closing_words(get_settings()):
+    for line in closing_words(settings):
         console.print(line, markup=False)
 
 
@@ -399,7 +430,7 @@ def stripe_emulator(
     ),
 ) -> None:
     """Run the local Stripe emulator (point PAYLINKS_STRIPE_API_BASE at it)."""
-    from paylinks.stripe_emulator import serve
+    from stripe_emulator import serve
 
     console.print(
         f"Stripe emulator on http://{host}:{port} (export PAYLINKS_STRIPE_API_BASE=http://{host}:{port})"

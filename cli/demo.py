@@ -8,7 +8,6 @@ their link pages → reconcile → the balances, shrunk.
 
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from paylinks.errors import ConfigurationError
-from paylinks.settings import PROJECT_ROOT, Settings, get_settings
+from paylinks.settings import PROJECT_ROOT, EmailTransportName, Settings
 
 DEMO_EMULATOR_PORT = 12111
 ADMIN_TEST_ADDRESS = "club-admin@paylinks.example"
@@ -55,10 +54,9 @@ def _free_port(preferred: int) -> int:
             return probe.getsockname()[1]
 
 
-def run_demo(console: Console, reset_database: bool = False) -> list[TenantTally]:
+def run_demo(console: Console, settings: Settings, reset_database: bool = False) -> list[TenantTally]:
     """Run every step; the database is emptied first, so only the embedded default (or a SQLite
     file the caller explicitly allows with `reset_database`) is accepted."""
-    settings = get_settings()
     database = default_database_path(settings)
     url = sa.make_url(settings.database_url)
     if database is None and reset_database and url.get_backend_name() == "sqlite" and url.database:
@@ -68,17 +66,17 @@ def run_demo(console: Console, reset_database: bool = False) -> list[TenantTally
             "the demo starts from an empty database, so it runs on the embedded SQLite default only; "
             "unset PAYLINKS_DATABASE_URL (or, for a SQLite file you mean to wipe, pass --reset-database)"
         )
-    from paylinks.stripe_emulator import EmulatorServer
+    from stripe_emulator import EmulatorServer
+    from tasks.prefect_support import settings_for_runs
 
     with EmulatorServer(host="127.0.0.1", port=_free_port(DEMO_EMULATOR_PORT)) as emulator:
-        # The demo is an edge like the CLI: it points this process's settings at its emulator.
-        os.environ["PAYLINKS_STRIPE_API_BASE"] = emulator.url
-        os.environ.pop("PAYLINKS_EMAIL_TRANSPORT", None)
-        get_settings.cache_clear()
-        try:
-            return _run_steps(console, get_settings(), database, emulator)
-        finally:
-            get_settings.cache_clear()
+        # The demo's runs talk to its own emulator and write mail to the outbox, whatever the
+        # environment says about Stripe and SMTP.
+        demo_settings = settings.model_copy(
+            update={"stripe_api_base": emulator.url, "email_transport": EmailTransportName.outbox}
+        )
+        with settings_for_runs(demo_settings):
+            return _run_steps(console, demo_settings, database, emulator)
 
 
 def _step(console: Console, title: str) -> None:

@@ -1,26 +1,52 @@
-"""The one place in `paylinks/` that knows Prefect: retry conditions and artifact helpers."""
+"""The Prefect helpers every flow and task shares: settings for a run, the retry rule, artifacts.
+
+This is where paylinks meets Prefect; the plain library below knows nothing of it.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import SecretStr
 
 from paylinks.errors import ConfigurationError
-from paylinks.settings import Settings, get_settings
+from paylinks.mail import MailDeliveryError
+from paylinks.settings import Settings, load_settings
 from paylinks.stripe_gateway import is_transient
+
+# The settings of runs started in this process by a caller that has them as a value (the CLI,
+# the demo, the office, tests). A run started by a worker has none and reads its environment.
+_run_settings: ContextVar[Settings | None] = ContextVar("paylinks_run_settings", default=None)
+
+
+@contextmanager
+def settings_for_runs(settings: Settings) -> Iterator[Settings]:
+    """Flows started inside this block run with `settings` (never written to the environment)."""
+    token = _run_settings.set(settings)
+    try:
+        yield settings
+    finally:
+        _run_settings.reset(token)
+
+
+def scoped_settings() -> Settings | None:
+    """The settings `settings_for_runs` gave this context, if any."""
+    return _run_settings.get()
 
 
 def flow_settings() -> Settings:
-    """The settings a flow runs with: the environment's, plus secrets from Prefect Secret blocks.
+    """The settings a flow runs with: its caller's, or the environment's; secrets from Secret blocks.
 
     `PAYLINKS_STRIPE_API_KEY_BLOCK` / `PAYLINKS_SMTP_PASSWORD_BLOCK` name Secret blocks to read
     when the key or password is not set directly, so a worker's environment need not hold them.
+    Settings never travel as flow parameters: the Prefect API stores those.
     """
-    settings = get_settings()
+    settings = _run_settings.get() or load_settings()
     updates: dict[str, SecretStr] = {}
     for field, block_field in (
         ("stripe_api_key", "stripe_api_key_block"),
@@ -47,13 +73,20 @@ def _read_secret_block(name: str, setting: str) -> str:
     return value
 
 
+def is_worth_retrying(error: BaseException) -> bool:
+    """A later try may succeed: Stripe's 429/5xx/network, a mail server's "try later", a dropped line."""
+    if isinstance(error, MailDeliveryError):
+        return not error.permanent
+    return is_transient(error) or isinstance(error, (ConnectionError, TimeoutError))
+
+
 def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry a Stripe-calling task only when a later try may succeed (429, 5xx, network)."""
+    """`retry_condition_fn` of every I/O task: retry only what a later try may fix."""
     try:
         error = state.result(raise_on_failure=False)
     except Exception:  # the result itself could not be read: do not guess, do not retry
         return False
-    return is_transient(error) or isinstance(error, (ConnectionError, TimeoutError))
+    return isinstance(error, BaseException) and is_worth_retrying(error)
 
 
 def artifact_key(*parts: str) -> str:

@@ -16,9 +16,9 @@ import httpx
 import pytest
 import stripe
 
-from paylinks.stripe_emulator import Emulator, EmulatorError, EmulatorServer, FaultConfig
-from paylinks.stripe_emulator.auth import mask_api_key
-from paylinks.stripe_emulator.forms import parse_form
+from stripe_emulator import Emulator, EmulatorError, EmulatorServer, FaultConfig
+from stripe_emulator.auth import mask_api_key
+from stripe_emulator.forms import parse_form
 from tests.support.stripe_fixtures import STRIPE_FIXTURES
 
 API_KEY = "sk_test_emulatorTestKey0001"

@@ -1,0 +1,55 @@
+"""Helpers the test modules share (test modules never import from each other)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from paylinks.settings import ENV_PREFIX, PROJECT_ROOT, Settings
+
+PAYLINKS = [sys.executable, "-m", "cli"]
+
+
+def current_settings() -> Settings:
+    """The settings the test's flows run with (the `settings` fixture, plus any `use_settings`)."""
+    from tasks.prefect_support import scoped_settings
+
+    settings = scoped_settings()
+    assert settings is not None, "this test needs the `settings` fixture"
+    return settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`settings` as the PAYLINKS_* environment of another process (the edge of that process)."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(exclude_none=True).items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"{ENV_PREFIX}{name.upper()}"] = str(getattr(value, "value", value))
+    return env
+
+
+def cli_env(tmp_path: Path, ephemeral_api: bool = False, **extra: str) -> dict[str, str]:
+    """The environment of a fresh `paylinks` process: the test's settings, a Prefect home of its
+    own, and the session's test API (or, with `ephemeral_api`, Prefect's ephemeral API as an
+    operator gets it)."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
+    env.update(settings_env(current_settings()))
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    if not ephemeral_api:
+        env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run `paylinks ARGS` in its own process, as an operator would."""
+    return subprocess.run(
+        PAYLINKS + args, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout
+    )
