@@ -9,20 +9,43 @@ in step.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from paylinks.errors import ConfigurationError
 
 
 class PaymentLinkStatus(enum.StrEnum):
-    pending = "pending"
+    """Where a bill stands. Only `pending` is chased; `refund_due` waits for a person."""
+
+    pending = "pending"  # owed; the link takes payment
+    processing = "processing"  # paid by a slow method, awaiting settlement
     paid = "paid"
-    cancelled = "cancelled"
+    cancelled = "cancelled"  # the bill went away; the link is deactivated
+    refund_due = "refund_due"  # money arrived for a cancelled or already-paid bill
+    refunded = "refunded"  # the payment was returned at Stripe
+
+
+class PaymentStatus(enum.StrEnum):
+    """One payment at Stripe (a completed checkout session), as the ledger keeps it."""
+
+    processing = "processing"  # complete, the money not yet settled (bank debit)
+    succeeded = "succeeded"
+    failed = "failed"  # a slow payment that did not settle: no money moved
+
+
+class PaidMethod(enum.StrEnum):
+    stripe = "stripe"
+    cash = "cash"
+    cheque = "cheque"
+    other = "other"
+
+
+class BlastStatus(enum.StrEnum):
+    running = "running"  # started, not every parent reached yet
+    finished = "finished"
 
 
 class EmailType(enum.StrEnum):
@@ -129,7 +152,18 @@ price_tiers = sa.Table(
     sa.Column("amount_cents", sa.Integer, nullable=False),
     sa.Column("stripe_price_id", sa.String(255), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
-    sa.UniqueConstraint("product_id", "amount_cents", name="uq_price_tiers_product_amount"),
+    # A Stripe Price belongs to one account, in one mode, in one currency.
+    sa.Column("currency", sa.String(3), nullable=False, server_default="usd"),
+    sa.Column("stripe_account", sa.String(255), nullable=False, server_default=""),
+    sa.Column("livemode", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.UniqueConstraint(
+        "product_id",
+        "amount_cents",
+        "currency",
+        "stripe_account",
+        "livemode",
+        name="uq_price_tiers_product_amount_account",
+    ),
 )
 
 payment_links = sa.Table(
@@ -160,9 +194,76 @@ payment_links = sa.Table(
     sa.Column("paid_amount_cents", sa.Integer, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    # Where the link was minted: the Stripe account and mode. A row minted elsewhere (the key
+    # moved from test to live, or to another account) is re-minted, never mailed.
+    sa.Column("stripe_account", sa.String(255), nullable=True),
+    sa.Column("livemode", sa.Boolean, nullable=True),
+    # When the current mint_version was reserved: Stripe forgets idempotency keys after about
+    # a day, so an older reservation first looks for a link Stripe already holds for it.
+    sa.Column("reserved_at", Timestamp, nullable=True),
+    # How a paid bill was paid: at Stripe, or offline (cash, cheque) by whom, with a note.
+    sa.Column("paid_method", _enum(PaidMethod, "paid_method"), nullable=True),
+    sa.Column("paid_by", sa.String(320), nullable=True),
+    sa.Column("paid_note", sa.Text, nullable=True),
     sa.UniqueConstraint(
         "player_id", "product_id", "tenant_id", name="uq_payment_links_player_product_tenant"
     ),
+)
+
+payments = sa.Table(
+    "payments",
+    metadata,
+    # The ledger: every payment Stripe reported (a completed checkout session on one of our
+    # links), whatever became of it. A row's status is read from its bill and these.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), nullable=True, index=True),
+    sa.Column("stripe_account", sa.String(255), nullable=True),
+    sa.Column("stripe_payment_link_id", sa.String(255), nullable=False),
+    sa.Column("checkout_session_id", sa.String(255), nullable=False, unique=True),
+    sa.Column("payment_intent_id", sa.String(255), nullable=True, index=True),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("status", _enum(PaymentStatus, "payment_status"), nullable=False),
+    sa.Column("refunded_cents", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("dispute_status", sa.String(40), nullable=True),  # Stripe's: needs_response, won, lost...
+    sa.Column("disputed_cents", sa.Integer, nullable=False, server_default="0"),
+    # Money that arrived for a bill that was cancelled or already paid: the club owes it back.
+    sa.Column("refund_due", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("refund_due_reason", sa.String(200), nullable=True),
+    sa.Column("resolved_at", Timestamp, nullable=True),
+    sa.Column("resolved_by", sa.String(320), nullable=True),
+    sa.Column("resolution_note", sa.Text, nullable=True),
+    sa.Column("paid_at", Timestamp, nullable=True),  # Stripe's time of completion
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+stripe_events = sa.Table(
+    "stripe_events",
+    metadata,
+    # Every Stripe event applied, by id: a webhook and reconcile, or a retried delivery, apply
+    # each event once.
+    sa.Column("event_id", sa.String(255), primary_key=True),
+    sa.Column("stripe_account", sa.String(255), nullable=True),
+    sa.Column("event_type", sa.String(100), nullable=False),
+    sa.Column("stripe_created", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(20), nullable=False),  # "webhook" or "reconcile"
+    sa.Column("applied_at", Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+blasts = sa.Table(
+    "blasts",
+    metadata,
+    # One outstanding-balance blast: a run without a key resumes the tenant's unfinished one.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("run_key", sa.String(200), nullable=False),
+    sa.Column("transport", sa.String(20), nullable=False),  # outbox or smtp: each its own blast
+    sa.Column("status", _enum(BlastStatus, "blast_status"), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("finished_at", Timestamp, nullable=True),
+    sa.UniqueConstraint("tenant_id", "run_key", "transport", name="uq_blasts_tenant_run_key"),
 )
 
 email_log = sa.Table(
@@ -181,8 +282,15 @@ email_log = sa.Table(
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("sent_at", Timestamp, nullable=True),
+    # The transport that carried it: an outbox "send" never counts as delivered for an SMTP
+    # blast of the same key, so the transport is part of the claim.
+    sa.Column("transport", sa.String(20), nullable=False, server_default="smtp"),
+    # When a run took the claim; a claim older than the lease may be taken over (and is reported).
+    sa.Column("claimed_at", Timestamp, nullable=True),
     # One row per parent per blast: the claim that keeps a rerun from mailing anyone twice.
-    sa.UniqueConstraint("tenant_id", "email_type", "run_key", "parent_id", name="uq_email_log_once_per_run"),
+    sa.UniqueConstraint(
+        "tenant_id", "email_type", "run_key", "transport", "parent_id", name="uq_email_log_once_per_run"
+    ),
 )
 
 reconcile_cursors = sa.Table(
@@ -239,8 +347,3 @@ def _first_line(error: object) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """One unit of work, one transaction."""
-    with engine.begin() as connection:
-        yield connection
