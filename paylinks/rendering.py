@@ -111,6 +111,16 @@ _CURRENCY_SYMBOLS = {
 _ZERO_DECIMAL_CURRENCIES = frozenset(
     "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
 )
+# Stripe counts these in thousandths: 5124 "kwd" is 5.124 KWD.
+_THREE_DECIMAL_CURRENCIES = frozenset("bhd jod kwd omr tnd".split())
+
+
+def minor_unit_digits(currency: str) -> int:
+    """How many decimals the currency's minor unit has, as Stripe counts amounts."""
+    code = currency.lower()
+    if code in _ZERO_DECIMAL_CURRENCIES:
+        return 0
+    return 3 if code in _THREE_DECIMAL_CURRENCIES else 2
 
 
 def format_money(amount_cents: int, currency: str = "usd") -> str:
@@ -121,7 +131,7 @@ def format_money(amount_cents: int, currency: str = "usd") -> str:
     """
     code = currency.lower()
     sign = "-" if amount_cents < 0 else ""
-    number = _group_digits(abs(amount_cents), decimals=0 if code in _ZERO_DECIMAL_CURRENCIES else 2)
+    number = _group_digits(abs(amount_cents), decimals=minor_unit_digits(code))
     symbol = _CURRENCY_SYMBOLS.get(code)
     if symbol is None:
         return f"{sign}{number} {code.upper()}"

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
         default=False,
         description="Allow mailing links that are not on Stripe's own domain to real parents.",
     )
+    office_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Public base URL of the club office (paylinks serve): test emails' preview links point there.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -38,6 +38,27 @@ class StripeRequestError(PaylinksError):
     """Stripe refused the request itself (4xx): trying again would fail the same way."""
 
 
+class StripeNotFoundError(StripeRequestError):
+    """Stripe has no such object in this account and mode (404): a finding, not a crash."""
+
+
+@dataclass(frozen=True)
+class StripeContext:
+    """Where a call lands: the Stripe account and whether it is live mode. A link minted in
+    one context cannot take payment for another, so rows and price tiers record it."""
+
+    account: str
+    livemode: bool
+
+    def describe(self) -> str:
+        return f"{self.account} ({'live' if self.livemode else 'test'} mode)"
+
+
+def key_is_live(api_key: str) -> bool:
+    """Stripe keys say their mode: sk_live_/rk_live_ are live, everything else is test."""
+    return api_key.startswith(("sk_live_", "rk_live_"))
+
+
 def is_transient(error: BaseException) -> bool:
     return isinstance(error, StripeTransientError)
 
@@ -88,6 +109,7 @@ class StripeGateway:
 
     def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep):
         self.settings = settings
+        self._context: StripeContext | None = None
         self._sleep = sleep
         self._limiter = RateLimiter(settings.stripe_max_rps, sleep=sleep)
         self._random = random.Random()
@@ -116,7 +138,8 @@ class StripeGateway:
                 raise StripeKeyRejectedError() from None
             except stripe.StripeError as error:
                 if not _transient_status(error):
-                    raise StripeRequestError(f"Stripe refused {describe}: {_safe_message(error)}") from None
+                    kind = StripeNotFoundError if error.http_status == 404 else StripeRequestError
+                    raise kind(f"Stripe refused {describe}: {_safe_message(error)}") from None
                 if attempt == attempts:
                     raise StripeTransientError(
                         f"Stripe kept failing {describe} after {attempts} tries: {_safe_message(error)}"
@@ -133,6 +156,13 @@ class StripeGateway:
         cap = 8.0
         # Full jitter keeps many concurrent retries from hitting Stripe in lockstep.
         return self._random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
+
+    def context(self) -> StripeContext:
+        """The account and mode this gateway's key acts in (one request, then remembered)."""
+        if self._context is None:
+            account = self.call("reading the Stripe account", lambda: self._client.v1.accounts.retrieve_current())
+            self._context = StripeContext(account=account.id, livemode=key_is_live(_api_key(self.settings)))
+        return self._context
 
     # -- products and prices --------------------------------------------------------------
     def create_product(
@@ -213,6 +243,38 @@ class StripeGateway:
             lambda: self._client.v1.payment_links.update(link_id, params=params),
         )
         return _minted(link)
+
+    def update_payment_link_metadata(self, link_id: str, metadata: dict[str, str]) -> MintedLink:
+        """Rename what a live link is for (its order, say) without minting a new one."""
+        params = {"metadata": metadata, "payment_intent_data": {"metadata": metadata}}
+        link = self.call(
+            f"updating payment link {link_id}",
+            lambda: self._client.v1.payment_links.update(link_id, params=params),
+        )
+        return _minted(link)
+
+    def iter_payment_links_since(self, created_gte: int) -> Iterator[tuple[MintedLink, dict[str, str], int]]:
+        """(link, metadata, created) of the account's links, newest first, back to `created_gte`.
+
+        Payment links cannot be searched, so finding one minted before a crash means paging
+        back through the newest: one request per 100 links minted since.
+        """
+        starting_after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": 100}
+            if starting_after:
+                params["starting_after"] = starting_after
+            page = self.call(
+                "listing payment links", lambda params=params: self._client.v1.payment_links.list(params=params)
+            )
+            for link in page.data:
+                created = int(link.to_dict().get("created") or 0)
+                if created and created < created_gte:
+                    return
+                yield _minted(link), dict(link.to_dict().get("metadata") or {}), created
+            if not page.has_more or not page.data:
+                return
+            starting_after = page.data[-1].id
 
     # -- what was paid ------------------------------------------------------------------
     def iter_events(self, *, types: list[str], created_gte: int) -> Iterator[Any]:
