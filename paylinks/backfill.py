@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from paylinks.db import PaymentLinkStatus, payment_links, price_tiers, products, utcnow
 from paylinks.planning import Action, Plan, Step, plan_backfill
@@ -312,19 +312,6 @@ def load_payment_links(engine: Engine, results: Iterable[MintResult]) -> int:
                 )
             ).rowcount
     return loaded
-
-
-def pending_mint_jobs(connection: Connection, tenant: Tenant) -> int:
-    """How many rows still wait for a link (for reports)."""
-    return connection.execute(
-        sa.select(sa.func.count())
-        .select_from(payment_links)
-        .where(
-            payment_links.c.tenant_id == tenant.id,
-            payment_links.c.status == PaymentLinkStatus.pending,
-            payment_links.c.stripe_payment_link_id.is_(None),
-        )
-    ).scalar_one()
 
 
 @dataclass
