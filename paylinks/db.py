@@ -156,6 +156,8 @@ price_tiers = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False, server_default="usd"),
     sa.Column("stripe_account", sa.String(255), nullable=False, server_default=""),
     sa.Column("livemode", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The Stripe Product the price belongs to, in that account and mode.
+    sa.Column("stripe_product_id", sa.String(255), nullable=True),
     sa.UniqueConstraint(
         "product_id",
         "amount_cents",
@@ -237,6 +239,17 @@ payments = sa.Table(
     sa.Column("paid_at", Timestamp, nullable=True),  # Stripe's time of completion
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+stripe_key_accounts = sa.Table(
+    "stripe_key_accounts",
+    metadata,
+    # Which account and mode an API key acts in, remembered by the key's SHA-256 (never the key),
+    # so a run with nothing to do makes no Stripe request to find out.
+    sa.Column("key_sha256", sa.String(64), primary_key=True),
+    sa.Column("stripe_account", sa.String(255), nullable=False),
+    sa.Column("livemode", sa.Boolean, nullable=False),
+    sa.Column("seen_at", Timestamp, nullable=False, server_default=sa.func.now()),
 )
 
 stripe_events = sa.Table(
@@ -347,3 +360,94 @@ def _first_line(error: object) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
+
+
+# -- the club office: people, their roles per tenant, API tokens, the audit log ----------------
+
+
+class Role(enum.StrEnum):
+    """What a person may do in one tenant. A coach looks up and resends; an admin does the rest."""
+
+    admin = "admin"
+    coach = "coach"
+
+
+class AuditAction(enum.StrEnum):
+    """Every state-changing thing the office (or its command line) does, as the audit log names it."""
+
+    user_added = "user_added"
+    password_changed = "password_changed"
+    token_created = "token_created"
+    resend = "resend"  # a player's links to the parent on file
+    send_to_address = "send_to_address"  # a player's links to another address
+    blast_test = "blast_test"
+    blast_send = "blast_send"
+    blast_preview = "blast_preview"  # started from the admin endpoint: a run, even if it sends nothing
+    mark_paid_offline = "mark_paid_offline"
+    refund_resolved = "refund_resolved"
+
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),  # normalized, lower case
+    sa.Column("password_hash", sa.String(255), nullable=False),  # argon2id, never the password
+    # Set for the one-time password `paylinks user add` prints: the first login must replace it.
+    sa.Column("password_is_temporary", sa.Boolean, nullable=False, server_default=sa.true()),
+    # Bumped on logout and password change: every session cookie signed before it stops working.
+    sa.Column("session_epoch", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("disabled_at", Timestamp, nullable=True),
+)
+
+user_roles = sa.Table(
+    "user_roles",
+    metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("role", _enum(Role, "office_role"), nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    # SHA-256 of the token (hex): the token itself is shown once and never stored.
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("last_used_at", Timestamp, nullable=True),
+    sa.Column("revoked_at", Timestamp, nullable=True),
+)
+
+api_token_tenants = sa.Table(
+    "api_token_tenants",
+    metadata,
+    # The tenants a token acts in; the holder's role there is read at each request.
+    sa.Column("token_id", sa.Integer, sa.ForeignKey("api_tokens.id"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=True, index=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("actor", sa.String(320), nullable=False),  # the person's email, or "cli" / "api token N"
+    sa.Column("action", _enum(AuditAction, "audit_action"), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False, server_default=""),  # what, in words; never a secret
+    sa.Column("client_address", sa.String(100), nullable=True),  # from where
+)
+
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    # One row per failed login, kept for the throttle's window: per account and per address.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("account", sa.String(320), nullable=False, index=True),
+    sa.Column("client_address", sa.String(100), nullable=False, index=True),
+    sa.Column("failed_at", Timestamp, nullable=False, index=True),
+)
