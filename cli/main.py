@@ -49,7 +49,9 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def fail(message: str, exit_code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    # soft_wrap: one line however narrow the terminal; markup=False: a name with [brackets] shows as typed.
+    err_console.print("[bold red]error:[/] ", end="")
+    err_console.print(message, soft_wrap=True, markup=False, highlight=False)
     raise typer.Exit(exit_code)
 
 
@@ -112,6 +114,7 @@ def seed_demo_command(ctx: typer.Context) -> None:
     from paylinks.runtime import engine_for
 
     settings = ctx.obj.settings
+    guarded(lambda: _require_sqlite_file(settings))
     engine = engine_for(settings.database_url)
     guarded(lambda: check_database(engine))
     report = seed_demo(engine)
@@ -130,6 +133,7 @@ def _preflight(settings: Settings, tenant: str | None, needs_stripe: bool) -> No
     from paylinks.tenants import resolve_tenants
 
     def check() -> None:
+        _require_sqlite_file(settings)
         engine = engine_for(settings.database_url)
         check_database(engine)
         if needs_stripe:
@@ -138,6 +142,23 @@ def _preflight(settings: Settings, tenant: str | None, needs_stripe: bool) -> No
             resolve_tenants(connection, tenant)
 
     guarded(check)
+
+
+def _require_sqlite_file(settings: Settings) -> None:
+    """A mistyped SQLite path is refused before connecting, which would create an empty file."""
+    from pathlib import Path
+
+    import sqlalchemy as sa
+
+    from paylinks.errors import ConfigurationError
+
+    url = sa.make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        if not Path(url.database).is_file():
+            raise ConfigurationError(
+                f"there is no SQLite database at {url.database}; check PAYLINKS_DATABASE_URL, "
+                "or create it with `paylinks db upgrade`"
+            )
 
 
 def _run_flow(settings: Settings, flow_call: Callable[[], Any]) -> Any:
@@ -345,7 +366,7 @@ def lookup(
     _preflight(settings, tenant, needs_stripe=False)
     with engine_for(settings.database_url).connect() as connection:
         club = tenant_by_slug(connection, tenant)
-        matches = find_players(connection, club, player)
+        matches = guarded(lambda: find_players(connection, club, player))
         if not matches:
             fail(str(UnknownPlayerError(player, club)))
         for match in matches:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
@@ -44,17 +45,49 @@ class AmbiguousPlayerError(PaylinksError):
         )
 
 
-def find_players(connection: Connection, tenant: Tenant, query: str) -> list[PlayerMatch]:
-    query = query.strip()
-    player_id = int(query.lstrip("#")) if query.lstrip("#").isdigit() else None
+class EmptyPlayerQueryError(PaylinksError):
+    exit_code = 2
+
+    def __init__(self) -> None:
+        super().__init__("the player to find is empty; give a player id or part of the player's name")
+
+
+# The largest id an INTEGER column holds (PostgreSQL's is 32 bits): a longer number is no id.
+MAX_PLAYER_ID = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class PlayerQuery:
+    """What a coach typed, as the search runs it: an id, or a LIKE pattern for the full name."""
+
+    player_id: int | None
+    name_pattern: str | None
+
+
+def parse_player_query(query: str) -> PlayerQuery:
+    """`42` or `#42` is an id; anything else is matched, case-insensitively, inside the name."""
+    text = query.strip()
+    digits = text.removeprefix("#")
+    if not digits.strip():
+        raise EmptyPlayerQueryError()
+    # ASCII digits only: str.isdigit() also accepts "²" and other scripts' digits.
+    if digits and digits.isascii() and digits.isdigit() and int(digits) <= MAX_PLAYER_ID:
+        return PlayerQuery(player_id=int(digits), name_pattern=None)
     # LIKE wildcards typed by a coach are matched literally.
-    escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return PlayerQuery(player_id=None, name_pattern=f"%{escaped}%")
+
+
+def find_players(connection: Connection, tenant: Tenant, query: str) -> list[PlayerMatch]:
+    parsed = parse_player_query(query)
+    if parsed.name_pattern is not None and any(unicodedata.category(ch) == "Cc" for ch in query):
+        return []  # no name holds a control character, and PostgreSQL refuses a NUL outright
     rows = fetch_all(
         connection,
         "find_players",
         tenant_id=tenant.id,
-        player_id=player_id,
-        name_pattern=None if player_id is not None else f"%{escaped}%",
+        player_id=parsed.player_id,
+        name_pattern=parsed.name_pattern,
     )
     return [
         PlayerMatch(
