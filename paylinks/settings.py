@@ -12,6 +12,7 @@ not an address.
 from __future__ import annotations
 
 import ipaddress
+import re
 from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +25,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from paylinks.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Secret (sk_) and restricted (rk_) keys; a key pasted with a space or a line break does not match.
+STRIPE_SECRET_KEY = re.compile(r"(sk|rk)_(live|test)_[A-Za-z0-9_]+")
 ENV_PREFIX = "PAYLINKS_"
 
 
@@ -109,6 +112,20 @@ class Settings(BaseSettings):
             raise ValueError(f"names a {url.get_backend_name()} database; paylinks runs on sqlite or postgresql")
         return value
 
+    @field_validator("stripe_api_key", mode="before")
+    @classmethod
+    def _a_secret_key(cls, value: object) -> object:
+        key = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if key is None or (isinstance(key, str) and not key.strip()):
+            return None  # an empty variable is an unset one
+        if not isinstance(key, str) or not STRIPE_SECRET_KEY.fullmatch(key):
+            # Never repeat the value: it may be a real key pasted with a typo.
+            raise ValueError(
+                "is not a Stripe secret key: it should start with sk_live_, sk_test_ or rk_ and hold "
+                "no spaces (a publishable pk_ key cannot create links)"
+            )
+        return value
+
     @field_validator("stripe_api_base")
     @classmethod
     def _a_safe_api_base(cls, value: str | None) -> str | None:
@@ -140,6 +157,17 @@ class Settings(BaseSettings):
             raise ValueError(f"is not a valid From address ({error})") from None
         local, _, domain = normalized.rpartition("@")
         return str(Address(display_name=name, username=local, domain=domain))
+
+    @model_validator(mode="after")
+    def _live_key_goes_to_stripe_only(self) -> Settings:
+        key = self.stripe_api_key.get_secret_value() if self.stripe_api_key else ""
+        host = urlsplit(self.stripe_api_base).hostname if self.stripe_api_base else None
+        if key.startswith(("sk_live_", "rk_live_")) and host and not is_loopback_host(host):
+            raise ValueError(
+                f"PAYLINKS_STRIPE_API_BASE would send a live Stripe key to {host}, which is not Stripe; "
+                "unset PAYLINKS_STRIPE_API_BASE to use Stripe itself"
+            )
+        return self
 
     @model_validator(mode="after")
     def _credentials_are_encrypted(self) -> Settings:
