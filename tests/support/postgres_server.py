@@ -55,6 +55,10 @@ def configured_url() -> str:
     return os.environ.get(URL_ENV) or DEFAULT_URL
 
 
+def _named_by() -> str:
+    return URL_ENV if os.environ.get(URL_ENV) else f"the default of {URL_ENV}"
+
+
 def unreachable_message(url: str, error: object) -> str:
     """The one line a PostgreSQL test fails with when the server cannot be used."""
     problem = os.environ.get(PROBLEM_ENV)
@@ -88,15 +92,15 @@ def provide(config: pytest.Config) -> str:
         return url
     answered, error = _answers(url)
     if answered:
-        _provenance = f"postgres: the server at {_where(url)} ({URL_ENV})"
+        _provenance = f"postgres: the server at {_where(url)} ({_named_by()})"
         return url
     if error is not None:  # something listens there but refused us: say so, do not paper over it
-        _provenance = f"postgres: the server at {_where(url)} ({URL_ENV}) refused a connection: {error}"
+        _provenance = f"postgres: the server at {_where(url)} ({_named_by()}) refused a connection: {error}"
         return url
     found = find_binaries()
     if found is None:
         problem = (
-            f"No PostgreSQL answers at {_where(url)} ({URL_ENV}) and no initdb/pg_ctl was found to "
+            f"No PostgreSQL answers at {_where(url)} ({_named_by()}) and no initdb/pg_ctl was found to "
             f"start a throwaway one: {INSTALL_HINT}, or set {SKIP_ENV}=1 to leave PostgreSQL tests out."
         )
         os.environ[PROBLEM_ENV] = problem
