@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.run_names import backfill_run_name, from_parameters
 from paylinks.backfill import BackfillReport
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
@@ -28,7 +29,11 @@ from tasks.common import check_configuration, find_tenants
 from tasks.reports import publish_backfill_summary
 
 
-@flow(name="backfill-payment-links", description=__doc__.split("\n\n")[0])
+@flow(
+    name="backfill-payment-links",
+    description=__doc__.split("\n\n")[0],
+    flow_run_name=from_parameters(backfill_run_name),
+)
 def backfill_payment_links(tenant: TenantSlug | None = None, commit: bool = False) -> list[BackfillReport]:
     """Make sure every bill a parent owes has its persistent Stripe Payment Link.
 

@@ -13,6 +13,7 @@ from typing import Annotated
 from prefect import flow, get_run_logger
 from pydantic import Field
 
+from flows.run_names import blast_run_name, from_parameters
 from paylinks.db import EmailType
 from paylinks.emailing import BlastReport, SendOutcome
 from paylinks.errors import PaylinksError
@@ -35,7 +36,11 @@ class BlastFailedError(PaylinksError):
     """Some parents could not be emailed; the others were."""
 
 
-@flow(name="outstanding-balance-email", description=__doc__.split("\n\n")[0])
+@flow(
+    name="outstanding-balance-email",
+    description=__doc__.split("\n\n")[0],
+    flow_run_name=from_parameters(blast_run_name),
+)
 def outstanding_balance_email(
     tenant: TenantSlug,
     test_email: EmailAddress | None = None,

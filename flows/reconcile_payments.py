@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from flows.run_names import from_parameters, reconcile_run_name
 from paylinks.params import TenantSlug
 from tasks.prefect_support import flow_settings
 from paylinks.reconcile import ReconcileReport
@@ -16,7 +17,11 @@ from tasks.reconcile import fetch_paid_sessions, mark_payments, read_reconcile_c
 from tasks.reports import publish_reconcile_summary
 
 
-@flow(name="reconcile-payments", description=__doc__.split("\n\n")[0])
+@flow(
+    name="reconcile-payments",
+    description=__doc__.split("\n\n")[0],
+    flow_run_name=from_parameters(reconcile_run_name),
+)
 def reconcile_payments(tenant: TenantSlug | None = None) -> list[ReconcileReport]:
     """Mark payment links (and their orders) paid from what Stripe reports.
 

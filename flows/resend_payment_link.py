@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 from pydantic import Field
 
+from flows.run_names import from_parameters, resend_run_name
 from paylinks.db import EmailType
 from paylinks.emailing import ResendReport
 from paylinks.params import EmailAddress, TenantSlug
@@ -27,7 +28,11 @@ from tasks.email import (
 from tasks.reports import publish_resend_summary
 
 
-@flow(name="resend-payment-link", description=__doc__.split("\n\n")[0])
+@flow(
+    name="resend-payment-link",
+    description=__doc__.split("\n\n")[0],
+    flow_run_name=from_parameters(resend_run_name),
+)
 def resend_payment_link(
     tenant: TenantSlug,
     player: Annotated[str, Field(min_length=1, max_length=200)],
