@@ -416,6 +416,22 @@ def reconcile(
             console.print(f"[yellow]skipped event[/] {why}")
 
 
+def quiet_prefect_console() -> None:
+    """Keep Prefect's per-run chatter off the console; its warnings and errors still show there.
+
+    Only the console handler is raised to WARNING (Prefect reads PREFECT_LOGGING_HANDLERS_* when
+    it configures logging; the ephemeral API's process inherits it): the run loggers keep INFO,
+    so every run's log lines still reach the Prefect API and the UI shows them.
+    """
+    import os
+
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    if "prefect" in sys.modules:  # logging is configured on import: apply the change now
+        from prefect.logging.configuration import setup_logging
+
+        setup_logging()
+
+
 @app.command()
 def demo(
     ctx: typer.Context,
@@ -424,10 +440,7 @@ def demo(
     ),
 ) -> None:
     """The whole job on the embedded defaults: SQLite, the local emulator, the outbox."""
-    import os
-
-    # Prefect's own per-run chatter would bury the story; warnings and errors still show.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    quiet_prefect_console()
     from cli.demo import closing_table, closing_words, run_demo
 
     settings = ctx.obj.settings
