@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast ui emulator benchmark clean
+.PHONY: install demo test test-fast ui emulator office benchmark clean
 
 # The install's own chatter goes to .venv/install.log, shown only if it fails.
 $(STAMP): pyproject.toml
@@ -38,6 +38,12 @@ ui: $(STAMP)
 
 emulator: $(STAMP)
 	$(BIN)/paylinks stripe-emulator --port 12111
+
+# The club office on http://127.0.0.1:8000. Without PAYLINKS_OFFICE_SESSION_SECRET it signs
+# cookies with a fresh random key, so logins last until it stops (fine on one machine).
+office: $(STAMP)
+	@PAYLINKS_OFFICE_SESSION_SECRET="$${PAYLINKS_OFFICE_SESSION_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
+		$(BIN)/paylinks serve --port 8000
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/mint_throughput.py

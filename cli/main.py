@@ -479,6 +479,109 @@ def stripe_emulator(
     )
 
 
+# -- the club office ----------------------------------------------------------------------------
+user_app = typer.Typer(help="People who use the club office.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for the admin endpoint.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", help="Address to bind (put a TLS proxy in front for anything but loopback)."),
+    port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
+) -> None:
+    """Run the club office: pages for admins and coaches, the admin endpoint, Stripe's webhooks."""
+    from office.app import check_office_settings, office_settings
+    from office.server import serve as serve_office
+    from paylinks.db import check_database
+    from paylinks.runtime import engine_for
+
+    settings = guarded(lambda: office_settings(ctx.obj.settings))
+    guarded(lambda: check_office_settings(settings))
+    guarded(lambda: check_database(engine_for(settings.database_url)))
+    console.print(f"club office on http://{host}:{port} (database {settings.safe_database_url()})")
+    if settings.stripe_webhook_secret is None:
+        console.print("Stripe webhooks are off: set PAYLINKS_STRIPE_WEBHOOK_SECRET to receive them")
+    guarded(lambda: serve_office(settings, host, port))
+
+
+def _office_tenant(settings: Settings, slug: str) -> Any:
+    from paylinks.db import check_database
+    from paylinks.runtime import engine_for
+    from paylinks.tenants import tenant_by_slug
+
+    engine = engine_for(settings.database_url)
+    guarded(lambda: check_database(engine))
+    with engine.connect() as connection:
+        return guarded(lambda: tenant_by_slug(connection, slug))
+
+
+@user_app.command("add")
+def user_add(
+    ctx: typer.Context,
+    email: str = typer.Argument(..., help="The person's email address (their login)."),
+    tenant: str = typer.Option(..., help="Tenant slug."),
+    role: str = typer.Option(..., help="admin or coach."),
+    reset_password: bool = typer.Option(
+        False, "--reset-password", help="Issue a new one-time password to an existing account."
+    ),
+) -> None:
+    """Give a person a role in a tenant; a new account gets a one-time password, printed once."""
+    from paylinks.accounts import add_user
+    from paylinks.audit import COMMAND_LINE
+    from paylinks.db import Role
+    from paylinks.runtime import engine_for
+
+    try:
+        chosen = Role(role.strip().lower())
+    except ValueError:
+        fail(f"--role must be admin or coach, not {role!r}")
+    settings = ctx.obj.settings
+    club = _office_tenant(settings, tenant)
+
+    def add() -> Any:
+        with engine_for(settings.database_url).begin() as connection:
+            return add_user(connection, email, club, chosen, actor=COMMAND_LINE, reset_password=reset_password)
+
+    added = guarded(add)
+    console.print(f"{added.user.email} is {chosen.value} of {club.slug}")
+    if added.one_time_password:
+        console.print(f"one-time password: {added.one_time_password}", markup=False)
+        console.print("it is shown only now; the first login asks for a new password")
+    else:
+        console.print("the account already existed and keeps its password (--reset-password issues a new one)")
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    email: str = typer.Argument(..., help="The account the token acts for."),
+    tenant: list[str] = typer.Option(..., help="Tenant slug (repeat for a token that acts in several)."),
+) -> None:
+    """Create an API token for the admin endpoint; it is printed once and stored only hashed."""
+    from paylinks.accounts import AccountError, create_api_token, user_by_email
+    from paylinks.audit import COMMAND_LINE
+    from paylinks.runtime import engine_for
+
+    settings = ctx.obj.settings
+    clubs = [_office_tenant(settings, slug) for slug in tenant]
+
+    def create() -> str:
+        with engine_for(settings.database_url).begin() as connection:
+            user = user_by_email(connection, email)
+            if user is None:
+                raise AccountError(
+                    f"no office account for {email}; add one with `paylinks user add {email} --tenant SLUG --role admin`"
+                )
+            return create_api_token(connection, user, clubs, actor=COMMAND_LINE)
+
+    token = guarded(create)
+    console.print(f"API token for {email} in {', '.join(c.slug for c in clubs)} (shown only now):")
+    console.print(token, markup=False, soft_wrap=True)
+
+
 def main() -> None:
     try:
         app()

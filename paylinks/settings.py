@@ -97,6 +97,39 @@ class Settings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="Public base URL of the club office (paylinks serve): test emails' preview links point there.",
     )
+    office_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the office's session cookies and CSRF tokens (32+ random characters).",
+    )
+    office_session_secret_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the office session secret."
+    )
+    office_session_hours: float = Field(
+        default=8.0, gt=0, le=24 * 30, description="How long an office login lasts before the person logs in again."
+    )
+    office_behind_proxy: bool = Field(
+        default=False,
+        description="The office is served behind a TLS proxy: trust its X-Forwarded-Proto and X-Forwarded-For.",
+    )
+    office_login_failures_per_account: int = Field(
+        default=5, ge=1, le=1000, description="Failed logins to one account before it is throttled."
+    )
+    office_login_failures_per_address: int = Field(
+        default=20, ge=1, le=10000, description="Failed logins from one address before it is throttled."
+    )
+    office_login_window_s: int = Field(
+        default=900, ge=1, le=86400, description="Seconds a failed login counts towards the throttle."
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="Signing secret of the Stripe webhook endpoint (whsec_...)."
+    )
+    stripe_webhook_secret_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the Stripe webhook secret."
+    )
+    prefect_ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the Prefect UI the office links runs to (default: Prefect's own PREFECT_UI_URL).",
+    )
 
     @field_validator("database_url")
     @classmethod

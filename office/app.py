@@ -1,0 +1,182 @@
+"""The club office: a small FastAPI app for admins and coaches, the admin endpoint, and the Stripe
+webhook receiver. `create_app(settings)` builds it; `paylinks serve` runs it with uvicorn.
+
+Pages are rendered on the server (Jinja2, `templates/office/`) and work without JavaScript.
+Everything a person sees is scoped to the tenants they hold a role in: another tenant's player,
+row or run answers 404.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from pydantic import SecretStr
+from sqlalchemy.engine import Engine
+
+from office.security import CSRF_FIELD, SessionMiddleware, SessionSigner
+from paylinks.accounts import ThrottleLimits
+from paylinks.errors import ConfigurationError
+from paylinks.rendering import format_money
+from paylinks.runtime import engine_for
+from paylinks.settings import PROJECT_ROOT, Settings
+
+logger = logging.getLogger("paylinks.office")
+
+TEMPLATES_DIR = PROJECT_ROOT / "templates" / "office"
+STATIC_FILES = {"office.css": "text/css", "office.js": "text/javascript"}
+MIN_SESSION_SECRET_LENGTH = 32
+
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; "
+        "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "x-frame-options": "DENY",
+}
+
+
+@dataclass(frozen=True)
+class Office:
+    """What every route needs, built once per app."""
+
+    settings: Settings
+    engine: Engine
+    signer: SessionSigner
+    templates: Jinja2Templates
+    throttle: ThrottleLimits
+
+
+def office_settings(settings: Settings) -> Settings:
+    """`settings` with its secrets filled from Prefect Secret blocks where a `*_block` names one.
+
+    The session secret, the webhook secret, the Stripe key and the SMTP password may all live in
+    Secret blocks; the office reads them once, at start.
+    """
+    from tasks.prefect_support import _read_secret_block, flow_settings, settings_for_runs
+
+    with settings_for_runs(settings):
+        settings = flow_settings()  # the Stripe key and SMTP password
+    updates: dict[str, SecretStr] = {}
+    for field, block_field in (
+        ("office_session_secret", "office_session_secret_block"),
+        ("stripe_webhook_secret", "stripe_webhook_secret_block"),
+    ):
+        block_name = getattr(settings, block_field)
+        if block_name and getattr(settings, field) is None:
+            updates[field] = SecretStr(_read_secret_block(block_name, block_field))
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def check_office_settings(settings: Settings) -> None:
+    """One clear line when the office cannot run safely with these settings."""
+    secret = settings.office_session_secret
+    if secret is None:
+        raise ConfigurationError(
+            "PAYLINKS_OFFICE_SESSION_SECRET is not set: the office signs its login cookies with it. "
+            "Set it to 32 or more random characters (e.g. `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`), or name a Prefect Secret block in "
+            "PAYLINKS_OFFICE_SESSION_SECRET_BLOCK"
+        )
+    if len(secret.get_secret_value()) < MIN_SESSION_SECRET_LENGTH:
+        raise ConfigurationError(
+            f"PAYLINKS_OFFICE_SESSION_SECRET is too short to sign cookies safely: use at least "
+            f"{MIN_SESSION_SECRET_LENGTH} random characters"
+        )
+
+
+def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
+    """The office for these settings. ConfigurationError (one line) when it cannot run safely."""
+    if resolve_secrets:
+        settings = office_settings(settings)
+    check_office_settings(settings)
+    assert settings.office_session_secret is not None
+    signer = SessionSigner(
+        settings.office_session_secret.get_secret_value(), int(settings.office_session_hours * 3600)
+    )
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    templates.env.filters["money"] = lambda cents, currency="usd": format_money(int(cents or 0), currency)
+    templates.env.filters["when"] = _when
+    templates.env.globals["csrf_field"] = CSRF_FIELD
+    office = Office(
+        settings=settings,
+        engine=engine_for(settings.database_url),
+        signer=signer,
+        templates=templates,
+        throttle=ThrottleLimits(
+            failures_per_account=settings.office_login_failures_per_account,
+            failures_per_address=settings.office_login_failures_per_address,
+            window_s=settings.office_login_window_s,
+        ),
+    )
+
+    app = FastAPI(title="paylinks club office", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.office = office
+
+    from office import api, pages
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.add_exception_handler(pages.LoginRequired, pages.login_redirect)
+    app.add_exception_handler(pages.PasswordChangeRequired, pages.password_redirect)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise HTTPException(404)
+        return FileResponse(Path(TEMPLATES_DIR / name), media_type=STATIC_FILES[name])
+
+    @app.get("/healthz", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        return error_response(request, error.status_code, str(error.detail), dict(error.headers or {}))
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        for header, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        if not request.url.path.startswith("/static/"):
+            response.headers.setdefault("cache-control", "no-store")
+        return response
+
+    app.add_middleware(SessionMiddleware, signer=signer, behind_proxy=settings.office_behind_proxy)
+    return app
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(("/admin/", "/stripe/"))
+
+
+def error_response(request: Request, status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    """JSON for the API and the webhook, a page for a person."""
+    if is_api_path(request.url.path):
+        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    office: Office = request.app.state.office
+    titles = {400: "Bad request", 401: "Please log in", 403: "Not allowed", 404: "Not found", 429: "Slow down"}
+    return office.templates.TemplateResponse(
+        request,
+        "error.html",
+        {"title": titles.get(status, "Something went wrong"), "detail": detail, "user": None, "tenants": []},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _when(moment: Any) -> str:
+    if moment is None:
+        return ""
+    from paylinks.accounts import as_utc
+
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+
