@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from paylinks.errors import ConfigurationError
+from paylinks.payments import Outcome
+from paylinks.present import label
 from paylinks.settings import PROJECT_ROOT, EmailTransportName, Settings
 
 DEMO_EMULATOR_PORT = 12111
@@ -89,6 +91,7 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     from flows.reconcile_payments import reconcile_payments
     from paylinks import migrations
     from paylinks.demo_data import seed_demo
+    from paylinks.emailing import SkipReason
     from paylinks.runtime import engine_for
 
     _step(
@@ -114,11 +117,11 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
 
     _step(console, "backfill, dry run: what would be minted")
     for report in backfill_payment_links(commit=False):
-        s = report.summary()
+        plan = report.plan
         console.print(
-            f"  {report.tenant}: {s['items owed']} items ({_money(s['amount owed'])}), "
-            f"{s['tiers to create']} price tiers to create, {s['links to mint']} links to mint, "
-            f"{s['skipped']} rows skipped (each with its reason in the artifact)"
+            f"  {report.tenant}: {len(plan.items)} items ({_money(plan.amount_owed_cents, report.currency)}), "
+            f"{len(plan.tiers_needed)} price tiers to create, {len(plan.to_mint)} links to mint, "
+            f"{len(plan.skipped)} rows skipped (each with its reason in the artifact)"
         )
     _step(console, "backfill, commit: price tiers and one payment link per item")
     for report in backfill_payment_links(commit=True):
@@ -134,12 +137,12 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     _step(console, "outstanding-balance email, the real blast (into the outbox)")
     for slug, tally in tallies.items():
         blast = outstanding_balance_email(tenant=slug, send=True, blast_key=f"{slug}-demo")
-        tally.owed_before_cents = blast.summary()["total owed"]
+        tally.owed_before_cents = blast.total_cents
         tally.emails_written = len(blast.sent)
-        unreachable = sum(1 for why in blast.skipped.values() if "unreachable" in why)
+        unreachable = blast.skipped_for(SkipReason.no_address)
         console.print(
             f"  {slug}: {len(blast.sent)} parents emailed, {unreachable} without an email address, "
-            f"{_money(tally.owed_before_cents)} owed"
+            f"{_money(tally.owed_before_cents, blast.currency)} owed"
         )
 
     _step(console, f"{PAYMENTS_PER_TENANT} parents per club pay through their link pages")
@@ -147,14 +150,17 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     _step(console, "reconcile: learn from Stripe what was paid")
     for report in reconcile_payments():
         console.print(
-            f"  {report.tenant}: {len(report.marked_paid)} links marked paid, "
-            f"{len(report.orders_paid)} of them with their order (read by {report.source})"
+            f"  {report.tenant}: {len(report.rows(Outcome.marked_paid))} links marked paid, "
+            f"{len(report.result.orders_paid)} of them with their order (read from {label(report.source)})"
         )
     _step(console, "balances now (a fresh preview)")
     for slug, tally in tallies.items():
         preview = outstanding_balance_email(tenant=slug)
-        tally.owed_after_cents = preview.summary()["total owed"]
-        console.print(f"  {slug}: {_money(tally.owed_before_cents)} → {_money(tally.owed_after_cents)}")
+        tally.owed_after_cents = preview.total_cents
+        console.print(
+            f"  {slug}: {_money(tally.owed_before_cents, preview.currency)} → "
+            f"{_money(tally.owed_after_cents, preview.currency)}"
+        )
     return list(tallies.values())
 
 
@@ -194,10 +200,10 @@ def _pay_some_links(settings: Settings, tallies: dict[str, TenantTally], console
                     )
 
 
-def _money(amount_cents: int) -> str:
+def _money(amount_cents: int, currency: str = "usd") -> str:
     from paylinks.rendering import format_money
 
-    return format_money(int(amount_cents))
+    return format_money(int(amount_cents), currency)
 
 
 def closing_table(tallies: list[TenantTally]) -> Table:

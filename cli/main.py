@@ -16,6 +16,7 @@ from rich.table import Table
 
 from paylinks.errors import PaylinksError
 from paylinks.settings import Settings, load_settings
+from tasks.prefect_support import settings_for_runs
 
 app = typer.Typer(
     help="Persistent Stripe Payment Links for club fees.",
@@ -164,15 +165,18 @@ def _require_sqlite_file(settings: Settings) -> None:
 def _run_flow(settings: Settings, flow_call: Callable[[], Any]) -> Any:
     """Run a flow with these settings; a failed run exits 1 with its error's message (details are
     in the Prefect UI)."""
-    from tasks.prefect_support import settings_for_runs
-
     try:
         with settings_for_runs(settings):
             return flow_call()
-    except PaylinksError as error:
+    except Exception as error:
+        _flow_failed(error)
+
+
+def _flow_failed(error: Exception) -> None:
+    if isinstance(error, PaylinksError):
         fail(str(error), error.exit_code)
-    except Exception as error:  # the flow run failed; Prefect has logged and recorded it
-        fail(f"{type(error).__name__}: {error}", 1)
+    # The flow run failed for a reason of no one's making here; Prefect has logged and recorded it.
+    fail(f"{type(error).__name__}: {error}", 1)
 
 
 @app.command()
@@ -186,55 +190,42 @@ def backfill(
 
     settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=commit)
-    reports = _run_flow(settings, lambda: backfill_payment_links(tenant=tenant, commit=commit))
+    from flows.backfill_payment_links import BackfillIncompleteError
+
+    try:
+        with settings_for_runs(settings):
+            reports = backfill_payment_links(tenant=tenant, commit=commit)
+    except BackfillIncompleteError as error:
+        for report in error.reports:  # every tenant's outcome, the failed ones too
+            print_backfill_report(report)
+        fail(str(error), 1)
+    except Exception as error:
+        _flow_failed(error)
     for report in reports:
         print_backfill_report(report)
 
 
 def print_backfill_report(report: Any) -> None:
-    summary = report.summary()
-    table = Table(title=f"backfill {report.tenant} ({summary['mode']})", show_header=False)
-    for key, value in summary.items():
-        if key in ("tenant", "mode"):
-            continue
-        table.add_row(key, money(value) if key == "amount owed" else str(value))
-    console.print(table)
-    if not report.commit:
-        steps = [row for row in report.step_rows() if row["action"] != "already there"]
-        if steps:
-            detail = Table(title="would do", title_justify="left")
-            for column in ("action", "row", "player", "product", "order", "amount"):
-                detail.add_column(column)
-            for row in steps:
-                player = (
-                    f"{row['player_name']} (#{row['player']})" if row["player_name"] else f"#{row['player']}"
-                )
-                detail.add_row(
-                    row["action"],
-                    str(row["row"] or ""),
-                    player,
-                    str(row["product"]),
-                    str(row["order"] or ""),
-                    money(row["amount_cents"]),
-                )
-            console.print(detail)
-        if report.plan.tiers_needed:
-            console.print(
-                "price tiers to create: "
-                + ", ".join(
-                    f"product {product_id} at {money(amount)}"
-                    for product_id, amount in sorted(report.plan.tiers_needed)
-                )
-            )
-    for row in report.skipped_rows():
-        ids = ", ".join(f"{k} {row[k]}" for k in ("player", "product", "order") if row[k] is not None)
-        console.print(
-            f"[yellow]skipped[/] ({ids}): {row['reason']}" if ids else f"[yellow]skipped[/] {row['reason']}"
-        )
-    for row_id, error in report.mint_errors:
-        console.print(f"[red]failed[/] row {row_id}: {error}")
-    if report.aborted:
-        console.print(f"[red]stopped[/] {report.aborted}")
+    from paylinks.present import backfill_tables
+
+    summary, steps, skipped, findings = backfill_tables(report)
+    print_tables([summary, steps] if steps.rows else [summary])
+    print_tables([t for t in (skipped, findings) if t.rows])
+
+
+def print_tables(tables: list[Any]) -> None:
+    """Presenter tables (`paylinks.present.Table`) on the console: a summary of figures
+    without a header row, the others with one; urls and ids never wrapped."""
+    for presented in tables:
+        figures = presented.columns == ("figure", "value")
+        table = Table(title=presented.title, title_justify="left", show_header=not figures)
+        for column in presented.columns:
+            table.add_column(column, overflow="fold")
+        for row in presented.rows:
+            table.add_row(*row)
+        if not presented.rows:
+            table.caption = presented.empty
+        console.print(table)
 
 
 @app.command()
@@ -242,10 +233,12 @@ def blast(
     ctx: typer.Context,
     tenant: str = typer.Option(..., help="Tenant slug."),
     test_email: str | None = typer.Option(
-        None, help="Send one sample (the fullest email) to this address only."
+        None, help="Send one sample (the fullest email, its buttons not payable) to this address only."
     ),
     send: bool = typer.Option(False, "--send", help="Email every parent with a balance."),
-    blast_key: str | None = typer.Option(None, help="Names the blast (default: tenant and today's date)."),
+    blast_key: str | None = typer.Option(
+        None, help="Names the blast (default: resume the tenant's unfinished blast, else start a new one)."
+    ),
 ) -> None:
     """Email each parent what they owe (a preview unless --send or --test-email)."""
     from flows.outstanding_balance_email import outstanding_balance_email
@@ -254,7 +247,7 @@ def blast(
         fail("choose --test-email (one sample to you) or --send (every parent), not both")
     settings = ctx.obj.settings
     test_address = _valid_address(test_email, "--test-email") if test_email else None
-    _preflight(settings, tenant, needs_stripe=False)
+    _preflight(settings, tenant, needs_stripe=True)
     report = _run_flow(
         settings,
         lambda: outstanding_balance_email(
@@ -274,31 +267,10 @@ def _valid_address(address: str, option: str) -> str:
 
 
 def print_blast_report(report: Any) -> None:
-    summary = report.summary()
-    table = Table(
-        title=f"outstanding balances {report.tenant} ({report.mode}, key {report.run_key})", show_header=False
-    )
-    for key, value in summary.items():
-        if key in ("tenant", "mode", "blast key"):
-            continue
-        table.add_row(key, money(value) if key == "total owed" else str(value))
-    console.print(table)
-    if report.mode == "test":
-        for outcome in report.sent:
-            console.print(f"test email sent to {outcome.recipient}")
-        return
-    detail = Table(title="recipients", title_justify="left")
-    for column in ("parent", "email", "items", "total", "outcome"):
-        detail.add_column(column)
-    for row in report.recipient_rows():
-        detail.add_row(
-            row["parent"],
-            row["email"],
-            str(row["items"]),
-            money(row["total_cents"]),
-            row["outcome"] + (f": {row['error']}" if row["error"] else ""),
-        )
-    console.print(detail)
+    from paylinks.present import blast_tables
+
+    summary, recipients, held_back = blast_tables(report)
+    print_tables([summary, recipients] + ([held_back] if held_back.rows else []))
 
 
 @app.command()
@@ -306,36 +278,29 @@ def resend(
     ctx: typer.Context,
     player: str = typer.Argument(..., help="Player id or any part of the player's name."),
     tenant: str = typer.Option(..., help="Tenant slug."),
-    to: str | None = typer.Option(None, help="Send to this address instead of the parent."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the email, send nothing."),
+    to: str | None = typer.Option(
+        None, help="Send every parent's email to this address instead, each labelled with its parent."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the emails, send nothing."),
 ) -> None:
-    """Resend a player's open payment links to their parent."""
+    """Resend a player's open payment links: each parent who owes some of them gets their own email."""
     from flows.resend_payment_link import resend_payment_link
+    from paylinks.present import resend_tables
 
     settings = ctx.obj.settings
     to_address = _valid_address(to, "--to") if to else None
-    _preflight(settings, tenant, needs_stripe=False)
+    _preflight(settings, tenant, needs_stripe=True)
     guarded(lambda: _find_player(settings, tenant, player))
     report = _run_flow(
         settings,
         lambda: resend_payment_link(tenant=tenant, player=player, to=to_address, dry_run=dry_run)
     )
-    console.print(
-        f"{report.player.describe()}: {report.outcome}"
-        + (f" to {report.recipient}" if report.outcome == "sent" else "")
-    )
-    if report.email is not None:
-        for line in _item_lines(report.email):
-            console.print(line)
-        if dry_run:
-            console.rule(report.email.rendered.subject)
-            console.print(report.email.rendered.text, markup=False)
-
-
-def _item_lines(email: Any) -> list[str]:
-    return [f"  {url}" for url in email.urls] + [
-        f"  total {money(email.total_cents)} in {email.item_count} item(s)"
-    ]
+    summary, parents, held_back = resend_tables(report)
+    print_tables([summary] + ([parents] if parents.rows else []) + ([held_back] if held_back.rows else []))
+    if dry_run:
+        for parent in report.parents:
+            console.rule(parent.email.rendered.subject)
+            console.print(parent.email.rendered.text, markup=False, soft_wrap=True)
 
 
 def _find_player(settings: Settings, tenant: str, query: str) -> Any:
@@ -355,39 +320,48 @@ def lookup(
 ) -> None:
     """Print a player's payment links and their status: the fastest answer to "how do I pay?".
 
-    Several players matching is fine here: each is shown with their links.
+    Several players matching is fine here: each is shown with their links. Only links that can
+    be paid now show their url; an open one that cannot says why.
     """
+    from paylinks.balances import player_links_now
     from paylinks.players import UnknownPlayerError, find_players
-    from paylinks.queries import fetch_all
     from paylinks.runtime import engine_for
+    from paylinks.stripe_gateway import StripeGateway
     from paylinks.tenants import tenant_by_slug
 
     settings = ctx.obj.settings
-    _preflight(settings, tenant, needs_stripe=False)
+    _preflight(settings, tenant, needs_stripe=True)
+    context = guarded(lambda: StripeGateway(settings).context())
     with engine_for(settings.database_url).connect() as connection:
         club = tenant_by_slug(connection, tenant)
         matches = guarded(lambda: find_players(connection, club, player))
         if not matches:
             fail(str(UnknownPlayerError(player, club)))
         for match in matches:
-            links = fetch_all(
-                connection, "player_payment_links", tenant_id=club.id, player_id=match.player_id
-            )
+            links = player_links_now(connection, club, match.player_id, context)
             _print_player_links(match, links, club.currency)
 
 
 def _print_player_links(match: Any, links: list, currency: str) -> None:
-    console.print(match.describe() + (f", {match.parent_email}" if match.parent_email else ""))
+    from paylinks.present import label
+
+    console.print(match.describe() + (f", {match.parent_email}" if match.parent_email else ""), markup=False)
     if not links:
         console.print("  no payment links yet (run the backfill)\n")
         return
-    width = max(len(link["description"]) for link in links)
+    width = max(len(link.description) for link in links)
     for link in links:
-        status = getattr(link["status"], "value", link["status"])
+        if link.offered:
+            status, where = label(link.status), link.url
+        elif link.withheld is not None:
+            status, where = "not offered", label(link.withheld)
+        else:
+            status, where = label(link.status), ""
+        owed_by = f"owed by {link.parent_name}" if link.parent_name else "no parent on file"
         # One line per link, never wrapped, so the url can be copied whole.
         console.print(
-            f"  {link['description']:<{width}}  {money(link['amount_cents'], currency):>10}  "
-            f"{status:<9}  {link['url'] or '(not minted yet)'}",
+            f"  {link.description:<{width}}  {money(link.amount_cents, currency):>12}  "
+            f"{status:<11}  {owed_by}  {where}".rstrip(),
             soft_wrap=True,
             markup=False,
         )
@@ -399,21 +373,25 @@ def reconcile(
     ctx: typer.Context,
     tenant: str | None = typer.Option(None, help="Tenant slug; omit for every tenant."),
 ) -> None:
-    """Learn from Stripe which links were paid; mark them and their orders paid."""
-    from flows.reconcile_payments import reconcile_payments
+    """Learn from Stripe what was paid, refunded or disputed; mark rows and their orders."""
+    from flows.reconcile_payments import ReconcileIncompleteError, reconcile_payments
+    from paylinks.present import reconcile_tables
 
     settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=True)
-    for report in _run_flow(settings, lambda: reconcile_payments(tenant=tenant)):
-        table = Table(title=f"reconcile {report.tenant} ({report.source})", show_header=False)
-        for key, value in report.summary().items():
-            if key not in ("tenant", "source"):
-                table.add_row(key, str(value))
-        console.print(table)
-        for drift in report.drift:
-            console.print(f"[yellow]drift[/] {drift.kind}: {drift.detail}")
-        for why in report.skipped:
-            console.print(f"[yellow]skipped event[/] {why}")
+
+    try:
+        with settings_for_runs(settings):
+            reports = reconcile_payments(tenant=tenant)
+        failure = None
+    except ReconcileIncompleteError as error:
+        reports, failure = error.reports, error
+    except Exception as error:
+        _flow_failed(error)
+    for report in reports:
+        print_tables([t for i, t in enumerate(reconcile_tables(report)) if i == 0 or t.rows])
+    if failure is not None:
+        fail(str(failure), 1)
 
 
 def quiet_prefect_console() -> None:
@@ -454,29 +432,52 @@ def demo(
 # -- the local Stripe emulator ----------------------------------------------------------------
 @app.command("stripe-emulator")
 def stripe_emulator(
+    ctx: typer.Context,
     port: int = typer.Option(12111, help="Port to listen on (loopback)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind."),
     latency_ms: int = typer.Option(0, help="Added latency per API call."),
-    rate_limit: float | None = typer.Option(None, help="Requests per second before 429s."),
+    rate_limit: float | None = typer.Option(None, help="Requests per second per account before 429s."),
+    link_create_rate: float | None = typer.Option(
+        None, help="Payment links created per second per account before 429s (Stripe: 25)."
+    ),
     fail_rate: float = typer.Option(0.0, min=0.0, max=1.0, help="Fraction of API calls that fail with 500."),
     api_key: str | None = typer.Option(
-        None, envvar="PAYLINKS_EMULATOR_API_KEY", help="Accept only this key (default: any sk_test_ key)."
+        None,
+        envvar="PAYLINKS_EMULATOR_API_KEY",
+        help="Accept only this key (default: any sk_test_/sk_live_ key; the prefix sets the mode).",
+    ),
+    webhook_url: str | None = typer.Option(None, help="POST every event here, signed as Stripe signs."),
+    webhook_secret: str | None = typer.Option(
+        None, help="Signing secret (whsec_...) for --webhook-url (default: PAYLINKS_STRIPE_WEBHOOK_SECRET)."
     ),
 ) -> None:
     """Run the local Stripe emulator (point PAYLINKS_STRIPE_API_BASE at it)."""
     from stripe_emulator import serve
 
+    if webhook_url and not webhook_secret:
+        configured = ctx.obj.settings.stripe_webhook_secret
+        webhook_secret = configured.get_secret_value() if configured else None
+        if not webhook_secret:
+            fail("--webhook-url needs --webhook-secret or PAYLINKS_STRIPE_WEBHOOK_SECRET (whsec_...)")
     console.print(
         f"Stripe emulator on http://{host}:{port} (export PAYLINKS_STRIPE_API_BASE=http://{host}:{port})"
     )
-    serve(
-        host=host,
-        port=port,
-        latency_ms=latency_ms,
-        rate_limit_rps=rate_limit,
-        fail_rate=fail_rate,
-        api_key=api_key,
-    )
+    if webhook_url:
+        console.print(f"delivering signed webhooks to {webhook_url}", markup=False)
+    try:
+        serve(
+            host=host,
+            port=port,
+            latency_ms=latency_ms,
+            rate_limit_rps=rate_limit,
+            link_create_rps=link_create_rate,
+            fail_rate=fail_rate,
+            api_key=api_key,
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+        )
+    except ValueError as error:  # a setting the emulator refuses, e.g. a negative rate
+        fail(str(error))
 
 
 # -- the club office ----------------------------------------------------------------------------

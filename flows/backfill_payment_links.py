@@ -1,32 +1,46 @@
 """backfill-payment-links: every bill a parent owes gets one persistent Stripe Payment Link.
 
-extract club rows → plan items → ensure price tiers → retire stale links → reserve rows →
-mint links (batches) → load ids and urls → publish the summary. Dry run unless `commit`.
+find where Stripe acts → extract club rows → plan items → ensure price tiers → let go of stale
+links → reserve rows → mint links (batches) → load ids and urls → rows follow their bill →
+publish the summary. Dry run unless `commit`. With every tenant, each runs as its own subflow
+and a tenant that fails is reported while the others go on.
 """
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from prefect import flow, get_run_logger
 
 from flows.run_names import backfill_run_name, from_parameters
 from paylinks.backfill import BackfillReport
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
-from paylinks.planning import Action
-from tasks.prefect_support import flow_settings
+from paylinks.planning import Action, Plan
 from paylinks.settings import Settings
+from paylinks.stripe_gateway import StripeRequestError
 from paylinks.tenants import Tenant
 from tasks.backfill import (
     ensure_price_tiers,
     extract_billing_rows,
+    find_stripe_account,
     load_payment_links,
     mint_payment_links,
     plan_payment_links,
+    relink_payment_links,
     reserve_payment_links,
     retire_stale_links,
 )
 from tasks.common import check_configuration, find_tenants
+from tasks.prefect_support import flow_settings
 from tasks.reports import publish_backfill_summary
+
+
+class BackfillIncompleteError(PaylinksError):
+    """One or more tenants' backfills did not finish; the others did. Carries every report."""
+
+    def __init__(self, message: str, reports: list[BackfillReport]) -> None:
+        super().__init__(message)
+        self.reports = reports
 
 
 @flow(
@@ -46,12 +60,38 @@ def backfill_payment_links(tenant: TenantSlug | None = None, commit: bool = Fals
     check_configuration(settings, needs_stripe=commit)
     tenants = find_tenants(settings, tenant)
     if tenant:
-        reports = [backfill_one_tenant(settings, tenants[0], commit)]
-    else:
-        reports = [backfill_tenant(t, commit) for t in tenants]
+        report = backfill_one_tenant(settings, tenants[0], commit)
+        if report.failed:
+            raise BackfillIncompleteError(f"backfill of {report.tenant} incomplete: {_why(report)}", [report])
+        return [report]
+
+    reports: list[BackfillReport] = []
+    for club in tenants:
+        state = backfill_tenant(club, commit, return_state=True)
+        if state.is_completed():
+            reports.append(state.result())
+            continue
+        # This tenant's run failed; the others still run.
+        error = state.result(raise_on_failure=False)
+        if isinstance(error, BackfillIncompleteError):
+            reports.extend(error.reports)
+        else:
+            reports.append(
+                BackfillReport(
+                    tenant=club.slug,
+                    commit=commit,
+                    plan=Plan((), (), ()),
+                    currency=club.currency,
+                    aborted=state.message or "failed",
+                )
+            )
     failed = [r.tenant for r in reports if r.failed]
     if failed:
-        raise PaylinksError(f"backfill incomplete for {', '.join(failed)}; see the summary artifact")
+        raise BackfillIncompleteError(
+            f"backfill incomplete for {len(failed)} of {len(reports)} tenants: {', '.join(failed)}; "
+            "the others finished (see each tenant's summary artifact)",
+            reports,
+        )
     return reports
 
 
@@ -59,39 +99,99 @@ def backfill_payment_links(tenant: TenantSlug | None = None, commit: bool = Fals
 def backfill_tenant(tenant: Tenant, commit: bool) -> BackfillReport:
     """One tenant's backfill, as its own subflow run when every tenant is backfilled."""
     # Settings are read here, not passed: subflow parameters are stored by the Prefect API.
-    return backfill_one_tenant(flow_settings(), tenant, commit)
+    report = backfill_one_tenant(flow_settings(), tenant, commit)
+    if report.failed:
+        raise BackfillIncompleteError(f"backfill of {report.tenant} incomplete: {_why(report)}", [report])
+    return report
+
+
+def _why(report: BackfillReport) -> str:
+    if report.aborted:
+        return report.aborted
+    return f"{len(report.mint_errors)} link(s) Stripe refused to mint; see the summary artifact"
 
 
 def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> BackfillReport:
     logger = get_run_logger()
-    rows = extract_billing_rows(settings, tenant)
-    plan = plan_payment_links(rows)
-    report = BackfillReport(tenant=tenant.slug, commit=commit, plan=plan, currency=tenant.currency)
+    where = find_stripe_account(settings, required=commit)
+    rows = extract_billing_rows(settings, tenant, where)
+    plan = plan_payment_links(rows, where)
+    report = BackfillReport(tenant=tenant.slug, commit=commit, plan=plan, currency=tenant.currency, where=where)
     if not commit:
-        logger.info("dry run for %s: %s", tenant.slug, report.summary())
         publish_backfill_summary(report)
+        logger.info(
+            "dry run for %s: %d items owed, %d links to mint, %d to retire, %d rows to update, %d skipped",
+            tenant.slug,
+            len(plan.items),
+            len(plan.to_mint),
+            len(plan.steps_for(Action.retire)),
+            len(plan.to_relink),
+            len(plan.skipped),
+        )
         return report
+    assert where is not None
+    try:
+        _commit(settings, tenant, where, rows, report)
+    except (StripeRequestError, sa.exc.IntegrityError) as error:
+        # Stripe refused a request for this tenant, or its data broke a constraint: this
+        # tenant stops here, reported; nothing of another tenant's is affected.
+        report.aborted = _first_line(error)
+        logger.error("backfill of %s stopped: %s", tenant.slug, report.aborted)
+    publish_backfill_summary(report)
+    logger.info(
+        "backfill for %s: %d links minted (%d found at Stripe), %d retired, %d rows updated, %d failed",
+        tenant.slug,
+        report.loaded,
+        report.adopted,
+        len(report.retire.retired),
+        len(report.relinked),
+        len(report.mint_errors),
+    )
+    return report
 
-    tiers = ensure_price_tiers(settings, tenant, plan, rows)
+
+def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillReport) -> None:
+    plan = report.plan
+    logger = get_run_logger()
+    tiers = ensure_price_tiers(settings, tenant, where, plan, rows)
     report.tiers_created = len(tiers) - len(rows.price_tiers)
-    report.retire = retire_stale_links(settings, tenant, plan.steps_for(Action.retire, Action.remint))
-    left_alone = {row_id for row_id, _ in report.retire.left_alone}
-    to_mint = [step for step in plan.to_mint if step.row_id not in left_alone]
-    jobs = reserve_payment_links(settings, tenant, to_mint, tiers)
+    report.retire = retire_stale_links(
+        settings,
+        tenant,
+        where,
+        plan.steps_for(Action.retire, Action.remint_amount, Action.remint_elsewhere, Action.verify),
+    )
+    to_mint = [step for step in plan.to_mint if step.row_id not in report.retire.left_alone]
+    to_mint += report.retire.to_remint
+    if report.retire.to_remint:  # links verified missing here need a tier in this account too
+        tiers = ensure_price_tiers(settings, tenant, where, _with_tiers_for(plan, report.retire.to_remint), rows)
+    jobs = reserve_payment_links(settings, tenant, where, to_mint, tiers)
 
     batch_size = settings.stripe_mint_batch_size
     for batch_number, start in enumerate(range(0, len(jobs), batch_size), start=1):
         batch = jobs[start : start + batch_size]
         minted = mint_payment_links(settings, batch, batch_number, return_state=True)
         if minted.is_failed():
-            report.aborted = f"batch {batch_number}: {minted.message}"
-            logger.error("stopping: minting batch %s failed: %s", batch_number, minted.message)
-            break
+            report.aborted = f"minting batch {batch_number} failed: {minted.message}"
+            logger.error("stopping: %s", report.aborted)
+            return
         results = minted.result()
-        report.minted += sum(1 for r in results if r.link_id)
+        report.minted += sum(1 for r in results if r.link_id and not r.adopted)
+        report.adopted += sum(1 for r in results if r.adopted)
         report.mint_errors += [(r.row_id, r.error) for r in results if r.error]
         report.loaded += load_payment_links(settings, results, batch_number)
+    relink = [step for step in plan.to_relink if step.row_id not in report.retire.left_alone]
+    if relink:
+        report.relinked = relink_payment_links(settings, tenant, relink)
 
-    publish_backfill_summary(report)
-    logger.info("backfill for %s: %s", tenant.slug, report.summary())
-    return report
+
+def _with_tiers_for(plan: Plan, steps) -> Plan:
+    needed = frozenset((s.item.product_id, s.item.amount_cents) for s in steps if s.item is not None)
+    return Plan(plan.items, plan.steps, plan.skipped, plan.tiers_needed | needed)
+
+
+def _first_line(error: BaseException) -> str:
+    if isinstance(error, sa.exc.IntegrityError):
+        # The database's own words, without the statement and its parameters.
+        return f"a database constraint refused a write: {str(error.orig).strip().splitlines()[0]}"
+    return str(error).strip().splitlines()[0]

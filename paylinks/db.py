@@ -241,6 +241,18 @@ payments = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
 )
 
+minted_links = sa.Table(
+    "minted_links",
+    metadata,
+    # Every link ever minted for a row, so a payment on a link the row has since replaced (a
+    # session opened before the re-mint) still finds its bill.
+    sa.Column("stripe_payment_link_id", sa.String(255), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), nullable=False, index=True),
+    sa.Column("mint_version", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
 stripe_key_accounts = sa.Table(
     "stripe_key_accounts",
     metadata,

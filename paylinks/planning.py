@@ -2,9 +2,11 @@
 
 The contract: one item per (signed player, active product billed to signed players) at the
 product's amount, and one item per pending order at the order's amount; the order's item wins
-for that player and product and keeps `order_id`. Each item is then compared with paylinks' own
-`payment_links` row for the same (player, product) to decide the action. No I/O here, so the
-dry run and the real run plan exactly the same thing.
+for that player and product and keeps `order_id`. An item belongs to the parent who owes it:
+the order's parent for an order (the player's parent when the order names none), the player's
+parent for a default fee. Each item is then compared with paylinks' own `payment_links` row for
+the same (player, product) to decide the action. No I/O here, so the dry run and the real run
+plan exactly the same thing.
 """
 
 from __future__ import annotations
@@ -12,24 +14,85 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+
+# Stripe refuses a unit_amount above eight digits in the currency's minor unit.
+STRIPE_MAX_AMOUNT = 99_999_999
+# Stripe may prune idempotency keys after 24 hours; a reservation older than this looks for a
+# link Stripe already holds before minting again.
+STALE_RESERVATION = timedelta(hours=23)
 
 
 class Action(enum.StrEnum):
-    reserve_and_mint = "reserve and mint"  # no row yet
+    reserve_and_mint = "reserve_and_mint"  # no row yet
     mint = "mint"  # row reserved earlier (a crashed run), link not minted yet
-    remint = "re-mint at new amount"  # amount changed: old link deactivated, new one minted
-    reactivate = "re-mint cancelled row"  # bill came back after its row was cancelled
-    up_to_date = "already there"
+    remint_amount = "remint_amount"  # amount changed: old link deactivated, new one minted
+    remint_elsewhere = "remint_elsewhere"  # minted in another Stripe account or mode
+    reactivate = "reactivate"  # bill came back after its row was cancelled
+    relink = "relink"  # same link; the row (and the link's metadata) follow a new parent/order
+    verify = "verify"  # minted before paylinks recorded the account: check the link at Stripe
+    up_to_date = "up_to_date"
     retire = "retire"  # bill went away: deactivate the link, cancel the row
 
+    @property
+    def label(self) -> str:
+        return _ACTION_LABELS[self]
 
-MINT_ACTIONS = (Action.reserve_and_mint, Action.mint, Action.remint, Action.reactivate)
+
+_ACTION_LABELS = {
+    Action.reserve_and_mint: "reserve and mint",
+    Action.mint: "mint (reserved earlier)",
+    Action.remint_amount: "re-mint at new amount",
+    Action.remint_elsewhere: "re-mint: minted in another Stripe account/mode",
+    Action.reactivate: "re-mint cancelled row",
+    Action.relink: "update parent/order",
+    Action.verify: "verify at Stripe",
+    Action.up_to_date: "already there",
+    Action.retire: "retire",
+}
+
+MINT_ACTIONS = (
+    Action.reserve_and_mint,
+    Action.mint,
+    Action.remint_amount,
+    Action.remint_elsewhere,
+    Action.reactivate,
+)
+# Statuses whose money is at Stripe (or was): the backfill never touches their link.
+SETTLED_STATUSES = frozenset({"processing", "paid", "refund_due", "refunded"})
+
+
+class SkipReason(enum.StrEnum):
+    no_parent = "no_parent"
+    non_positive_product_amount = "non_positive_product_amount"
+    non_positive_order_amount = "non_positive_order_amount"
+    amount_above_stripe_maximum = "amount_above_stripe_maximum"
+    order_for_unknown_player_or_product = "order_for_unknown_player_or_product"
+    player_withdrawn = "player_withdrawn"
+    duplicate_pending_order = "duplicate_pending_order"
+    new_order_on_settled_row = "new_order_on_settled_row"
+
+    @property
+    def label(self) -> str:
+        return _SKIP_LABELS[self]
+
+
+_SKIP_LABELS = {
+    SkipReason.no_parent: "no parent on file",
+    SkipReason.non_positive_product_amount: "product has a non-positive amount",
+    SkipReason.non_positive_order_amount: "order has a non-positive amount; nothing billed for this player and product until it is fixed",
+    SkipReason.amount_above_stripe_maximum: f"amount above Stripe's maximum ({STRIPE_MAX_AMOUNT:,} minor units)",
+    SkipReason.order_for_unknown_player_or_product: "order refers to a player or product of another tenant or none",
+    SkipReason.player_withdrawn: "player is withdrawn",
+    SkipReason.duplicate_pending_order: "duplicate pending order for this player and product; the first is billed",
+    SkipReason.new_order_on_settled_row: "this player and product's row is already paid (or in flight); the new order needs handling by hand",
+}
 
 
 @dataclass(frozen=True)
 class Item:
-    """One bill: a player owes `amount_cents` for a product (through an order, or by default)."""
+    """One bill: a parent owes `amount_cents` for a player and product (an order, or by default)."""
 
     player_id: int
     parent_id: int
@@ -44,10 +107,19 @@ class Item:
 class Skip:
     """A row of the club's data that could not become an item, and why (named by its ids)."""
 
-    reason: str
+    reason: SkipReason
     player_id: int | None = None
     product_id: int | None = None
     order_id: int | None = None
+    detail: str = ""  # the figures behind the reason, e.g. the amount
+
+
+@dataclass(frozen=True)
+class StripeWhere:
+    """The Stripe account and mode this run acts in (see `StripeGateway.context`)."""
+
+    account: str
+    livemode: bool
 
 
 @dataclass(frozen=True)
@@ -55,7 +127,11 @@ class Step:
     action: Action
     item: Item | None
     row: Mapping[str, Any] | None = None  # the existing payment_links row, if any
-    reason: str = ""
+    # After the link is in place, the row takes the item's parent, order and description.
+    relink: bool = False
+    # A reservation older than Stripe's idempotency memory: look for its link before minting.
+    stale_reservation: bool = False
+    note: str = ""
 
     @property
     def row_id(self) -> int | None:
@@ -67,7 +143,7 @@ class Plan:
     items: tuple[Item, ...]
     steps: tuple[Step, ...]
     skipped: tuple[Skip, ...]
-    tiers_needed: frozenset[tuple[int, int]] = field(default_factory=frozenset)
+    tiers_needed: frozenset[tuple[int, int]] = field(default_factory=frozenset)  # (product, amount)
 
     def steps_for(self, *actions: Action) -> list[Step]:
         return [step for step in self.steps if step.action in actions]
@@ -76,11 +152,24 @@ class Plan:
     def to_mint(self) -> list[Step]:
         return self.steps_for(*MINT_ACTIONS)
 
-    def counts(self) -> dict[str, int]:
-        counts = {action.value: 0 for action in Action}
+    @property
+    def to_relink(self) -> list[Step]:
+        """Steps whose row follows a new parent/order once its link is in place."""
+        return [step for step in self.steps if step.relink]
+
+    def counts(self) -> dict[Action, int]:
+        counts = dict.fromkeys(Action, 0)
         for step in self.steps:
-            counts[step.action.value] += 1
+            counts[step.action] += 1
         return counts
+
+    @property
+    def amount_owed_cents(self) -> int:
+        return sum(item.amount_cents for item in self.items)
+
+
+def _player_name(player: Mapping[str, Any]) -> str:
+    return f"{player['first_name']} {player['last_name']}"
 
 
 def plan_items(
@@ -94,9 +183,6 @@ def plan_items(
     items: dict[tuple[int, int], Item] = {}
     skipped: list[Skip] = []
 
-    def player_name(player: Mapping[str, Any]) -> str:
-        return f"{player['first_name']} {player['last_name']}"
-
     for player in players_by_id.values():
         if player["status"] != "signed":
             continue
@@ -104,34 +190,24 @@ def plan_items(
             if not (product["bill_signed_players"] and product["active"]):
                 continue
             player_id, product_id = int(player["player_id"]), int(product["product_id"])
+            amount = int(product["amount_cents"])
+            ids = dict(player_id=player_id, product_id=product_id)
             if player["parent_id"] is None:
-                skipped.append(
-                    Skip(
-                        f"player {player_name(player)} has no parent on file",
-                        player_id=player_id,
-                        product_id=product_id,
-                    )
+                skipped.append(Skip(SkipReason.no_parent, **ids, detail=_player_name(player)))
+            elif amount <= 0:
+                skipped.append(Skip(SkipReason.non_positive_product_amount, **ids, detail=f"{amount}"))
+            elif amount > STRIPE_MAX_AMOUNT:
+                skipped.append(Skip(SkipReason.amount_above_stripe_maximum, **ids, detail=f"{amount}"))
+            else:
+                items[(player_id, product_id)] = Item(
+                    player_id=player_id,
+                    parent_id=int(player["parent_id"]),
+                    product_id=product_id,
+                    order_id=None,
+                    description=str(product["name"]),
+                    amount_cents=amount,
+                    player_name=_player_name(player),
                 )
-                continue
-            if int(product["amount_cents"]) <= 0:
-                skipped.append(
-                    Skip(
-                        f"product {product['name']!r} has a non-positive amount "
-                        f"({product['amount_cents']} cents)",
-                        player_id=player_id,
-                        product_id=product_id,
-                    )
-                )
-                continue
-            items[(player_id, product_id)] = Item(
-                player_id=player_id,
-                parent_id=int(player["parent_id"]),
-                product_id=product_id,
-                order_id=None,
-                description=str(product["name"]),
-                amount_cents=int(product["amount_cents"]),
-                player_name=player_name(player),
-            )
 
     order_for: dict[tuple[int, int], int] = {}
     for order in sorted(pending_orders, key=lambda o: int(o["order_id"])):
@@ -141,62 +217,30 @@ def plan_items(
             int(order["product_id"]),
         )
         key = (player_id, product_id)
+        ids = dict(player_id=player_id, product_id=product_id, order_id=order_id)
         player = players_by_id.get(player_id)
         product = products_by_id.get(product_id)
         if player is None or product is None:
-            skipped.append(
-                Skip(
-                    "order refers to a player or product of another tenant or none",
-                    player_id=player_id,
-                    product_id=product_id,
-                    order_id=order_id,
-                )
-            )
+            skipped.append(Skip(SkipReason.order_for_unknown_player_or_product, **ids))
             continue
         if player["status"] == "withdrawn":
-            skipped.append(
-                Skip(
-                    f"player {player_name(player)} is withdrawn",
-                    player_id=player_id,
-                    product_id=product_id,
-                    order_id=order_id,
-                )
-            )
+            skipped.append(Skip(SkipReason.player_withdrawn, **ids, detail=_player_name(player)))
             continue
         if key in order_for:
-            skipped.append(
-                Skip(
-                    f"duplicate pending order for this player and product; "
-                    f"order {order_for[key]} is billed, this one is not",
-                    player_id=player_id,
-                    product_id=product_id,
-                    order_id=order_id,
-                )
-            )
+            skipped.append(Skip(SkipReason.duplicate_pending_order, **ids, detail=f"order {order_for[key]} billed"))
             continue
         parent_id = order["parent_id"] if order["parent_id"] is not None else player["parent_id"]
+        amount = int(order["amount_cents"])
         if parent_id is None:
-            skipped.append(
-                Skip(
-                    f"player {player_name(player)} has no parent on file",
-                    player_id=player_id,
-                    product_id=product_id,
-                    order_id=order_id,
-                )
-            )
+            skipped.append(Skip(SkipReason.no_parent, **ids, detail=_player_name(player)))
             continue
-        if int(order["amount_cents"]) <= 0:
+        if amount <= 0 or amount > STRIPE_MAX_AMOUNT:
             # The club's data contradicts itself; bill nothing for this pair until someone fixes it.
             items.pop(key, None)
-            skipped.append(
-                Skip(
-                    f"order has a non-positive amount ({order['amount_cents']} cents); "
-                    f"nothing billed for this player and product until it is fixed",
-                    player_id=player_id,
-                    product_id=product_id,
-                    order_id=order_id,
-                )
+            reason = (
+                SkipReason.non_positive_order_amount if amount <= 0 else SkipReason.amount_above_stripe_maximum
             )
+            skipped.append(Skip(reason, **ids, detail=f"{amount}"))
             continue
         order_for[key] = order_id
         items[key] = Item(
@@ -205,8 +249,8 @@ def plan_items(
             product_id=product_id,
             order_id=order_id,
             description=str(product["name"]),
-            amount_cents=int(order["amount_cents"]),
-            player_name=player_name(player),
+            amount_cents=amount,
+            player_name=_player_name(player),
         )
     return sorted(items.values(), key=lambda i: (i.player_id, i.product_id)), skipped
 
@@ -217,58 +261,109 @@ def plan_backfill(
     pending_orders: Iterable[Mapping[str, Any]],
     existing_rows: Iterable[Mapping[str, Any]],
     existing_tiers: Iterable[tuple[int, int]] = (),
+    where: StripeWhere | None = None,
+    now: datetime | None = None,
 ) -> Plan:
-    """Compare what is owed with the rows paylinks already keeps and decide each step."""
+    """Compare what is owed with the rows paylinks already keeps and decide each step.
+
+    `where` is the Stripe account and mode of this run: a row minted elsewhere is re-minted.
+    `existing_tiers` are the (product, amount) pairs with a price in that account and mode.
+    """
     items, skipped = plan_items(players, products, pending_orders)
     rows = {(int(r["player_id"]), int(r["product_id"])): r for r in existing_rows}
     steps: list[Step] = []
     for item in items:
         row = rows.pop((item.player_id, item.product_id), None)
-        steps.append(_step_for(item, row, skipped))
+        steps.append(_step_for(item, row, skipped, where, now))
     for row in rows.values():
         if row["status"] == "pending":
-            steps.append(Step(Action.retire, None, row, reason="no pending bill for this player and product"))
-    known_tiers = set(existing_tiers)
+            steps.append(Step(Action.retire, None, row, note="no pending bill for this player and product"))
     tiers_needed = (
         frozenset(
             (s.item.product_id, s.item.amount_cents)
             for s in steps
             if s.item is not None and s.action in MINT_ACTIONS
         )
-        - known_tiers
+        - set(existing_tiers)
     )
     return Plan(items=tuple(items), steps=tuple(steps), skipped=tuple(skipped), tiers_needed=tiers_needed)
 
 
-def _step_for(item: Item, row: Mapping[str, Any] | None, skipped: list[Skip]) -> Step:
+def _follows(item: Item, row: Mapping[str, Any]) -> bool:
+    """Whether the row already names the item's parent, order and description."""
+    return (
+        row["parent_id"] == item.parent_id
+        and row["order_id"] == item.order_id
+        and row["description"] == item.description
+    )
+
+
+def _minted_elsewhere(row: Mapping[str, Any], where: StripeWhere | None) -> bool:
+    if where is None or row.get("stripe_account") is None:
+        return False
+    return row["stripe_account"] != where.account or bool(row.get("livemode")) != where.livemode
+
+
+def _step_for(
+    item: Item,
+    row: Mapping[str, Any] | None,
+    skipped: list[Skip],
+    where: StripeWhere | None,
+    now: datetime | None,
+) -> Step:
     if row is None:
         return Step(Action.reserve_and_mint, item)
-    status = row["status"]
-    if status == "paid":
-        # A paid link is never touched. A new bill for the same player and product cannot get a
-        # second row (one per player and product), so it is reported for a person to handle.
+    status = str(getattr(row["status"], "value", row["status"]))
+    if status in SETTLED_STATUSES:
+        # Money is (or was) at Stripe for this row: its link is never touched. A new bill for
+        # the same player and product cannot get a second row, so it is reported for a person.
         if item.order_id is not None and item.order_id != row["order_id"]:
             skipped.append(
                 Skip(
-                    f"payment link row {row['id']} for this player and product is already "
-                    f"paid; this new order needs handling by hand",
+                    SkipReason.new_order_on_settled_row,
                     player_id=item.player_id,
                     product_id=item.product_id,
                     order_id=item.order_id,
+                    detail=f"row {row['id']} is {status}",
                 )
             )
-        return Step(Action.up_to_date, item, row, reason="paid")
+        return Step(Action.up_to_date, item, row, note=status)
     if status == "cancelled":
         return Step(Action.reactivate, item, row)
-    if int(row["amount_cents"]) != item.amount_cents:
-        if row["stripe_payment_link_id"] is None:
-            return Step(Action.mint, item, row, reason="reserved, amount changed before minting")
+    relink = not _follows(item, row)
+    if row["stripe_payment_link_id"] is None:
+        if int(row["amount_cents"]) != item.amount_cents:
+            # Never minted at this amount: a new version, so no earlier attempt's key replays.
+            return Step(Action.remint_amount, item, row, note="reserved, amount changed before minting")
+        stale = _is_stale(row, now)
+        # The mint replays the reservation as it was (same idempotency key, same parameters);
+        # a new parent or order is applied to the row and the link afterwards.
+        return Step(Action.mint, item, row, relink=relink, stale_reservation=stale)
+    if _minted_elsewhere(row, where):
         return Step(
-            Action.remint,
+            Action.remint_elsewhere,
             item,
             row,
-            reason=f"amount changed from {row['amount_cents']} to {item.amount_cents} cents",
+            note=f"minted in {row['stripe_account']} ({'live' if row.get('livemode') else 'test'} mode)",
         )
-    if row["stripe_payment_link_id"] is None:
-        return Step(Action.mint, item, row, reason="reserved by an earlier run, not minted yet")
+    if int(row["amount_cents"]) != item.amount_cents:
+        return Step(
+            Action.remint_amount,
+            item,
+            row,
+            note=f"amount changed from {row['amount_cents']} to {item.amount_cents}",
+        )
+    if where is not None and row.get("stripe_account") is None:
+        return Step(Action.verify, item, row, relink=relink, note="minted before the account was recorded")
+    if relink:
+        return Step(Action.relink, item, row, relink=True)
     return Step(Action.up_to_date, item, row)
+
+
+def _is_stale(row: Mapping[str, Any], now: datetime | None) -> bool:
+    reserved_at = row.get("reserved_at")
+    if now is None or reserved_at is None:
+        return False
+    if reserved_at.tzinfo is None:  # SQLite hands back naive UTC
+        reserved_at = reserved_at.replace(tzinfo=now.tzinfo)
+    return now - reserved_at > STALE_RESERVATION

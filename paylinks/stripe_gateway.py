@@ -157,6 +157,11 @@ class StripeGateway:
         # Full jitter keeps many concurrent retries from hitting Stripe in lockstep.
         return self._random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
+    @property
+    def api_key(self) -> str:
+        """The key in use (for fingerprinting; never log it)."""
+        return _api_key(self.settings)
+
     def context(self) -> StripeContext:
         """The account and mode this gateway's key acts in (one request, then remembered)."""
         if self._context is None:
@@ -179,10 +184,10 @@ class StripeGateway:
         )
         return product.id
 
-    def find_prices(self, lookup_keys: Iterable[str]) -> dict[str, str]:
-        """Active prices by lookup key → price id, asking Stripe ten keys at a time."""
+    def find_prices(self, lookup_keys: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Active prices by lookup key → (price id, product id), asking Stripe ten keys at a time."""
         keys = sorted(set(lookup_keys))
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, str]] = {}
         for start in range(0, len(keys), LOOKUP_KEYS_PER_REQUEST):
             chunk = keys[start : start + LOOKUP_KEYS_PER_REQUEST]
             page = self.call(
@@ -192,7 +197,8 @@ class StripeGateway:
                 ),
             )
             for price in page.data:
-                found[price.lookup_key] = price.id
+                product = price.product if isinstance(price.product, str) else price.product.id
+                found[price.lookup_key] = (price.id, product)
         return found
 
     def create_price(
@@ -327,6 +333,11 @@ def _api_key(settings: Settings) -> str:
         "Secret block holding it in PAYLINKS_STRIPE_API_KEY_BLOCK), or set PAYLINKS_STRIPE_API_BASE "
         "to a local emulator's URL (`paylinks stripe-emulator`)."
     )
+
+
+def has_stripe_key(settings: Settings) -> bool:
+    """Whether calls can be made: a key, a Secret block's key, or an emulator."""
+    return settings.stripe_api_key is not None or settings.uses_stripe_emulator
 
 
 def check_stripe_settings(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""Prefect tasks of the backfill: extract → plan → ensure tiers → retire → reserve → mint → load.
+"""Prefect tasks of the backfill: find the account → extract → plan → ensure tiers → retire →
+reserve → mint → load → relink.
 
 Each task is a thin, verb-named wrapper over `paylinks.backfill`; only the ones calling Stripe
 retry, and only on transient failures.
@@ -11,52 +12,67 @@ from prefect.cache_policies import NO_CACHE
 
 from paylinks import backfill
 from paylinks.backfill import BillingRows, MintJob, MintResult, RetireOutcome
-from paylinks.planning import Plan, Step
-from tasks.prefect_support import retry_if_transient
+from paylinks.planning import Plan, Step, StripeWhere
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import StripeGateway
+from paylinks.stripe_gateway import StripeGateway, has_stripe_key
 from paylinks.tenants import Tenant
+from tasks.prefect_support import retry_if_transient
 
 STRIPE_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
 
 
+@task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
+def find_stripe_account(settings: Settings, required: bool) -> StripeWhere | None:
+    """The Stripe account and mode the key acts in (remembered; asked of Stripe once per key).
+    A dry run without any key configured plans without it."""
+    if not required and not has_stripe_key(settings):
+        return None
+    return backfill.stripe_where(engine_for(settings.database_url), StripeGateway(settings), settings)
+
+
 @task(cache_policy=NO_CACHE, task_run_name="extract-billing-rows-{tenant.slug}")
-def extract_billing_rows(settings: Settings, tenant: Tenant) -> BillingRows:
-    """Signed players, products, pending orders and existing rows, in one snapshot."""
-    return backfill.extract_billing_rows(engine_for(settings.database_url), tenant)
+def extract_billing_rows(settings: Settings, tenant: Tenant, where: StripeWhere | None) -> BillingRows:
+    """Signed players, products, pending orders, existing rows and this account's price tiers."""
+    return backfill.extract_billing_rows(engine_for(settings.database_url), tenant, where)
 
 
 @task(cache_policy=NO_CACHE)
-def plan_payment_links(rows: BillingRows) -> Plan:
+def plan_payment_links(rows: BillingRows, where: StripeWhere | None) -> Plan:
     """Decide each item's step (pure: the dry run and the real run plan the same)."""
-    return backfill.plan(rows)
+    return backfill.plan(rows, where)
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
 def ensure_price_tiers(
-    settings: Settings, tenant: Tenant, plan: Plan, rows: BillingRows
+    settings: Settings, tenant: Tenant, where: StripeWhere, plan: Plan, rows: BillingRows
 ) -> dict[tuple[int, int], str]:
     """Find or create the Stripe Price of every (product, amount) about to be minted."""
     return backfill.ensure_price_tiers(
-        engine_for(settings.database_url), StripeGateway(settings), tenant, plan, rows
+        engine_for(settings.database_url), StripeGateway(settings), tenant, where, plan, rows
     )
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
-def retire_stale_links(settings: Settings, tenant: Tenant, steps: list[Step]) -> RetireOutcome:
-    """Deactivate links whose bill went away or changed amount."""
+def retire_stale_links(
+    settings: Settings, tenant: Tenant, where: StripeWhere, steps: list[Step]
+) -> RetireOutcome:
+    """Deactivate links whose bill went away or changed; let go of links minted elsewhere."""
     return backfill.retire_stale_links(
-        engine_for(settings.database_url), StripeGateway(settings), tenant, steps
+        engine_for(settings.database_url), StripeGateway(settings), tenant, where, steps
     )
 
 
 @task(cache_policy=NO_CACHE)
 def reserve_payment_links(
-    settings: Settings, tenant: Tenant, steps: list[Step], tiers: dict[tuple[int, int], str]
+    settings: Settings,
+    tenant: Tenant,
+    where: StripeWhere,
+    steps: list[Step],
+    tiers: dict[tuple[int, int], str],
 ) -> list[MintJob]:
     """Commit a row for every link before it is minted (crash safety)."""
-    return backfill.reserve_payment_links(engine_for(settings.database_url), tenant, steps, tiers)
+    return backfill.reserve_payment_links(engine_for(settings.database_url), tenant, where, steps, tiers)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="mint-payment-links-batch-{batch_number}", **STRIPE_RETRIES)
@@ -70,3 +86,9 @@ def mint_payment_links(settings: Settings, jobs: list[MintJob], batch_number: in
 def load_payment_links(settings: Settings, results: list[MintResult], batch_number: int) -> int:
     """Store each minted link's id and url in its row."""
     return backfill.load_payment_links(engine_for(settings.database_url), results)
+
+
+@task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
+def relink_payment_links(settings: Settings, tenant: Tenant, steps: list[Step]) -> list[int]:
+    """Rows (and their links' metadata) follow their bill's new parent, order or description."""
+    return backfill.relink_rows(engine_for(settings.database_url), StripeGateway(settings), tenant, steps)

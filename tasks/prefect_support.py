@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from paylinks.errors import ConfigurationError
 from paylinks.mail import MailDeliveryError
+from paylinks.present import Table
 from paylinks.settings import Settings, load_settings
 from paylinks.stripe_gateway import is_transient
 
@@ -92,6 +93,17 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 def artifact_key(*parts: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
+
+
+def publish_tables(subject: str, tenant: str, tables: Sequence[Table]) -> None:
+    """A run's report as artifacts: its first table (the summary) as a table artifact, and
+    every table on one markdown page, keyed `<subject>-<tenant>-summary` / `-details`."""
+    if not tables:
+        return
+    summary, *_ = tables
+    publish_table(artifact_key(subject, tenant, "summary"), summary.records(), description=summary.title)
+    page = "\n\n".join(f"## {t.title}\n{t.markdown()}" for t in tables)
+    publish_markdown(artifact_key(subject, tenant, "details"), page, description=f"{summary.title}: details")
 
 
 def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:

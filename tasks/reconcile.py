@@ -1,11 +1,12 @@
-"""Prefect tasks of reconcile: read the cursor, ask Stripe what was paid, mark it."""
+"""Prefect tasks of reconcile: read the cursor, ask Stripe what happened, apply it, replace
+links spent by failed slow payments."""
 
 from __future__ import annotations
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks import reconcile
+from paylinks import backfill, reconcile
 from paylinks.reconcile import ReconcileReport, StripeNews
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
@@ -20,15 +21,24 @@ def read_reconcile_cursor(settings: Settings, tenant: Tenant) -> int | None:
     return reconcile.read_cursor(engine_for(settings.database_url), tenant)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="fetch-paid-sessions-{tenant.slug}", **STRIPE_RETRIES)
-def fetch_paid_sessions(settings: Settings, tenant: Tenant, cursor: int | None) -> StripeNews:
-    """Completed checkout sessions on payment links since the cursor (events, or a full scan)."""
+@task(cache_policy=NO_CACHE, task_run_name="fetch-stripe-news-{tenant.slug}", **STRIPE_RETRIES)
+def fetch_stripe_news(settings: Settings, tenant: Tenant, cursor: int | None) -> StripeNews:
+    """Events since the cursor (sessions, slow payments, refunds, disputes), or a session scan."""
     return reconcile.fetch_stripe_news(
         engine_for(settings.database_url), StripeGateway(settings), tenant, cursor
     )
 
 
-@task(cache_policy=NO_CACHE, task_run_name="mark-payments-{tenant.slug}")
-def mark_payments(settings: Settings, tenant: Tenant, news: StripeNews) -> ReconcileReport:
-    """Mark rows and their orders paid (one transaction per batch), then move the cursor."""
-    return reconcile.apply_news(engine_for(settings.database_url), tenant, news)
+@task(cache_policy=NO_CACHE, task_run_name="apply-stripe-news-{tenant.slug}")
+def apply_stripe_news(settings: Settings, tenant: Tenant, news: StripeNews) -> ReconcileReport:
+    """Apply each event once (the webhook receiver's code), then move the cursor."""
+    return reconcile.apply_stripe_news(engine_for(settings.database_url), tenant, news)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="replace-spent-links-{tenant.slug}", **STRIPE_RETRIES)
+def replace_spent_links(settings: Settings, tenant: Tenant, row_ids: list[int]) -> tuple[list[int], list]:
+    """Fresh links for rows whose slow payment failed (the spent link can never take payment)."""
+    engine = engine_for(settings.database_url)
+    gateway = StripeGateway(settings)
+    where = backfill.stripe_where(engine, gateway, settings)
+    return backfill.mint_replacements(engine, gateway, tenant, where, row_ids)

@@ -8,6 +8,8 @@ import sqlalchemy as sa
 
 from flows.backfill_payment_links import backfill_payment_links
 from paylinks.db import payment_links, price_tiers, products
+from paylinks.planning import Action, SkipReason
+from paylinks.present import backfill_tables
 
 TABLES = ("payment_links", "price_tiers", "products", "orders", "players", "email_log")
 
@@ -46,19 +48,24 @@ def test_dry_run_lists_every_item_and_changes_nothing(settings, engine, emulator
             .scalars()
             .all()
         )
-    steps = hoops.step_rows()
-    assert all(step["action"] == "reserve and mint" for step in steps)
-    dues_players = {s["player"] for s in steps if s["product"] == "Season dues"}
+    steps = hoops.plan.steps
+    assert all(step.action is Action.reserve_and_mint for step in steps)
+    dues_players = {s.item.player_id for s in steps if s.item.description == "Season dues"}
     assert dues_players == set(signed_with_parent)
     # The scholarship order's custom amount is billed, and needs a new price tier.
-    scholarship = [s for s in steps if s["product"] == "Season dues" and s["order"] is not None]
-    assert len(scholarship) == 1 and scholarship[0]["amount_cents"] == 20000
+    scholarship = [s.item for s in steps if s.item.description == "Season dues" and s.item.order_id]
+    assert len(scholarship) == 1 and scholarship[0].amount_cents == 20000
     assert any(amount == 20000 for _, amount in hoops.plan.tiers_needed)
-    reasons = " | ".join(s["reason"] for s in hoops.skipped_rows())
-    assert "Sam Unassigned has no parent" in reasons
-    assert "duplicate pending order" in reasons
-    assert "non-positive amount" in reasons
-    assert hoops.summary()["links to mint"] == len(hoops.plan.items)
+    reasons = {(s.reason, s.detail) for s in hoops.plan.skipped}
+    assert (SkipReason.no_parent, "Sam Unassigned") in reasons
+    assert SkipReason.duplicate_pending_order in {reason for reason, _ in reasons}
+    assert SkipReason.non_positive_order_amount in {reason for reason, _ in reasons}
+    assert len(hoops.plan.to_mint) == len(hoops.plan.items)
+    # What a person reads: the dry run's table names each step and each skip in words.
+    summary, steps_table, skipped_table, _ = backfill_tables(hoops)
+    assert ("links to mint", str(len(hoops.plan.items))) in summary.rows
+    assert {row[0] for row in steps_table.rows} == {"reserve and mint"}
+    assert any("no parent on file (Sam Unassigned)" in row[3] for row in skipped_table.rows)
 
 
 def test_commit_mints_one_link_per_item_then_nothing_more(
@@ -90,7 +97,7 @@ def test_commit_mints_one_link_per_item_then_nothing_more(
     second = backfill_payment_links(commit=True)
     assert emulator.emulator.counts() == objects_after_first
     assert table_counts(engine) == counts_after_first
-    assert all(r.loaded == 0 and r.summary()["rows already there"] == len(r.plan.items) for r in second)
+    assert all(r.loaded == 0 and r.plan.counts()[Action.up_to_date] == len(r.plan.items) for r in second)
 
 
 def test_price_tiers_one_per_product_and_amount(settings, engine, emulator, demo_club, stripe_client):
@@ -138,8 +145,9 @@ def test_every_task_run_is_recorded_and_the_summary_artifact_exists(settings, de
     flow_run_id = state.state_details.flow_run_id
     report = state.result()[0]
     batches = -(-len(report.plan.to_mint) // settings.stripe_mint_batch_size)
-    # check, find tenants, extract, plan, tiers, retire, reserve, (mint + load) per batch, summary
-    expected = 7 + 2 * batches + 1
+    # check, find tenants, find the Stripe account, extract, plan, tiers, retire, reserve,
+    # (mint + load) per batch, summary
+    expected = 8 + 2 * batches + 1
 
     async def recorded() -> tuple[int, list[str]]:
         async with get_client() as client:

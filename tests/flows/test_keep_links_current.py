@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from flows.backfill_payment_links import backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
+from paylinks.planning import Action
 from paylinks.db import orders, players
 from tests.flows.conftest import TENANT, rows
 
@@ -51,11 +52,11 @@ def test_cancelled_withdrawn_and_changed_bills_are_retired_or_reminted(
         )
 
     (dry,) = backfill_payment_links(tenant=TENANT, commit=False)
-    dry_actions = {(s["row"], s["action"]) for s in dry.step_rows()}
-    assert (cancelled_row["id"], "retire") in dry_actions
-    assert (changed_row["id"], "re-mint at new amount") in dry_actions
-    assert all((r["id"], "retire") in dry_actions for r in withdrawn_rows)
-    assert (paid_row["id"], "retire") not in dry_actions
+    dry_actions = {(s.row_id, s.action) for s in dry.plan.steps}
+    assert (cancelled_row["id"], Action.retire) in dry_actions
+    assert (changed_row["id"], Action.remint_amount) in dry_actions
+    assert all((r["id"], Action.retire) in dry_actions for r in withdrawn_rows)
+    assert (paid_row["id"], Action.retire) not in dry_actions
 
     backfill_payment_links(tenant=TENANT, commit=True)
 

@@ -3,7 +3,8 @@
 - payment_links: the statuses processing, refund_due and refunded; the Stripe account and
   mode a link was minted in; when its mint was reserved; how a paid bill was paid.
 - price_tiers: keyed by currency, account and mode as well.
-- payments: the ledger of every payment Stripe reported; stripe_events: events applied, by id.
+- payments: the ledger of every payment Stripe reported; stripe_events: events applied, by id;
+  stripe_key_accounts: the account and mode an API key acts in, by the key's hash.
 - email_log: the transport is part of a blast's claim, and a claim has a time (its lease).
 - blasts: a blast run without a key resumes the tenant's unfinished one.
 
@@ -58,6 +59,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("currency", sa.String(length=3), server_default="usd", nullable=False))
         batch.add_column(sa.Column("stripe_account", sa.String(length=255), server_default="", nullable=False))
         batch.add_column(sa.Column("livemode", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch.add_column(sa.Column("stripe_product_id", sa.String(length=255), nullable=True))
         batch.drop_constraint("uq_price_tiers_product_amount", type_="unique")
         batch.create_unique_constraint(
             "uq_price_tiers_product_amount_account",
@@ -114,6 +116,38 @@ def upgrade() -> None:
     op.create_index(op.f("ix_payments_payment_intent_id"), "payments", ["payment_intent_id"])
 
     op.create_table(
+        "minted_links",
+        sa.Column("stripe_payment_link_id", sa.String(length=255), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.Column("payment_link_row_id", sa.Integer(), nullable=False),
+        sa.Column("mint_version", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["payment_link_row_id"],
+            ["payment_links.id"],
+            name=op.f("fk_minted_links_payment_link_row_id_payment_links"),
+        ),
+        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_minted_links_tenant_id_tenants")),
+        sa.PrimaryKeyConstraint("stripe_payment_link_id", name=op.f("pk_minted_links")),
+    )
+    op.create_index(op.f("ix_minted_links_payment_link_row_id"), "minted_links", ["payment_link_row_id"])
+    # Links minted before this migration: each row's current link.
+    op.execute(
+        "INSERT INTO minted_links (stripe_payment_link_id, tenant_id, payment_link_row_id, mint_version) "
+        "SELECT stripe_payment_link_id, tenant_id, id, mint_version FROM payment_links "
+        "WHERE stripe_payment_link_id IS NOT NULL"
+    )
+
+    op.create_table(
+        "stripe_key_accounts",
+        sa.Column("key_sha256", sa.String(length=64), nullable=False),
+        sa.Column("stripe_account", sa.String(length=255), nullable=False),
+        sa.Column("livemode", sa.Boolean(), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
+        sa.PrimaryKeyConstraint("key_sha256", name=op.f("pk_stripe_key_accounts")),
+    )
+
+    op.create_table(
         "stripe_events",
         sa.Column("event_id", sa.String(length=255), nullable=False),
         sa.Column("stripe_account", sa.String(length=255), nullable=True),
@@ -143,6 +177,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("blasts")
     op.drop_table("stripe_events")
+    op.drop_table("stripe_key_accounts")
+    op.drop_table("minted_links")
     op.drop_table("payments")
     bind = op.get_bind()
     for enum_name in ("blast_status", "payment_status"):
@@ -163,6 +199,7 @@ def downgrade() -> None:
     with op.batch_alter_table("price_tiers") as batch:
         batch.drop_constraint("uq_price_tiers_product_amount_account", type_="unique")
         batch.create_unique_constraint("uq_price_tiers_product_amount", ["product_id", "amount_cents"])
+        batch.drop_column("stripe_product_id")
         batch.drop_column("livemode")
         batch.drop_column("stripe_account")
         batch.drop_column("currency")
