@@ -332,26 +332,32 @@ def resend(
 
 
 def describe_resend(report: Any, currency: str) -> str:
-    """The resend's report in words: what was sent, to whom, and when."""
+    """The resend's report in words: what was sent, to whom, and when (one clause per parent)."""
     from datetime import UTC, datetime
 
-    outcome = str(getattr(report.outcome, "value", report.outcome))
-    email = report.email
+    from paylinks.emailing import ResendOutcome
+
     at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    if outcome == "sent" and email is not None:
-        count = email.item_count
-        return (
-            f"Sent {count} open item{'s' if count != 1 else ''} ({format_money(email.total_cents, currency)} in all) "
-            f"to {report.recipient} at {at}."
-        )
-    if outcome == "nothing owed":
+    if report.nothing_owed:
         return "Nothing sent: nothing is owed for this player right now."
-    if outcome.startswith("unreachable"):
-        return "Nothing sent: the parent has no email on file. Use “Send to another address”."
-    if outcome == "failed":
-        error = getattr(getattr(report, "sent", None), "error", None)
-        return f"Not sent to {report.recipient}: {error or 'the mail server refused it'}."
-    return f"{outcome.capitalize()}."
+    clauses = []
+    for parent in report.parents:
+        count = parent.email.item_count
+        items = f"{count} open item{'s' if count != 1 else ''} ({format_money(parent.email.total_cents, currency)} in all)"
+        if parent.outcome is ResendOutcome.sent:
+            clauses.append(f"Sent {items} to {parent.recipient}")
+        elif parent.outcome is ResendOutcome.unreachable:
+            clauses.append(f"Nothing sent to {parent.parent_name}: no email on file (use “Send to another address”)")
+        elif parent.outcome is ResendOutcome.failed:
+            clauses.append(f"Not sent to {parent.recipient}: {parent.error or 'the mail server refused it'}")
+        else:
+            clauses.append(f"{parent.outcome.value.capitalize()}: {items} for {parent.parent_name}")
+    sentence = "; ".join(clauses) + f" at {at}."
+    if report.held_back:
+        sentence += f" {len(report.held_back)} item(s) held back: " + "; ".join(
+            f"{item.description} ({item.reason.value})" for item in report.held_back
+        ) + "."
+    return sentence
 
 
 # -- the admin's page ------------------------------------------------------------------------
@@ -431,11 +437,11 @@ def mark_paid_offline(
     from paylinks import offline_payments
     from paylinks.stripe_gateway import StripeGateway
 
-    access.require_admin()
     office = office_of(request)
     player_id = offline_payments.row_player(office.engine, access.tenant, row_id)
     if player_id is None:
-        raise HTTPException(404, NOT_FOUND)
+        raise HTTPException(404, NOT_FOUND)  # another tenant's row: 404 whatever the role
+    access.require_admin()
     try:
         method = PaidMethod(field(form, "method"))
     except ValueError:

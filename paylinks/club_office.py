@@ -23,6 +23,13 @@ from paylinks.tenants import Tenant
 SEARCH_LIMIT = 50
 
 
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A timestamp from a text query: SQLite hands these back as ISO strings."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
 def _full_name(first: str | None, last: str | None) -> str | None:
     return f"{first} {last}" if first is not None else None
 
@@ -150,7 +157,7 @@ def player_card(connection: Connection, tenant: Tenant, player_id: int, email_li
                 status=PaymentLinkStatus(r["status"]),
                 url=r["url"],
                 parent_id=r["parent_id"],
-                paid_at=r["paid_at"],
+                paid_at=_moment(r["paid_at"]),
                 paid_method=PaidMethod(r["paid_method"]) if r["paid_method"] else None,
                 paid_by=r["paid_by"],
                 paid_note=r["paid_note"],
@@ -163,7 +170,7 @@ def player_card(connection: Connection, tenant: Tenant, player_id: int, email_li
         )
         emails = [
             EmailHistoryEntry(
-                at=r["sent_at"] or r["created_at"],
+                at=_moment(r["sent_at"] or r["created_at"]),
                 email_type=EmailType(r["email_type"]),
                 recipient=r["recipient"],
                 subject=r["subject"],
@@ -327,7 +334,7 @@ def refunds_due(connection: Connection, tenant: Tenant) -> list[RefundDue]:
             refunded_cents=int(r["refunded_cents"] or 0),
             currency=r["currency"],
             reason=r["refund_due_reason"],
-            paid_at=r["paid_at"],
+            paid_at=_moment(r["paid_at"]),
             description=r["description"],
             player_id=r["player_id"],
             player_name=_full_name(r["player_first_name"], r["player_last_name"]),
