@@ -1,13 +1,14 @@
 """outstanding-balance-email: one branded email per parent with everything they owe.
 
-extract balances → render every email → then one of: preview (nothing sent), a test send of
-the fullest email to `test_email` only, or (`send`) one email per parent, each its own task run,
-each logged in email_log under the blast key so a rerun never mails anyone twice.
+read the Stripe context → extract balances (checked against the club's data now, only links
+minted in this Stripe account and mode) → render every email → then one of: preview (nothing
+sent), a test send of the fullest email to `test_email` only (its buttons take no payment), or
+(`send`) one email per parent, each its own task run, each claimed in email_log under the
+blast's key and transport so neither a rerun nor a blast racing it mails anyone twice.
 """
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from prefect import flow, get_run_logger
@@ -15,20 +16,25 @@ from pydantic import Field
 
 from flows.run_names import blast_run_name, from_parameters
 from paylinks.db import EmailType
-from paylinks.emailing import BlastReport, SendOutcome
+from paylinks.emailing import BlastMode, BlastReport, SendOutcome, SendResult, SkipReason
 from paylinks.errors import PaylinksError
 from paylinks.mail import MailDeliveryError
 from paylinks.params import EmailAddress, TenantSlug
-from tasks.prefect_support import flow_settings
+from paylinks.settings import EmailTransportName
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,
     extract_outstanding_balances,
     extract_sent_parents,
+    find_blast,
+    finish_blast,
+    read_stripe_context,
     render_balance_emails,
     render_test_email,
     send_email,
+    start_blast,
 )
+from tasks.prefect_support import flow_settings
 from tasks.reports import publish_blast_summary
 
 
@@ -51,45 +57,48 @@ def outstanding_balance_email(
 
     Args:
         tenant: Tenant slug.
-        test_email: Send one sample (the parent with the most items, marked [TEST]) to this
-            address only; nothing is recorded as sent to a parent.
+        test_email: Send one sample (the parent with the most items, marked [TEST], its Pay Now
+            buttons leading to a preview that takes no payment) to this address only; nothing is
+            recorded as sent to a parent.
         send: Email every parent with a balance. With neither this nor test_email, a preview
             that sends nothing.
         blast_key: Names this blast; a rerun with the same key skips parents already sent.
-            Default: the tenant and today's date.
+            Default: resume the tenant's unfinished blast (any date), else start a new one.
     """
     if test_email and send:
         # Which one was meant is anyone's guess, and one of the guesses mails every parent.
         raise PaylinksError("choose test_email (one sample to that address) or send (every parent), not both")
     settings = flow_settings()
-    check_configuration(settings, needs_stripe=False)
+    check_configuration(settings, needs_stripe=True)
     club = find_tenants(settings, tenant)[0]
-    run_key = blast_key or f"{club.slug}-{date.today().isoformat()}"
-    sheet = extract_outstanding_balances(settings, club)
+    mode = BlastMode.test if test_email else BlastMode.send if send else BlastMode.preview
+    context = read_stripe_context(settings)
+    blast = start_blast(settings, club, blast_key) if send else find_blast(settings, club, blast_key)
+    sheet = extract_outstanding_balances(settings, club, context)
     emails = render_balance_emails(club, sheet)
-    mode = "test" if test_email else "send" if send else "preview"
     report = BlastReport(
         tenant=club.slug,
         mode=mode,
-        run_key=run_key,
-        emails=emails,
-        sent=[],
-        skipped={},
-        failed=[],
-        unminted_items=len(sheet.unminted),
         currency=club.currency,
+        transport=settings.email_transport,
+        blast=blast,
+        emails=emails,
+        held_back=sheet.held_back,
+        outbox_dir=str(settings.outbox_dir) if settings.email_transport is EmailTransportName.outbox else None,
+        test_recipient=str(test_email) if test_email else None,
     )
 
     if test_email:
         sample = sheet.sample()
         if sample is not None:
-            email = render_test_email(club, EmailType.outstanding_balance, sample)
+            email = render_test_email(settings, club, EmailType.outstanding_balance, sample)
             check_links_can_be_mailed(settings, [email], to_test_address=True)
+            report.sample = email
             outcome = send_email(
                 settings,
                 club,
                 EmailType.outstanding_balance,
-                f"test:{run_key}",
+                f"test:{flow_run_key()}",
                 email,
                 str(test_email),
                 log_parent=False,
@@ -98,26 +107,36 @@ def outstanding_balance_email(
             report.sent.append(outcome)
     elif send:
         check_links_can_be_mailed(settings, emails, to_test_address=False)
-        already = extract_sent_parents(settings, club, run_key)
+        already = extract_sent_parents(settings, club, blast.run_key)
         for email in emails:
             if email.address is None:
-                report.skipped[email.parent_id] = "no email address on file (unreachable)"
+                report.skipped[email.parent_id] = SkipReason.no_address
             elif email.parent_id in already:
-                report.skipped[email.parent_id] = "already sent in this blast"
+                report.skipped[email.parent_id] = SkipReason.already_sent
             else:
                 state = send_email(
                     settings,
                     club,
                     EmailType.outstanding_balance,
-                    run_key,
+                    blast.run_key,
                     email,
                     email.address,
                     return_state=True,
                 )
                 _collect(report, email.parent_id, email.address, state)
+        if not report.failed and report.skipped_for(SkipReason.claimed_elsewhere) == 0:
+            finish_blast(settings, club, blast)
 
     publish_blast_summary(report)
-    get_run_logger().info("blast %s: %s", run_key, report.summary())
+    get_run_logger().info(
+        "blast %s (%s): %d sent, %d skipped, %d failed, %d items held back",
+        report.run_key or "new",
+        mode.value,
+        len(report.sent),
+        len(report.skipped),
+        len(report.failed),
+        len(report.held_back),
+    )
     if report.failed:
         names = ", ".join(o.recipient for o in report.failed)
         raise BlastFailedError(
@@ -126,14 +145,26 @@ def outstanding_balance_email(
     return report
 
 
+def flow_run_key() -> str:
+    from prefect.runtime import flow_run
+
+    return flow_run.get_id() or "local"
+
+
+_SKIPPED_BY_RESULT = {
+    SendResult.already_sent: SkipReason.already_sent,
+    SendResult.claimed_elsewhere: SkipReason.claimed_elsewhere,
+}
+
+
 def _collect(report: BlastReport, parent_id: int, address: str, state) -> None:
     if state.is_completed():
         outcome: SendOutcome = state.result()
-        if outcome.status == "already sent":
-            report.skipped[parent_id] = "already sent in this blast"
+        if outcome.result in _SKIPPED_BY_RESULT:
+            report.skipped[parent_id] = _SKIPPED_BY_RESULT[outcome.result]
         else:
             report.sent.append(outcome)
         return
     error = state.result(raise_on_failure=False)
     detail = str(error) if isinstance(error, (MailDeliveryError, PaylinksError)) else state.message
-    report.failed.append(SendOutcome(parent_id, address, "failed", detail))
+    report.failed.append(SendOutcome(parent_id, address, SendResult.failed, detail))

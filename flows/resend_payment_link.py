@@ -1,7 +1,9 @@
 """resend-payment-link: a coach answers "how do I pay?" by resending a player's open links.
 
 find the player (id or part of the name; several matches → list them, send nothing) → read
-their open links → render one email → send it to the parent (or `to`), logged as payment_link.
+their open links as the club's data stands now → one email per parent who owes some of them,
+addressed and greeted to that parent with only their items → send each to its parent (or all
+to `to`, each labelled with the parent it is for), logged as payment_link.
 """
 
 from __future__ import annotations
@@ -14,18 +16,25 @@ from pydantic import Field
 
 from flows.run_names import from_parameters, resend_run_name
 from paylinks.db import EmailType
-from paylinks.emailing import ResendReport
+from paylinks.emailing import ResendOutcome, ResendReport, ResendToParent
+from paylinks.errors import PaylinksError
+from paylinks.mail import MailDeliveryError
 from paylinks.params import EmailAddress, TenantSlug
-from tasks.prefect_support import flow_settings
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,
-    extract_player_balance,
+    extract_player_balances,
     find_player_to_resend,
+    read_stripe_context,
     render_payment_link_email,
     send_email,
 )
+from tasks.prefect_support import flow_settings
 from tasks.reports import publish_resend_summary
+
+
+class ResendFailedError(PaylinksError):
+    """Some of the player's parents could not be emailed."""
 
 
 @flow(
@@ -39,46 +48,75 @@ def resend_payment_link(
     to: EmailAddress | None = None,
     dry_run: bool = False,
 ) -> ResendReport:
-    """Resend a player's open payment links to their parent.
+    """Resend a player's open payment links: each parent who owes some of them gets their own email.
 
     Args:
         tenant: Tenant slug.
         player: Player id, or any part of the player's name (case-insensitive). Several
             matches are listed and nothing is sent.
-        to: Send here instead of to the parent's address.
-        dry_run: Render and show the email; send nothing.
+        to: Send every parent's email here instead, each labelled with the parent it is for.
+        dry_run: Render and show the emails; send nothing.
     """
     settings = flow_settings()
-    check_configuration(settings, needs_stripe=False)
+    check_configuration(settings, needs_stripe=True)
     club = find_tenants(settings, tenant)[0]
     match = find_player_to_resend(settings, club, player)
-    balance = extract_player_balance(settings, club, match.player_id)
-    recipient = str(to) if to else match.parent_email
-    if balance is None:
-        report = ResendReport(club.slug, match, recipient, None, "nothing owed")
-    else:
-        email = render_payment_link_email(club, balance)
-        if dry_run:
-            report = ResendReport(club.slug, match, recipient, email, "dry run")
-        elif recipient is None:
-            report = ResendReport(
-                club.slug, match, None, email, "unreachable: the parent has no email on file"
+    context = read_stripe_context(settings)
+    sheet = extract_player_balances(settings, club, match.player_id, context)
+    report = ResendReport(
+        tenant=club.slug,
+        currency=club.currency,
+        player=match,
+        to=str(to) if to else None,
+        dry_run=dry_run,
+        held_back=sheet.held_back,
+    )
+    emails = [
+        render_payment_link_email(club, balance, forwarded_for=balance.parent_name if to else None)
+        for balance in sheet.balances
+    ]
+    if not dry_run:
+        # `to` may be any real inbox (another parent's), so it gets no test-address leeway.
+        check_links_can_be_mailed(settings, emails, to_test_address=False)
+    run_key = f"resend-{flow_run.get_id() or 'local'}"
+    for email in emails:
+        recipient = str(to) if to else email.address
+        if dry_run or recipient is None:
+            outcome = ResendOutcome.dry_run if dry_run else ResendOutcome.unreachable
+            report.parents.append(ResendToParent(email.parent_id, email.parent_name, recipient, email, outcome))
+            continue
+        state = send_email(
+            settings,
+            club,
+            EmailType.payment_link,
+            run_key,
+            email,
+            recipient,
+            log_parent=True,
+            to_name=None if to else email.parent_name,
+            return_state=True,
+        )
+        if state.is_completed():
+            report.parents.append(
+                ResendToParent(email.parent_id, email.parent_name, recipient, email, ResendOutcome.sent)
             )
         else:
-            # `to` may be any real inbox (another parent address), so it gets no test-address leeway.
-            check_links_can_be_mailed(settings, [email], to_test_address=False)
-            run_key = f"resend-{flow_run.get_id() or 'local'}"
-            outcome = send_email(
-                settings,
-                club,
-                EmailType.payment_link,
-                run_key,
-                email,
-                recipient,
-                log_parent=True,
-                to_name=None if to else match.parent_name,
+            error = state.result(raise_on_failure=False)
+            detail = str(error) if isinstance(error, (MailDeliveryError, PaylinksError)) else state.message
+            report.parents.append(
+                ResendToParent(email.parent_id, email.parent_name, recipient, email, ResendOutcome.failed, detail)
             )
-            report = ResendReport(club.slug, match, recipient, email, "sent", outcome)
     publish_resend_summary(report)
-    get_run_logger().info("resend for %s: %s", match.describe(), report.outcome)
+    get_run_logger().info(
+        "resend for %s: %d parent(s), %d sent, %d items held back",
+        match.describe(),
+        len(report.parents),
+        report.count(ResendOutcome.sent),
+        len(report.held_back),
+    )
+    failed = [parent for parent in report.parents if parent.outcome is ResendOutcome.failed]
+    if failed:
+        raise ResendFailedError(
+            f"{len(failed)} email(s) not delivered ({', '.join(p.recipient or '' for p in failed)}); see email_log"
+        )
     return report

@@ -1,43 +1,103 @@
-"""What each parent owes right now: open payment links grouped by parent (siblings together)."""
+"""What each parent owes right now: open payment links, checked against the club's data as it is
+at send time, grouped by the parent who owes them (siblings together).
+
+A row is offered to a parent only when its bill still stands (order pending, player signed,
+product billing, same amount), it has a parent, and its link was minted in the Stripe account
+and mode the key acts in now. Everything else is held back with a reason: a bill that went away
+is never chased, even before the next backfill retires its row.
+"""
 
 from __future__ import annotations
 
+import enum
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from paylinks.db import PaymentLinkStatus
 from paylinks.queries import fetch_all
 from paylinks.rendering import Brand, OpenItem, ParentBalance
+from paylinks.stripe_gateway import StripeContext
 from paylinks.tenants import Tenant
 
 
-@dataclass(frozen=True)
-class UnmintedItem:
-    """An open bill whose link the backfill has not minted yet: counted, never mailed."""
+class Withheld(enum.StrEnum):
+    """Why an open row is not offered to anyone right now."""
 
-    parent_id: int
+    order_not_pending = "its order is no longer pending"
+    player_withdrawn = "the player has withdrawn"
+    player_not_signed = "the player is no longer signed"
+    product_stopped = "the product stopped billing"
+    bill_changed = "the bill changed (amount or order): run the backfill"
+    no_parent = "no parent on file"
+    not_minted = "not minted yet: run the backfill"
+    not_verified = "minted before paylinks recorded its Stripe account: run the backfill"
+    other_stripe_account = "minted in another Stripe account/mode: run the backfill"
+
+    @property
+    def no_longer_owed(self) -> bool:
+        """The bill went away: the next backfill retires the row; nobody is asked to pay it."""
+        return self in _GONE
+
+
+_GONE = frozenset(
+    {Withheld.order_not_pending, Withheld.player_withdrawn, Withheld.player_not_signed, Withheld.product_stopped}
+)
+
+
+@dataclass(frozen=True)
+class HeldBackItem:
+    """An open row that is not offered, and why."""
+
     payment_link_id: int
+    player_id: int
     player_name: str
     description: str
     amount_cents: int
+    parent_id: int | None
+    parent_name: str | None
+    reason: Withheld
 
 
 @dataclass(frozen=True)
 class BalanceSheet:
-    balances: tuple[ParentBalance, ...]  # parents with at least one payable item
-    unminted: tuple[UnmintedItem, ...]
+    balances: tuple[ParentBalance, ...]  # parents with at least one item offered
+    held_back: tuple[HeldBackItem, ...] = ()
 
     @property
     def total_cents(self) -> int:
         return sum(b.total_cents for b in self.balances)
+
+    def held_back_counts(self) -> dict[Withheld, int]:
+        """How many rows were held back for each reason (reasons in their declared order)."""
+        counts = Counter(item.reason for item in self.held_back)
+        return {reason: counts[reason] for reason in Withheld if counts[reason]}
 
     def sample(self) -> ParentBalance | None:
         """The parent with the most items (ties: the largest total, then the first by name)."""
         if not self.balances:
             return None
         return max(self.balances, key=lambda b: (len(b.items), b.total_cents, -self.balances.index(b)))
+
+
+@dataclass(frozen=True)
+class LinkNow:
+    """One of a player's rows as the coach's lookup shows it: any status, and whether it is offered."""
+
+    payment_link_id: int
+    description: str
+    amount_cents: int
+    status: PaymentLinkStatus
+    url: str | None
+    parent_name: str | None
+    withheld: Withheld | None  # only for pending rows
+
+    @property
+    def offered(self) -> bool:
+        return self.status is PaymentLinkStatus.pending and self.withheld is None
 
 
 def brand_of(tenant: Tenant) -> Brand:
@@ -50,61 +110,132 @@ def brand_of(tenant: Tenant) -> Brand:
     )
 
 
-def group_balances(rows: Iterable[Mapping[str, Any]]) -> BalanceSheet:
-    """Fold `query_outstanding_balances` rows (one per item, ordered by parent) into balances."""
+def why_withheld(row: Mapping[str, Any], context: StripeContext) -> Withheld | None:
+    """None when the row may be offered now; else the first reason it may not (gone bills first)."""
+    amount = int(row["amount_cents"])
+    if row["order_id"] is not None:
+        if row["order_status"] != "pending":
+            return Withheld.order_not_pending
+        if row["player_status"] == "withdrawn":
+            return Withheld.player_withdrawn
+        if not row["product_active"]:
+            return Withheld.product_stopped
+        if int(row["order_amount_cents"]) != amount:
+            return Withheld.bill_changed
+    else:
+        if row["player_status"] != "signed":
+            return Withheld.player_not_signed
+        if not (row["product_active"] and row["product_bill_signed_players"]):
+            return Withheld.product_stopped
+        # An order now carries this bill (it wins over the default fee) or the fee changed.
+        if row["pending_order_id"] is not None or int(row["product_amount_cents"]) != amount:
+            return Withheld.bill_changed
+    if row["parent_id"] is None:
+        return Withheld.no_parent
+    if not row["url"]:
+        return Withheld.not_minted
+    if row["stripe_account"] is None or row["livemode"] is None:
+        return Withheld.not_verified
+    if (row["stripe_account"], bool(row["livemode"])) != (context.account, context.livemode):
+        return Withheld.other_stripe_account
+    return None
+
+
+def _player_name(row: Mapping[str, Any]) -> str:
+    return f"{row['player_first_name']} {row['player_last_name']}"
+
+
+def _parent_name(row: Mapping[str, Any]) -> str | None:
+    if row["parent_id"] is None:
+        return None
+    return f"{row['parent_first_name']} {row['parent_last_name']}"
+
+
+def group_balances(rows: Iterable[Mapping[str, Any]], context: StripeContext) -> BalanceSheet:
+    """Fold `query_outstanding_balances` rows (ordered by parent) into each parent's balance."""
     parents: dict[int, dict[str, Any]] = {}
-    unminted: list[UnmintedItem] = []
+    held_back: list[HeldBackItem] = []
     for row in rows:
-        parent_id = int(row["parent_id"])
-        parent = parents.setdefault(
-            parent_id,
-            {
-                "name": f"{row['parent_first_name']} {row['parent_last_name']}",
-                "email": row["parent_email"],
-                "items": [],
-            },
-        )
-        player_name = f"{row['player_first_name']} {row['player_last_name']}"
-        if not row["url"]:
-            unminted.append(
-                UnmintedItem(
-                    parent_id,
-                    int(row["payment_link_id"]),
-                    player_name,
-                    row["description"],
-                    int(row["amount_cents"]),
+        reason = why_withheld(row, context)
+        if reason is not None:
+            held_back.append(
+                HeldBackItem(
+                    payment_link_id=int(row["payment_link_id"]),
+                    player_id=int(row["player_id"]),
+                    player_name=_player_name(row),
+                    description=row["description"],
+                    amount_cents=int(row["amount_cents"]),
+                    parent_id=None if row["parent_id"] is None else int(row["parent_id"]),
+                    parent_name=_parent_name(row),
+                    reason=reason,
                 )
             )
             continue
+        parent = parents.setdefault(
+            int(row["parent_id"]), {"name": _parent_name(row), "email": row["parent_email"], "items": []}
+        )
         parent["items"].append(
             OpenItem(
-                player_name=player_name,
+                player_name=_player_name(row),
                 description=row["description"],
                 amount_cents=int(row["amount_cents"]),
                 url=row["url"],
+                payment_link_id=int(row["payment_link_id"]),
             )
         )
     balances = tuple(
-        ParentBalance(
-            parent_id=parent_id, parent_name=p["name"], email=p["email"] or None, items=tuple(p["items"])
-        )
+        ParentBalance(parent_id=parent_id, parent_name=p["name"], email=p["email"] or None, items=tuple(p["items"]))
         for parent_id, p in parents.items()
-        if p["items"]
     )
-    return BalanceSheet(balances=balances, unminted=tuple(unminted))
+    return BalanceSheet(balances=balances, held_back=tuple(held_back))
 
 
-def outstanding_balances(connection: Connection, tenant: Tenant) -> BalanceSheet:
-    return group_balances(
-        fetch_all(connection, "query_outstanding_balances", tenant_id=tenant.id, player_id=None)
+def outstanding_balances(connection: Connection, tenant: Tenant, context: StripeContext) -> BalanceSheet:
+    """Every parent of the tenant with something offered now, and every open row held back."""
+    rows = fetch_all(
+        connection,
+        "query_outstanding_balances",
+        tenant_id=tenant.id,
+        status=PaymentLinkStatus.pending.value,
+        player_id=None,
     )
+    return group_balances(rows, context)
 
 
-def player_balance(
-    connection: Connection, tenant: Tenant, player_id: int
-) -> tuple[ParentBalance | None, list[UnmintedItem]]:
-    """One player's open items, addressed to their parent (for the coach's resend)."""
-    sheet = group_balances(
-        fetch_all(connection, "query_outstanding_balances", tenant_id=tenant.id, player_id=player_id)
+def player_balances(
+    connection: Connection, tenant: Tenant, player_id: int, context: StripeContext
+) -> BalanceSheet:
+    """One player's open items, one balance per parent who owes some of them (the coach's resend)."""
+    rows = fetch_all(
+        connection,
+        "query_outstanding_balances",
+        tenant_id=tenant.id,
+        status=PaymentLinkStatus.pending.value,
+        player_id=player_id,
     )
-    return (sheet.balances[0] if sheet.balances else None), list(sheet.unminted)
+    return group_balances(rows, context)
+
+
+def player_links_now(
+    connection: Connection, tenant: Tenant, player_id: int, context: StripeContext
+) -> list[LinkNow]:
+    """Every row of one player, any status; pending ones say whether they are offered (lookup)."""
+    rows = fetch_all(
+        connection, "query_outstanding_balances", tenant_id=tenant.id, status=None, player_id=player_id
+    )
+    links = []
+    for row in rows:
+        status = PaymentLinkStatus(getattr(row["status"], "value", row["status"]))
+        links.append(
+            LinkNow(
+                payment_link_id=int(row["payment_link_id"]),
+                description=row["description"],
+                amount_cents=int(row["amount_cents"]),
+                status=status,
+                url=row["url"],
+                parent_name=_parent_name(row),
+                withheld=why_withheld(row, context) if status is PaymentLinkStatus.pending else None,
+            )
+        )
+    # Open rows first, then the rest by status, as a coach reads them.
+    return sorted(links, key=lambda link: (not link.offered, link.status is not PaymentLinkStatus.pending))

@@ -65,6 +65,7 @@ class OpenItem:
     description: str
     amount_cents: int
     url: str
+    payment_link_id: int | None = None  # the payment_links row (a test email's preview link names it)
 
 
 @dataclass(frozen=True)
@@ -220,12 +221,14 @@ def render_email(
     brand: Brand,
     balance: ParentBalance,
     test_recipient_note: str | None = None,
+    forwarded_for: str | None = None,
 ) -> RenderedEmail:
     """Render one email's subject, text and HTML for one parent.
 
     `test_recipient_note` names who the real recipient would be (e.g. "Jane Doe
-    <jane@example.com>"); when set, both bodies carry a visible "Test send" banner and the
-    subject starts with "[TEST]".
+    <jane@example.com>"); when set, both bodies carry a visible "Test send" banner saying its
+    buttons take no payment, and the subject starts with "[TEST]". `forwarded_for` names the
+    parent whose items these are when the email goes to another address (a coach's `to`).
     """
     email_type = EmailType(email_type)
     _check_renderable(balance)
@@ -242,9 +245,12 @@ def render_email(
         # The bare address, so a "Club <treasurer@club.org>" value still makes a clean mailto:.
         "reply_to_address": parseaddr(brand.reply_to_email)[1] or brand.reply_to_email,
         "test_recipient_note": single_line(test_recipient_note) if test_recipient_note else None,
+        "forwarded_for": single_line(forwarded_for) if forwarded_for else None,
     }
     folder = email_type.value
     subject = single_line(env.get_template(f"{folder}/subject.txt").render(context))
+    if forwarded_for:
+        subject = f"{subject} (for {single_line(forwarded_for)})"
     if test_recipient_note:
         subject = f"[TEST] {subject}"
     context["subject"] = subject

@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     )
     smtp_security: SmtpSecurity = SmtpSecurity.none
     smtp_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    blast_claim_lease_minutes: int = Field(
+        default=15,
+        ge=1,
+        le=24 * 60,
+        description="How long a blast's claim on a parent's email holds before another run may take it over.",
+    )
     allow_test_links: bool = Field(
         default=False,
         description="Allow mailing links that are not on Stripe's own domain to real parents.",

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from paylinks import emailing
-from paylinks.balances import BalanceSheet, outstanding_balances, player_balance
+from paylinks.balances import BalanceSheet, outstanding_balances, player_balances
 from paylinks.db import EmailType
-from paylinks.emailing import PreparedEmail, SendOutcome
+from paylinks.emailing import BlastRun, PreparedEmail, SendOutcome
 from paylinks.mail import check_links_mailable
 from paylinks.players import PlayerMatch, find_player
 from paylinks.rendering import ParentBalance
 from paylinks.runtime import engine_for, mail_transport
 from paylinks.settings import Settings
+from paylinks.stripe_gateway import StripeContext, StripeGateway
 from paylinks.tenants import Tenant
 from tasks.prefect_support import retry_if_transient
-
 
 SEND_RETRIES = dict(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_if_transient)
 
 
+@task(cache_policy=NO_CACHE)
+def read_stripe_context(settings: Settings) -> StripeContext:
+    """The Stripe account and mode the key acts in: only links minted there are mailed."""
+    return StripeGateway(settings).context()
+
+
 @task(cache_policy=NO_CACHE, task_run_name="extract-outstanding-balances-{tenant.slug}")
-def extract_outstanding_balances(settings: Settings, tenant: Tenant) -> BalanceSheet:
-    """Every parent with pending links, their items and total (siblings together)."""
+def extract_outstanding_balances(settings: Settings, tenant: Tenant, context: StripeContext) -> BalanceSheet:
+    """Every parent with items offered now (checked against the club's current data), and every
+    open row held back with its reason."""
     with engine_for(settings.database_url).connect() as connection:
-        return outstanding_balances(connection, tenant)
+        return outstanding_balances(connection, tenant, context)
 
 
 @task(cache_policy=NO_CACHE)
@@ -35,14 +44,11 @@ def render_balance_emails(tenant: Tenant, sheet: BalanceSheet) -> list[PreparedE
 
 
 @task(cache_policy=NO_CACHE)
-def render_test_email(tenant: Tenant, email_type: EmailType, balance: ParentBalance) -> PreparedEmail:
-    """The sample email, marked as a test and naming its real recipient."""
-    real = (
-        f"{balance.parent_name} <{balance.email}>"
-        if balance.email
-        else f"{balance.parent_name} (no email on file)"
-    )
-    return emailing.prepare_email(tenant, email_type, balance, test_recipient_note=real)
+def render_test_email(
+    settings: Settings, tenant: Tenant, email_type: EmailType, balance: ParentBalance
+) -> PreparedEmail:
+    """The sample email, marked as a test, naming its real recipient, its buttons not payable."""
+    return emailing.prepare_test_email(tenant, email_type, balance, settings.office_url)
 
 
 @task(cache_policy=NO_CACHE)
@@ -57,10 +63,30 @@ def check_links_can_be_mailed(settings: Settings, emails: list[PreparedEmail], t
 
 
 @task(cache_policy=NO_CACHE)
+def find_blast(settings: Settings, tenant: Tenant, blast_key: str | None) -> BlastRun | None:
+    """The blast a send would use now (a preview starts nothing)."""
+    return emailing.find_blast(engine_for(settings.database_url), tenant, settings.email_transport, blast_key)
+
+
+@task(cache_policy=NO_CACHE)
+def start_blast(settings: Settings, tenant: Tenant, blast_key: str | None) -> BlastRun:
+    """The named blast, else the tenant's unfinished one (any date), else a new one."""
+    return emailing.start_blast(
+        engine_for(settings.database_url), tenant, settings.email_transport, blast_key, date.today()
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def finish_blast(settings: Settings, tenant: Tenant, blast: BlastRun) -> None:
+    """Mark the blast finished: every reachable parent has their email."""
+    emailing.finish_blast(engine_for(settings.database_url), tenant, blast)
+
+
+@task(cache_policy=NO_CACHE)
 def extract_sent_parents(settings: Settings, tenant: Tenant, run_key: str) -> set[int]:
-    """Parents this blast already reached (a rerun skips them)."""
+    """Parents this blast already reached over this transport (a rerun skips them)."""
     return emailing.sent_parent_ids(
-        engine_for(settings.database_url), tenant, EmailType.outstanding_balance, run_key
+        engine_for(settings.database_url), tenant, EmailType.outstanding_balance, run_key, settings.email_transport
     )
 
 
@@ -100,14 +126,17 @@ def find_player_to_resend(settings: Settings, tenant: Tenant, query: str) -> Pla
 
 
 @task(cache_policy=NO_CACHE)
-def extract_player_balance(settings: Settings, tenant: Tenant, player_id: int) -> ParentBalance | None:
-    """The player's open, minted links, addressed to their parent."""
+def extract_player_balances(
+    settings: Settings, tenant: Tenant, player_id: int, context: StripeContext
+) -> BalanceSheet:
+    """The player's items offered now, one balance per parent who owes some of them."""
     with engine_for(settings.database_url).connect() as connection:
-        balance, _unminted = player_balance(connection, tenant, player_id)
-        return balance
+        return player_balances(connection, tenant, player_id, context)
 
 
 @task(cache_policy=NO_CACHE)
-def render_payment_link_email(tenant: Tenant, balance: ParentBalance) -> PreparedEmail:
-    """The coach's resend: one player's open links and their total."""
-    return emailing.prepare_email(tenant, EmailType.payment_link, balance)
+def render_payment_link_email(
+    tenant: Tenant, balance: ParentBalance, forwarded_for: str | None = None
+) -> PreparedEmail:
+    """The coach's resend: one parent's open links for the player, and their total."""
+    return emailing.prepare_email(tenant, EmailType.payment_link, balance, forwarded_for=forwarded_for)

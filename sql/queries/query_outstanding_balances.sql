@@ -1,17 +1,38 @@
 -- name: query_outstanding_balances
--- Every pending payment link of one tenant with the parent it is billed to, one row per item,
--- parents (siblings together) in order. Rows whose link is not minted yet have a null url.
--- :player_id (null for all) narrows it to one player, for the coach's resend.
--- returns: parent_id, parent_first_name, parent_last_name, parent_email, payment_link_id,
---          player_id, player_first_name, player_last_name, description, amount_cents, url
-SELECT pa.id AS parent_id, pa.first_name AS parent_first_name, pa.last_name AS parent_last_name,
-       pa.email AS parent_email, pl.id AS payment_link_id, pl.player_id,
-       pl_player.first_name AS player_first_name, pl_player.last_name AS player_last_name,
-       pl.description, pl.amount_cents, pl.stripe_payment_link_url AS url
+-- Payment-link rows of one tenant read against the club's data as it is now, one row per item,
+-- in the order emails list them (parents, then their players). The parent is the one who owes
+-- the bill today: the order's parent (else the player's) for an order, the player's parent for
+-- a default fee; null when there is none. The current order, player and product columns let
+-- the caller hold back anything no longer owed before the next backfill retires it.
+-- :status ('pending' for the blast and resend, null for every status) filters the rows;
+-- :player_id (null for all) narrows them to one player, for the coach's resend and lookup.
+-- returns: payment_link_id, status, player_id, product_id, order_id, description, amount_cents,
+--          url, stripe_account, livemode, player_first_name, player_last_name, player_status,
+--          order_status, order_amount_cents, product_active, product_bill_signed_players,
+--          product_amount_cents, pending_order_id, parent_id, parent_first_name,
+--          parent_last_name, parent_email
+SELECT pl.id AS payment_link_id, pl.status, pl.player_id, pl.product_id, pl.order_id,
+       pl.description, pl.amount_cents, pl.stripe_payment_link_url AS url,
+       pl.stripe_account, pl.livemode,
+       pp.first_name AS player_first_name, pp.last_name AS player_last_name,
+       pp.status AS player_status,
+       o.status AS order_status, o.amount_cents AS order_amount_cents,
+       pr.active AS product_active, pr.bill_signed_players AS product_bill_signed_players,
+       pr.amount_cents AS product_amount_cents,
+       (SELECT MIN(po.id) FROM orders AS po
+        WHERE po.tenant_id = pl.tenant_id AND po.player_id = pl.player_id
+          AND po.product_id = pl.product_id AND po.status = 'pending') AS pending_order_id,
+       pa.id AS parent_id, pa.first_name AS parent_first_name, pa.last_name AS parent_last_name,
+       pa.email AS parent_email
 FROM payment_links AS pl
-JOIN parents AS pa ON pa.id = pl.parent_id AND pa.tenant_id = pl.tenant_id
-JOIN players AS pl_player ON pl_player.id = pl.player_id AND pl_player.tenant_id = pl.tenant_id
+JOIN players AS pp ON pp.id = pl.player_id AND pp.tenant_id = pl.tenant_id
+JOIN products AS pr ON pr.id = pl.product_id AND pr.tenant_id = pl.tenant_id
+LEFT JOIN orders AS o ON o.id = pl.order_id AND o.tenant_id = pl.tenant_id
+LEFT JOIN parents AS pa
+       ON pa.tenant_id = pl.tenant_id
+      AND pa.id = CASE WHEN pl.order_id IS NULL THEN pp.parent_id
+                       ELSE COALESCE(o.parent_id, pp.parent_id) END
 WHERE pl.tenant_id = :tenant_id
-  AND pl.status = 'pending'
+  AND (CAST(:status AS VARCHAR) IS NULL OR CAST(pl.status AS VARCHAR) = CAST(:status AS VARCHAR))
   AND (CAST(:player_id AS INTEGER) IS NULL OR pl.player_id = CAST(:player_id AS INTEGER))
-ORDER BY pa.last_name, pa.first_name, pa.id, pl_player.first_name, pl.player_id, pl.description, pl.id
+ORDER BY pa.last_name, pa.first_name, pa.id, pp.first_name, pl.player_id, pl.description, pl.id

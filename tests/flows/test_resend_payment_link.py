@@ -7,6 +7,7 @@ import sqlalchemy as sa
 
 from flows.resend_payment_link import resend_payment_link
 from paylinks.db import email_log, payment_links, players
+from paylinks.emailing import ResendOutcome
 from paylinks.players import AmbiguousPlayerError
 from tests.flows.conftest import TENANT
 from tests.helpers import cli_env, run_cli
@@ -42,7 +43,7 @@ def test_resend_delivers_the_players_open_links_to_the_parent(settings, engine, 
 
     report = resend_payment_link(tenant=TENANT, player=f"{player.first_name} {player.last_name}".upper())
 
-    assert report.outcome == "sent"
+    assert [(p.outcome, p.recipient) for p in report.parents] == [(ResendOutcome.sent, player.email)]
     assert mailroom.recipients() == [player.email]
     ((_, message),) = mailroom.messages
     text = message.get_body(("plain",)).get_content()
