@@ -1,10 +1,12 @@
 """The emulator over HTTP: Stripe's `/v1` API, the hosted pay pages, and `/_emulator` admin.
 
-A `/v1` request passes, in order: authentication, the rate limit, an injected early failure,
-parameter parsing, the idempotency key (replay, mismatch, in-flight conflict), injected latency,
-the operation itself (`routes.py` → `state.Emulator`), and an injected late failure. Faults and
+A `/v1` request passes, in order: authentication (the key's prefix picks test or live mode),
+the account it acts in (`Stripe-Account`, else the platform), that account's rate limit, an
+injected early failure, parameter parsing, the account's payment-link creation limit (for that
+one endpoint), the idempotency key (replay, mismatch, in-flight conflict), injected latency,
+the operation itself (`routes.py` → `state.Account`), and an injected late failure. Faults and
 auth apply to `/v1` only: the pay pages are what a parent's browser hits, and `/_emulator` is
-how tests and the demo steer the emulator.
+how tests and the demo steer the emulator (what a parent or a bank does).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .forms import parse_form
 from .idempotency import StoredResponse, request_fingerprint
 from .params import reject_unknown
 from .routes import ApiCall, Route, match_route
-from .state import PAID, Emulator, RequestOrigin
+from .state import LIVE_KEY_PREFIXES, PAID, Account, Emulator, PaymentMethod, RequestOrigin
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +46,22 @@ def create_app(emulator: Emulator) -> FastAPI:
     pages = _PayPages(emulator)
     app.add_api_route("/pay/{link_id}", pages.show, methods=["GET"], include_in_schema=False)
     app.add_api_route("/pay/{link_id}", pages.pay, methods=["POST"], include_in_schema=False)
+    app.add_api_route("/checkout/{session_id}", pages.show_session, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/checkout/{session_id}", pages.pay_session, methods=["POST"], include_in_schema=False)
 
     admin = _Admin(emulator)
-    app.add_api_route("/_emulator/counts", admin.counts, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/_emulator/faults", admin.show_faults, methods=["GET"], include_in_schema=False)
-    app.add_api_route("/_emulator/faults", admin.set_faults, methods=["POST"], include_in_schema=False)
-    app.add_api_route(
-        "/_emulator/checkout_sessions/{session_id}/settle",
-        admin.settle,
-        methods=["POST"],
-        include_in_schema=False,
-    )
+    for method, path, handler in (
+        ("GET", "/_emulator/counts", admin.counts),
+        ("GET", "/_emulator/faults", admin.show_faults),
+        ("POST", "/_emulator/faults", admin.set_faults),
+        ("POST", "/_emulator/accounts", admin.create_account),
+        ("POST", "/_emulator/payment_links/{link_id}/open_session", admin.open_session),
+        ("POST", "/_emulator/checkout_sessions/{session_id}/complete", admin.complete),
+        ("POST", "/_emulator/checkout_sessions/{session_id}/settle", admin.settle),
+        ("POST", "/_emulator/payment_intents/{intent_id}/dispute", admin.dispute),
+        ("GET", "/_emulator/webhook_deliveries", admin.webhook_deliveries),
+    ):
+        app.add_api_route(path, handler, methods=[method], include_in_schema=False)
     return app
 
 
@@ -80,34 +87,44 @@ class _StripeApi:
 
     async def _handle(self, request: Request, request_id: str) -> Response:
         api_key = authenticate(request.headers.get("authorization"), self.emulator.api_key)
-        fails_after_write = self._apply_early_faults(is_write=request.method == "POST")
+        account = self.emulator.account(
+            request.headers.get("stripe-account") or None,
+            livemode=api_key.startswith(LIVE_KEY_PREFIXES),
+            api_key=api_key,
+        )
+        fails_after_write = self._apply_early_faults(account, is_write=request.method == "POST")
         route, call = await _parse_call(request, request_id)
+        if (
+            route.template == "/v1/payment_links"
+            and route.method == "POST"
+            and not account.admit_link_creation()
+        ):
+            raise _rate_limited()
 
         idempotency_key = call.origin.idempotency_key
         if idempotency_key:
             fingerprint = request_fingerprint(request.method, request.url.path, call.params)
-            replay = self.emulator.idempotency.begin(api_key, idempotency_key, fingerprint)
+            replay = account.idempotency.begin(api_key, idempotency_key, fingerprint)
             if replay is not None:
                 await self._simulate_latency()
                 return _replayed_response(replay, request, request_id)
 
-        body = await self._run(route, call, api_key)
+        body = await self._run(account, route, call, api_key)
         if fails_after_write:
             # The write is committed (and stored under its key): only the response is lost.
             raise _injected_failure()
         return _stripe_response(body, 200, request, request_id)
 
-    def _apply_early_faults(self, *, is_write: bool) -> bool:
+    def _apply_early_faults(self, account: Account, *, is_write: bool) -> bool:
         """Raise this request's 429 or early 500, if it gets one; True if it must fail after its write."""
-        injector = self.emulator.fault_injector
-        if not injector.admit():
+        if not account.admit_request():
             raise _rate_limited()
-        failure = injector.pick_failure(is_write=is_write)
+        failure = self.emulator.fault_injector.pick_failure(is_write=is_write)
         if failure is FailurePoint.BEFORE_HANDLING:
             raise _injected_failure()
         return failure is FailurePoint.AFTER_WRITE
 
-    async def _run(self, route: Route, call: ApiCall, api_key: str) -> dict[str, Any]:
+    async def _run(self, account: Account, route: Route, call: ApiCall, api_key: str) -> dict[str, Any]:
         """Run the operation after the injected latency, storing its result under its idempotency key.
 
         The latency passes while the key is claimed, as a slow Stripe request holds its key, so a
@@ -117,13 +134,13 @@ class _StripeApi:
         key = call.origin.idempotency_key
         try:
             await self._simulate_latency()
-            body = route.operation(self.emulator, call)
+            body = route.operation(account, call)
         except BaseException:
             if key:
-                self.emulator.idempotency.release(api_key, key)
+                account.idempotency.release(api_key, key)
             raise
         if key:
-            self.emulator.idempotency.complete(
+            account.idempotency.complete(
                 api_key, key, StoredResponse(200, body, call.origin.request_id or "")
             )
         return body
@@ -213,15 +230,21 @@ def _unrecognized_url(request: Request) -> EmulatorError:
 
 
 class _PayPages:
-    """`GET /pay/{id}` shows what is owed; `POST /pay/{id}` pays it (HTML, or JSON when asked for)."""
+    """What a parent's browser sees: a link's page and a checkout session's page.
+
+    `GET /pay/{id}` shows what is owed and `POST /pay/{id}` pays it at once; `GET /checkout/{id}`
+    shows an open session (see `/_emulator/payment_links/{id}/open_session`) and `POST` pays it.
+    Each answers HTML, or JSON when asked for.
+    """
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
 
     async def show(self, link_id: str) -> HTMLResponse:
         try:
-            link = self.emulator.retrieve_payment_link(link_id)
-            line_items = self.emulator.list_payment_link_line_items(link_id, {"limit": 100})["data"]
+            account = self.emulator.holder("payment_links", link_id)
+            link = account.retrieve_payment_link(link_id)
+            line_items = account.list_payment_link_line_items(link_id, {"limit": 100})["data"]
         except EmulatorError:
             return HTMLResponse(pay_page.unavailable_page("There is no payment link at this address."), 404)
         if not link["active"]:
@@ -231,22 +254,54 @@ class _PayPages:
 
     async def pay(self, link_id: str, request: Request) -> Response:
         """Optional form fields: `payment_status=unpaid`, `amount_total=<cents>`, `email`."""
-        wants_json = "application/json" in request.headers.get("accept", "")
-        try:
-            form = parse_form(await request.body())
-            session = self.emulator.pay(
+        form = parse_form(await request.body())
+        return await self._answer(
+            request,
+            lambda: self.emulator.pay(
                 link_id,
                 payment_status=form.get("payment_status") or PAID,
                 amount_total=form.get("amount_total") or None,
                 email=form.get("email") or None,
-            )
+            ),
+        )
+
+    async def show_session(self, session_id: str) -> HTMLResponse:
+        try:
+            account = self.emulator.holder("checkout_sessions", session_id)
+            session = account.retrieve_checkout_session(session_id)
+            link = account.retrieve_payment_link(session["payment_link"])
+            line_items = account.list_checkout_session_line_items(session_id, {"limit": 100})["data"]
+        except EmulatorError:
+            return HTMLResponse(pay_page.unavailable_page("There is no checkout at this address."), 404)
+        if session["status"] != "open":
+            return HTMLResponse(pay_page.completed_page(session, link))
+        return HTMLResponse(pay_page.checkout_page(link, line_items))
+
+    async def pay_session(self, session_id: str, request: Request) -> Response:
+        """Optional form fields: `payment_method=card|bank_debit`, `email`."""
+        form = parse_form(await request.body())
+        return await self._answer(
+            request,
+            lambda: self.emulator.complete_session(
+                session_id,
+                payment_method=form.get("payment_method") or PaymentMethod.CARD,
+                email=form.get("email") or None,
+            ),
+        )
+
+    async def _answer(self, request: Request, complete: Callable[[], dict[str, Any]]) -> Response:
+        wants_json = "application/json" in request.headers.get("accept", "")
+        try:
+            session = complete()
         except EmulatorError as error:
             if wants_json:
                 return JSONResponse(error.to_body(), error.http_status)
             return HTMLResponse(pay_page.unavailable_page(error.message), error.http_status)
         if wants_json:
             return JSONResponse(session)
-        link = self.emulator.retrieve_payment_link(link_id)
+        link = self.emulator.holder("payment_links", session["payment_link"]).retrieve_payment_link(
+            session["payment_link"]
+        )
         return HTMLResponse(pay_page.completed_page(session, link))
 
 
@@ -254,19 +309,24 @@ class _PayPages:
 
 
 class _Admin:
-    """Steering for tests and the demo; not part of Stripe's API."""
+    """Steering for tests and the demo, not part of Stripe's API: what a parent or a bank does.
+
+    POST bodies are a form or a JSON object. Errors come back Stripe-shaped.
+    """
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
 
-    async def counts(self) -> dict[str, int]:
-        return self.emulator.counts()
+    async def counts(self, account: str | None = None) -> Response:
+        """Objects of each kind in one account (`?account=acct_…`; default the platform)."""
+        return _admin_answer(lambda: self.emulator.counts(account or None))
 
     async def show_faults(self) -> dict[str, Any]:
         return asdict(self.emulator.faults)
 
     async def set_faults(self, request: Request) -> Response:
-        """Change any of `latency_ms`, `rate_limit_rps` (blank or null: no limit), `fail_rate`, `seed`."""
+        """Change any of `latency_ms`, `rate_limit_rps`, `link_create_rps` (blank or null: no limit),
+        `fail_rate`, `seed`."""
         try:
             changes = _fault_changes(await _json_or_form(request))
             candidate = FaultConfig(**{**asdict(self.emulator.faults), **changes})
@@ -280,20 +340,82 @@ class _Admin:
             setattr(self.emulator.faults, name, value)
         return JSONResponse(asdict(self.emulator.faults))
 
-    async def settle(self, session_id: str) -> JSONResponse:
-        try:
-            return JSONResponse(self.emulator.settle(session_id))
-        except EmulatorError as error:
-            return JSONResponse(error.to_body(), error.http_status)
+    async def create_account(self, request: Request) -> Response:
+        """Connect an account to the platform; optional `id=acct_…`. Returns the Account object."""
+        return await _admin_call(
+            request, {"id"}, lambda given: self.emulator.create_connected_account(given.get("id"))
+        )
+
+    async def open_session(self, link_id: str, request: Request) -> Response:
+        """A parent opens the link's page: an open checkout session. Optional `amount_total`."""
+        return await _admin_call(
+            request,
+            {"amount_total"},
+            lambda given: self.emulator.open_session(link_id, given.get("amount_total")),
+        )
+
+    async def complete(self, session_id: str, request: Request) -> Response:
+        """The parent pays the open session; optional `payment_method=card|bank_debit`, `email`."""
+        return await _admin_call(
+            request,
+            {"payment_method", "email"},
+            lambda given: self.emulator.complete_session(
+                session_id,
+                payment_method=given.get("payment_method") or PaymentMethod.CARD,
+                email=given.get("email") or None,
+            ),
+        )
+
+    async def settle(self, session_id: str, request: Request) -> Response:
+        """The bank debit clears or bounces: `outcome=succeeded` (default) or `failed`."""
+        return await _admin_call(
+            request,
+            {"outcome"},
+            lambda given: self.emulator.settle(session_id, given.get("outcome") or "succeeded"),
+        )
+
+    async def dispute(self, intent_id: str, request: Request) -> Response:
+        """The cardholder disputes the payment; `status=won|lost` also closes the dispute."""
+        return await _admin_call(
+            request, {"status"}, lambda given: self.emulator.dispute(intent_id, given.get("status"))
+        )
+
+    async def webhook_deliveries(self) -> dict[str, Any]:
+        """Every event handed to webhook delivery, oldest first, with each attempt's answer."""
+        return {"object": "list", "data": self.emulator.webhook_deliveries()}
+
+
+def _admin_answer(operation: Callable[[], Any]) -> Response:
+    try:
+        return JSONResponse(operation())
+    except EmulatorError as error:
+        return JSONResponse(error.to_body(), error.http_status)
+
+
+async def _admin_call(
+    request: Request, accepted: set[str], operation: Callable[[dict[str, Any]], Any]
+) -> Response:
+    """Run `operation` on the submitted form or JSON object; unknown names are refused as Stripe would."""
+    try:
+        submitted = await _json_or_form(request)
+    except ValueError as error:
+        return JSONResponse(EmulatorError(400, str(error)).to_body(), 400)
+
+    def checked() -> Any:
+        reject_unknown(submitted, accepted)
+        return operation(submitted)
+
+    return _admin_answer(checked)
 
 
 _FAULT_FIELDS: dict[str, Callable[[Any], Any]] = {
     "latency_ms": int,
     "rate_limit_rps": float,
+    "link_create_rps": float,
     "fail_rate": float,
     "seed": int,
 }
-_NULLABLE_FAULT_FIELDS = frozenset({"rate_limit_rps", "seed"})
+_NULLABLE_FAULT_FIELDS = frozenset({"rate_limit_rps", "link_create_rps", "seed"})
 
 
 def _fault_changes(submitted: dict[str, Any]) -> dict[str, Any]:
@@ -314,6 +436,6 @@ async def _json_or_form(request: Request) -> dict[str, Any]:
     if "json" in request.headers.get("content-type", ""):
         submitted = json.loads(body or b"{}")
         if not isinstance(submitted, dict):
-            raise ValueError("Send a JSON object of fault settings.")
+            raise ValueError("Send a JSON object.")
         return submitted
     return parse_form(body)

@@ -46,6 +46,11 @@ class IdempotencyStore:
         self._lock = lock
         self._records: dict[tuple[str, str], _KeyRecord] = {}
 
+    def forget(self) -> None:
+        """Drop every stored key, as Stripe prunes keys after about 24 hours."""
+        with self._lock:
+            self._records.clear()
+
     def begin(self, api_key: str, key: str, fingerprint: str) -> StoredResponse | None:
         """Claim `key` for this request, or return the response to replay.
 

@@ -29,6 +29,8 @@ _ID_RANDOM_LENGTHS = {
     "price": 24,
     "plink": 24,
     "cs_test": 58,
+    "cs_live": 58,
+    "acct": 16,
     "evt": 24,
     "pi": 24,
     "li": 24,
@@ -38,8 +40,11 @@ _ID_RANDOM_LENGTHS = {
 
 def new_id(prefix: str) -> str:
     """A fresh id shaped like Stripe's: `prod_QXg1hqf4jFNsqG`, `cs_test_a1YS...`."""
-    length = _ID_RANDOM_LENGTHS.get(prefix, 24)
-    return f"{prefix}_" + "".join(secrets.choice(_BASE62) for _ in range(length))
+    return f"{prefix}_" + _random_part(_ID_RANDOM_LENGTHS.get(prefix, 24))
+
+
+def _random_part(length: int) -> str:
+    return "".join(secrets.choice(_BASE62) for _ in range(length))
 
 
 def product(
@@ -50,6 +55,7 @@ def product(
     active: bool,
     metadata: dict[str, str],
     created: int,
+    livemode: bool,
 ) -> dict[str, Any]:
     return {
         "id": product_id,
@@ -59,7 +65,7 @@ def product(
         "default_price": None,
         "description": description,
         "images": [],
-        "livemode": False,
+        "livemode": livemode,
         "marketing_features": [],
         "metadata": metadata,
         "name": name,
@@ -85,6 +91,7 @@ def price(
     nickname: str | None,
     metadata: dict[str, str],
     created: int,
+    livemode: bool,
 ) -> dict[str, Any]:
     return {
         "id": price_id,
@@ -94,7 +101,7 @@ def price(
         "created": created,
         "currency": currency,
         "custom_unit_amount": None,
-        "livemode": False,
+        "livemode": livemode,
         "lookup_key": lookup_key,
         "metadata": metadata,
         "nickname": nickname,
@@ -168,6 +175,7 @@ def payment_link(
     inactive_message: str | None,
     payment_intent_data: dict[str, Any] | None,
     restrictions: dict[str, Any] | None,
+    livemode: bool,
 ) -> dict[str, Any]:
     return {
         "id": link_id,
@@ -187,7 +195,7 @@ def payment_link(
         "customer_creation": "if_required",
         "inactive_message": inactive_message,
         "invoice_creation": _invoice_creation_disabled(),
-        "livemode": False,
+        "livemode": livemode,
         "managed_payments": {"enabled": False},
         "metadata": metadata,
         "on_behalf_of": None,
@@ -249,18 +257,20 @@ def _customer_details(email: str) -> dict[str, Any]:
     }
 
 
-def completed_checkout_session(
+def checkout_session(
     *,
     session_id: str,
     link: dict[str, Any],
     amount_subtotal: int,
     amount_total: int,
-    payment_status: str,
-    payment_intent_id: str,
-    customer_email: str,
     created: int,
+    url: str,
+    livemode: bool,
 ) -> dict[str, Any]:
-    """The session Stripe records when a customer completes checkout on a payment link."""
+    """The open session Stripe creates when a customer opens a payment link's page.
+
+    `complete_checkout_session` turns it into the record of a finished checkout.
+    """
     return {
         "id": session_id,
         "object": "checkout.session",
@@ -285,26 +295,27 @@ def completed_checkout_session(
         "customer": None,
         "customer_account": None,
         "customer_creation": link["customer_creation"],
-        "customer_details": _customer_details(customer_email),
+        "customer_details": None,  # filled in when the customer completes checkout
         "customer_email": None,
         "discounts": [],
         "expires_at": created + CHECKOUT_SESSION_LIFETIME_SECONDS,
         "integration_identifier": None,
         "invoice": None,
         "invoice_creation": _invoice_creation_disabled(),
-        "livemode": False,
+        "livemode": livemode,
         "locale": "auto",
         "managed_payments": {"enabled": False},
         "metadata": {},  # a payment link's metadata is not copied onto its sessions
         "mode": "payment",
         "origin_context": None,
-        "payment_intent": payment_intent_id,
+        "payment_intent": None,  # created when the customer confirms
         "payment_link": link["id"],
         "payment_method_collection": link["payment_method_collection"],
         "payment_method_configuration_details": None,
         "payment_method_options": {},
-        "payment_method_types": ["card"],
-        "payment_status": payment_status,
+        # The link leaves the choice to the account's settings: cards and US bank debits here.
+        "payment_method_types": ["card", "us_bank_account"],
+        "payment_status": "unpaid",
         "permissions": None,
         "phone_number_collection": {"enabled": False},
         "recovered_from": None,
@@ -313,14 +324,415 @@ def completed_checkout_session(
         "shipping_address_collection": None,
         "shipping_cost": None,
         "shipping_options": [],
-        "status": "complete",
+        "status": "open",
         "submit_type": link["submit_type"],
         "subscription": None,
         "success_url": None,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
         "ui_mode": "hosted",
-        "url": None,  # a complete session can no longer be visited
+        "url": url,
         "wallet_options": None,
+    }
+
+
+def complete_checkout_session(
+    session: dict[str, Any], *, payment_intent_id: str, payment_status: str, customer_email: str
+) -> None:
+    """Record, in place, the customer finishing checkout on `session`."""
+    session.update(
+        {
+            "customer_details": _customer_details(customer_email),
+            "payment_intent": payment_intent_id,
+            "payment_status": payment_status,
+            "status": "complete",
+            "url": None,  # a complete session can no longer be visited
+        }
+    )
+
+
+def payment_intent(
+    *,
+    intent_id: str,
+    amount: int,
+    currency: str,
+    status: str,
+    payment_method_type: str,
+    metadata: dict[str, str],
+    description: str | None,
+    created: int,
+    livemode: bool,
+) -> dict[str, Any]:
+    """The PaymentIntent behind a completed checkout; `latest_charge` is set once it is charged."""
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_capturable": 0,
+        "amount_details": {"tip": {}},
+        "amount_received": amount if status == "succeeded" else 0,
+        "application": None,
+        "application_fee_amount": None,
+        "automatic_payment_methods": None,  # Checkout names the methods itself
+        "canceled_at": None,
+        "cancellation_reason": None,
+        "capture_method": "automatic_async",
+        "client_secret": f"{intent_id}_secret_{_random_part(25)}",
+        "confirmation_method": "automatic",
+        "created": created,
+        "currency": currency,
+        "customer": None,
+        "customer_account": None,
+        "description": description,
+        "excluded_payment_method_types": None,
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": livemode,
+        "managed_payments": {"enabled": False},
+        "metadata": metadata,
+        "next_action": None,
+        "on_behalf_of": None,
+        "payment_method": new_id("pm"),
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": [payment_method_type],
+        "processing": None,
+        "receipt_email": None,
+        "review": None,
+        "setup_future_usage": None,
+        "shipping": None,
+        "source": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": status,
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def payment_failure(code: str, message: str, charge_id: str) -> dict[str, Any]:
+    """`last_payment_error` of an intent whose payment failed."""
+    return {"type": "card_error", "code": code, "message": message, "charge": charge_id}
+
+
+def _address() -> dict[str, Any]:
+    return {"city": None, "country": None, "line1": None, "line2": None, "postal_code": None, "state": None}
+
+
+def _card_details(amount: int) -> dict[str, Any]:
+    return {
+        "type": "card",
+        "card": {
+            "amount_authorized": amount,
+            "authorization_code": None,
+            "brand": "visa",
+            "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+            "country": "US",
+            "exp_month": 12,
+            "exp_year": 2034,
+            "extended_authorization": {"status": "disabled"},
+            "fingerprint": _random_part(16),
+            "funding": "credit",
+            "incremental_authorization": {"status": "unavailable"},
+            "installments": None,
+            "last4": "4242",
+            "mandate": None,
+            "multicapture": {"status": "unavailable"},
+            "network": "visa",
+            "network_token": {"used": False},
+            "network_transaction_id": None,
+            "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
+            "regulated_status": "unregulated",
+            "three_d_secure": None,
+            "transaction_link_id": None,
+            "wallet": None,
+        },
+    }
+
+
+def _bank_debit_details() -> dict[str, Any]:
+    return {
+        "type": "us_bank_account",
+        "us_bank_account": {
+            "account_holder_type": "individual",
+            "account_type": "checking",
+            "bank_name": "STRIPE TEST BANK",
+            "fingerprint": _random_part(16),
+            "last4": "6789",
+            "mandate": None,
+            "payment_reference": None,
+            "routing_number": "110000000",
+        },
+    }
+
+
+def charge(
+    *,
+    charge_id: str,
+    intent: dict[str, Any],
+    status: str,
+    billing_email: str,
+    created: int,
+) -> dict[str, Any]:
+    """The charge of `intent`: `succeeded`, or `pending` while a bank debit clears."""
+    amount = intent["amount"]
+    succeeded = status == "succeeded"
+    is_card = intent["payment_method_types"] == ["card"]
+    return {
+        "id": charge_id,
+        "object": "charge",
+        "amount": amount,
+        "amount_captured": amount,
+        "amount_refunded": 0,
+        "application": None,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "balance_transaction": new_id("txn") if succeeded else None,
+        "billing_details": {
+            "address": _address(),
+            "email": billing_email,
+            "name": None,
+            "phone": None,
+            "tax_id": None,
+        },
+        "calculated_statement_descriptor": None,
+        "captured": True,
+        "created": created,
+        "currency": intent["currency"],
+        "customer": None,
+        "description": intent["description"],
+        "disputed": False,
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "fraud_details": {},
+        "livemode": intent["livemode"],
+        "metadata": copy.deepcopy(intent["metadata"]),  # a PaymentIntent's charges carry its metadata
+        "on_behalf_of": None,
+        "outcome": {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network",
+            "reason": None,
+            "risk_level": "normal",
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        },
+        "paid": succeeded,
+        "payment_intent": intent["id"],
+        "payment_method": intent["payment_method"],
+        "payment_method_details": _card_details(amount) if is_card else _bank_debit_details(),
+        "receipt_email": None,
+        "receipt_number": None,
+        "receipt_url": f"https://pay.stripe.com/receipts/payment/{_random_part(40)}",
+        "refunded": False,
+        "refunds": list_object(f"/v1/charges/{charge_id}/refunds", [], has_more=False),
+        "review": None,
+        "shipping": None,
+        "source": None,
+        "source_transfer": None,
+        "statement_descriptor": None,
+        "statement_descriptor_suffix": None,
+        "status": status,
+        "transfer_data": None,
+        "transfer_group": None,
+    }
+
+
+def refund(
+    *,
+    refund_id: str,
+    charge_object: dict[str, Any],
+    amount: int,
+    reason: str | None,
+    metadata: dict[str, str],
+    created: int,
+) -> dict[str, Any]:
+    if charge_object["payment_method_details"]["type"] == "card":
+        destination = {
+            "type": "card",
+            "card": {
+                "reference": None,
+                "reference_status": "pending",
+                "reference_type": None,
+                "type": "refund",
+            },
+        }
+    else:
+        destination = {
+            "type": "us_bank_account",
+            "us_bank_account": {"reference": None, "reference_status": "pending"},
+        }
+    return {
+        "id": refund_id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": new_id("txn"),
+        "charge": charge_object["id"],
+        "created": created,
+        "currency": charge_object["currency"],
+        "customer": None,
+        "customer_account": None,
+        "destination_details": destination,
+        "metadata": metadata,
+        "payment_intent": charge_object["payment_intent"],
+        "payment_method": charge_object["payment_method"],
+        "reason": reason,
+        "receipt_number": None,
+        "source_transfer_reversal": None,
+        "status": "succeeded",
+        "transfer_reversal": None,
+    }
+
+
+# Days a merchant has to answer a dispute with evidence, as card networks typically allow.
+DISPUTE_RESPONSE_DAYS = 21
+
+
+def dispute(*, dispute_id: str, charge_object: dict[str, Any], created: int) -> dict[str, Any]:
+    """A chargeback opened on the whole of `charge_object`, awaiting the merchant's response."""
+    evidence_fields = (
+        "access_activity_log",
+        "billing_address",
+        "cancellation_policy",
+        "cancellation_policy_disclosure",
+        "cancellation_rebuttal",
+        "customer_communication",
+        "customer_email_address",
+        "customer_name",
+        "customer_purchase_ip",
+        "customer_signature",
+        "duplicate_charge_documentation",
+        "duplicate_charge_explanation",
+        "duplicate_charge_id",
+        "product_description",
+        "receipt",
+        "refund_policy",
+        "refund_policy_disclosure",
+        "refund_refusal_explanation",
+        "service_date",
+        "service_documentation",
+        "shipping_address",
+        "shipping_carrier",
+        "shipping_date",
+        "shipping_documentation",
+        "shipping_tracking_number",
+        "uncategorized_file",
+        "uncategorized_text",
+    )
+    method_type = charge_object["payment_method_details"]["type"]
+    return {
+        "id": dispute_id,
+        "object": "dispute",
+        "amount": charge_object["amount"],
+        "balance_transactions": [],
+        "charge": charge_object["id"],
+        "created": created,
+        "currency": charge_object["currency"],
+        "enhanced_eligibility_types": [],
+        "evidence": {**{field: None for field in evidence_fields}, "enhanced_evidence": {}},
+        "evidence_details": {
+            "due_by": created + DISPUTE_RESPONSE_DAYS * 24 * 60 * 60,
+            "enhanced_eligibility": {},
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": False,  # a chargeback already returns the money
+        "livemode": charge_object["livemode"],
+        "metadata": {},
+        "payment_intent": charge_object["payment_intent"],
+        "payment_method_details": (
+            {
+                "type": "card",
+                "card": {
+                    "brand": "visa",
+                    "case_type": "chargeback",
+                    "network": "visa",
+                    "network_reason_code": "10.4",
+                },
+            }
+            if method_type == "card"
+            else {"type": method_type}
+        ),
+        "reason": "general",
+        "status": "needs_response",
+    }
+
+
+def account(*, account_id: str, connected: bool, created: int) -> dict[str, Any]:
+    """A fully onboarded US account: the platform itself, or a Standard account connected to it."""
+
+    def no_requirements() -> dict[str, Any]:
+        return {
+            "alternatives": [],
+            "current_deadline": None,
+            "currently_due": [],
+            "disabled_reason": None,
+            "errors": [],
+            "eventually_due": [],
+            "past_due": [],
+            "pending_verification": [],
+        }
+
+    return {
+        "id": account_id,
+        "object": "account",
+        "business_profile": {
+            "annual_revenue": None,
+            "estimated_worker_count": None,
+            "mcc": None,
+            "minority_owned_business_designation": None,
+            "name": None,
+            "product_description": None,
+            "support_address": None,
+            "support_email": None,
+            "support_phone": None,
+            "support_url": None,
+            "url": None,
+        },
+        "business_type": None,
+        "capabilities": {"card_payments": "active", "transfers": "active"},
+        "charges_enabled": True,
+        "controller": {"type": "application", "is_controller": True} if connected else {"type": "account"},
+        "country": "US",
+        "created": created,
+        "default_currency": "usd",
+        "details_submitted": True,
+        "email": None,
+        "external_accounts": list_object(f"/v1/accounts/{account_id}/external_accounts", [], has_more=False),
+        "future_requirements": no_requirements(),
+        "metadata": {},
+        "payouts_enabled": True,
+        "requirements": no_requirements(),
+        "settings": {
+            "bacs_debit_payments": {"display_name": None, "service_user_number": None},
+            "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
+            "card_issuing": {"tos_acceptance": {"date": None, "ip": None}},
+            "card_payments": {
+                "decline_on": {"avs_failure": False, "cvc_failure": False},
+                "statement_descriptor_prefix": None,
+                "statement_descriptor_prefix_kana": None,
+                "statement_descriptor_prefix_kanji": None,
+            },
+            "dashboard": {"display_name": None, "timezone": "Etc/UTC"},
+            "invoices": {"default_account_tax_ids": None, "hosted_payment_method_save": None},
+            "payments": {
+                "statement_descriptor": None,
+                "statement_descriptor_kana": None,
+                "statement_descriptor_kanji": None,
+                "statement_descriptor_prefix_kana": None,
+                "statement_descriptor_prefix_kanji": None,
+            },
+            "payouts": {
+                "debit_negative_balances": True,
+                "schedule": {"delay_days": 2, "interval": "daily"},
+                "statement_descriptor": None,
+            },
+            "sepa_debit_payments": {},
+        },
+        "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
+        "type": "standard",
     }
 
 
@@ -333,21 +745,28 @@ def event(
     request_id: str | None,
     idempotency_key: str | None,
     created: int,
+    livemode: bool,
+    account_id: str | None,
+    pending_webhooks: int,
 ) -> dict[str, Any]:
+    """An event; `account_id` is set for events of a connected account, as Stripe sets `account`."""
     data: dict[str, Any] = {"object": copy.deepcopy(data_object)}
     if previous_attributes is not None:
         data["previous_attributes"] = previous_attributes
-    return {
+    event = {
         "id": event_id,
         "object": "event",
         "api_version": API_VERSION,
         "created": created,
         "data": data,
-        "livemode": False,
-        "pending_webhooks": 0,  # the emulator delivers no webhooks
+        "livemode": livemode,
+        "pending_webhooks": pending_webhooks,
         "request": {"id": request_id, "idempotency_key": idempotency_key},
         "type": event_type,
     }
+    if account_id is not None:
+        event["account"] = account_id
+    return event
 
 
 def list_object(url: str, data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:

@@ -6,13 +6,16 @@ test calls the `Emulator` directly; every reader accepts both.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import parameter_invalid, parameter_missing, parameter_unknown, parameter_unsupported
 
 _INTEGER = re.compile(r"-?\d+")
+
+Choice = TypeVar("Choice", bound=enum.Enum)
 
 # Stripe's documented metadata limits; enforcing them keeps a too-long value from passing
 # locally and failing in production.
@@ -133,3 +136,14 @@ def merged_metadata(current: dict[str, str], update: Any, param: str = "metadata
         else:
             merged[key] = entry
     return as_metadata(merged, param)
+
+
+def as_choice(value: Any, choices: type[Choice], param: str) -> Choice:
+    """One member of the enum `choices`, given as the member or as its value."""
+    if isinstance(value, choices):
+        return value
+    for member in choices:
+        if member.value == value:
+            return member
+    allowed = ", ".join(str(member.value) for member in choices)
+    raise parameter_invalid(param, f"Invalid {param}: must be one of {allowed}")

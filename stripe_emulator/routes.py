@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .state import Emulator, RequestOrigin
+from .state import Account, RequestOrigin
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,8 @@ class ApiCall:
         return self.path_params["id"]
 
 
-Operation = Callable[[Emulator, ApiCall], dict[str, Any]]
+# An operation acts in the account the request names (`Stripe-Account`), or the platform's.
+Operation = Callable[[Account, ApiCall], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -156,78 +157,131 @@ _CHECKOUT_SESSION_LIST = _PAGINATION | {
 }
 _EVENT_LIST = _PAGINATION | {"created", "delivery_success", "type", "types"}
 
+_REFUND_CREATE = frozenset(
+    {
+        "amount",
+        "charge",
+        "currency",
+        "customer",
+        "expand",
+        "instructions_email",
+        "metadata",
+        "origin",
+        "payment_intent",
+        "reason",
+        "refund_application_fee",
+        "reverse_transfer",
+    }
+)
+_REFUND_LIST = _PAGINATION | {"charge", "created", "payment_intent"}
+_DISPUTE_LIST = _PAGINATION | {"charge", "created", "payment_intent"}
+
 
 ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/products",
-        lambda emu, call: emu.create_product(call.params, call.origin),
+        lambda account, call: account.create_product(call.params, call.origin),
         _PRODUCT_CREATE,
     ),
-    Route("GET", "/v1/products", lambda emu, call: emu.list_products(call.params), _PRODUCT_LIST),
-    Route("GET", "/v1/products/{id}", lambda emu, call: emu.retrieve_product(call.object_id), _RETRIEVE),
+    Route("GET", "/v1/products", lambda account, call: account.list_products(call.params), _PRODUCT_LIST),
+    Route(
+        "GET", "/v1/products/{id}", lambda account, call: account.retrieve_product(call.object_id), _RETRIEVE
+    ),
     Route(
         "POST",
         "/v1/products/{id}",
-        lambda emu, call: emu.update_product(call.object_id, call.params, call.origin),
+        lambda account, call: account.update_product(call.object_id, call.params, call.origin),
         _PRODUCT_UPDATE,
     ),
-    Route("POST", "/v1/prices", lambda emu, call: emu.create_price(call.params, call.origin), _PRICE_CREATE),
-    Route("GET", "/v1/prices", lambda emu, call: emu.list_prices(call.params), _PRICE_LIST),
-    Route("GET", "/v1/prices/{id}", lambda emu, call: emu.retrieve_price(call.object_id), _RETRIEVE),
+    Route(
+        "POST",
+        "/v1/prices",
+        lambda account, call: account.create_price(call.params, call.origin),
+        _PRICE_CREATE,
+    ),
+    Route("GET", "/v1/prices", lambda account, call: account.list_prices(call.params), _PRICE_LIST),
+    Route("GET", "/v1/prices/{id}", lambda account, call: account.retrieve_price(call.object_id), _RETRIEVE),
     Route(
         "POST",
         "/v1/prices/{id}",
-        lambda emu, call: emu.update_price(call.object_id, call.params, call.origin),
+        lambda account, call: account.update_price(call.object_id, call.params, call.origin),
         _PRICE_UPDATE,
     ),
     Route(
         "POST",
         "/v1/payment_links",
-        lambda emu, call: emu.create_payment_link(call.params, call.origin),
+        lambda account, call: account.create_payment_link(call.params, call.origin),
         _PAYMENT_LINK_CREATE,
     ),
     Route(
-        "GET", "/v1/payment_links", lambda emu, call: emu.list_payment_links(call.params), _PAYMENT_LINK_LIST
+        "GET",
+        "/v1/payment_links",
+        lambda account, call: account.list_payment_links(call.params),
+        _PAYMENT_LINK_LIST,
     ),
     Route(
         "GET",
         "/v1/payment_links/{id}",
-        lambda emu, call: emu.retrieve_payment_link(call.object_id),
+        lambda account, call: account.retrieve_payment_link(call.object_id),
         _RETRIEVE,
     ),
     Route(
         "POST",
         "/v1/payment_links/{id}",
-        lambda emu, call: emu.update_payment_link(call.object_id, call.params, call.origin),
+        lambda account, call: account.update_payment_link(call.object_id, call.params, call.origin),
         _PAYMENT_LINK_UPDATE,
     ),
     Route(
         "GET",
         "/v1/payment_links/{id}/line_items",
-        lambda emu, call: emu.list_payment_link_line_items(call.object_id, call.params),
+        lambda account, call: account.list_payment_link_line_items(call.object_id, call.params),
         _PAGINATION,
     ),
     Route(
         "GET",
         "/v1/checkout/sessions",
-        lambda emu, call: emu.list_checkout_sessions(call.params),
+        lambda account, call: account.list_checkout_sessions(call.params),
         _CHECKOUT_SESSION_LIST,
     ),
     Route(
         "GET",
         "/v1/checkout/sessions/{id}",
-        lambda emu, call: emu.retrieve_checkout_session(call.object_id),
+        lambda account, call: account.retrieve_checkout_session(call.object_id),
         _RETRIEVE,
     ),
     Route(
         "GET",
         "/v1/checkout/sessions/{id}/line_items",
-        lambda emu, call: emu.list_checkout_session_line_items(call.object_id, call.params),
+        lambda account, call: account.list_checkout_session_line_items(call.object_id, call.params),
         _PAGINATION,
     ),
-    Route("GET", "/v1/events", lambda emu, call: emu.list_events(call.params), _EVENT_LIST),
-    Route("GET", "/v1/events/{id}", lambda emu, call: emu.retrieve_event(call.object_id), _RETRIEVE),
+    Route(
+        "GET",
+        "/v1/payment_intents/{id}",
+        lambda account, call: account.retrieve_payment_intent(call.object_id),
+        _RETRIEVE | {"client_secret"},
+    ),
+    Route(
+        "GET", "/v1/charges/{id}", lambda account, call: account.retrieve_charge(call.object_id), _RETRIEVE
+    ),
+    Route(
+        "POST",
+        "/v1/refunds",
+        lambda account, call: account.create_refund(call.params, call.origin),
+        _REFUND_CREATE,
+    ),
+    Route("GET", "/v1/refunds", lambda account, call: account.list_refunds(call.params), _REFUND_LIST),
+    Route(
+        "GET", "/v1/refunds/{id}", lambda account, call: account.retrieve_refund(call.object_id), _RETRIEVE
+    ),
+    Route("GET", "/v1/disputes", lambda account, call: account.list_disputes(call.params), _DISPUTE_LIST),
+    Route(
+        "GET", "/v1/disputes/{id}", lambda account, call: account.retrieve_dispute(call.object_id), _RETRIEVE
+    ),
+    Route("GET", "/v1/account", lambda account, call: account.retrieve_account(), _RETRIEVE),
+    Route("GET", "/v1/events", lambda account, call: account.list_events(call.params), _EVENT_LIST),
+    Route("GET", "/v1/events/{id}", lambda account, call: account.retrieve_event(call.object_id), _RETRIEVE),
 )
 
 

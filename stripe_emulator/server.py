@@ -18,6 +18,7 @@ import uvicorn
 from .app import create_app
 from .faults import FaultConfig
 from .state import Emulator
+from .webhooks import WebhookConfig
 
 _STARTUP_TIMEOUT_SECONDS = 10.0
 _SHUTDOWN_TIMEOUT_SECONDS = 5.0
@@ -28,7 +29,9 @@ class EmulatorServer:
     """The emulator on a real loopback port, served by uvicorn in a daemon thread.
 
     `port=0` picks a free port; `url` is the bound address once started. Use as a context
-    manager, or call `start()` and `stop()`.
+    manager, or call `start()` and `stop()`. With `webhook_url` and `webhook_secret`, every event
+    is also POSTed there, signed, from a background thread (retried `webhook_max_attempts` times,
+    `webhook_backoff_seconds` apart and doubling).
     """
 
     def __init__(
@@ -40,12 +43,27 @@ class EmulatorServer:
         fail_rate: float = 0.0,
         api_key: str | None = None,
         seed: int | None = None,
+        link_create_rps: float | None = None,
+        account_id: str | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_max_attempts: int = WebhookConfig.max_attempts,
+        webhook_backoff_seconds: float = WebhookConfig.backoff_seconds,
     ) -> None:
-        faults = FaultConfig(
-            latency_ms=latency_ms, rate_limit_rps=rate_limit_rps, fail_rate=fail_rate, seed=seed
+        self.emulator = _emulator(
+            FaultConfig(
+                latency_ms=latency_ms,
+                rate_limit_rps=rate_limit_rps,
+                fail_rate=fail_rate,
+                seed=seed,
+                link_create_rps=link_create_rps,
+            ),
+            api_key=api_key,
+            account_id=account_id,
+            webhooks=_webhook_config(
+                webhook_url, webhook_secret, webhook_max_attempts, webhook_backoff_seconds
+            ),
         )
-        faults.validate()
-        self.emulator = Emulator(faults=faults, api_key=api_key)
         self.host = host
         self.port = port
         self._server: _StoppableUvicorn | None = None
@@ -84,6 +102,7 @@ class EmulatorServer:
             self._thread.join(timeout=_SHUTDOWN_TIMEOUT_SECONDS)
         if self._socket is not None:
             self._socket.close()
+        self.emulator.close()
         self._server = self._thread = self._socket = None
 
     def __enter__(self) -> EmulatorServer:
@@ -144,14 +163,52 @@ def serve(
     rate_limit_rps: float | None = None,
     fail_rate: float = 0.0,
     api_key: str | None = None,
+    link_create_rps: float | None = None,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
 ) -> None:
     """Serve the emulator in the foreground until interrupted (`paylinks stripe-emulator --port`)."""
-    faults = FaultConfig(latency_ms=latency_ms, rate_limit_rps=rate_limit_rps, fail_rate=fail_rate)
-    faults.validate()
-    emulator = Emulator(faults=faults, api_key=api_key)
+    emulator = _emulator(
+        FaultConfig(
+            latency_ms=latency_ms,
+            rate_limit_rps=rate_limit_rps,
+            fail_rate=fail_rate,
+            link_create_rps=link_create_rps,
+        ),
+        api_key=api_key,
+        account_id=None,
+        webhooks=_webhook_config(
+            webhook_url, webhook_secret, WebhookConfig.max_attempts, WebhookConfig.backoff_seconds
+        ),
+    )
     public_host = "127.0.0.1" if host in _WILDCARD_HOSTS else host
     emulator.base_url = f"http://{public_host}:{port}"
-    uvicorn.Server(_quiet_config(create_app(emulator), host=host, port=port)).run()
+    try:
+        uvicorn.Server(_quiet_config(create_app(emulator), host=host, port=port)).run()
+    finally:
+        emulator.close()
+
+
+def _emulator(
+    faults: FaultConfig, *, api_key: str | None, account_id: str | None, webhooks: WebhookConfig | None
+) -> Emulator:
+    faults.validate()
+    if webhooks is not None:
+        webhooks.validate()
+    return Emulator(faults=faults, api_key=api_key, account_id=account_id, webhooks=webhooks)
+
+
+def _webhook_config(
+    url: str | None, secret: str | None, max_attempts: int, backoff_seconds: float
+) -> WebhookConfig | None:
+    """Webhook delivery settings, or None without a url; a url without a secret is refused."""
+    if url is None:
+        if secret is not None:
+            raise ValueError("a webhook secret was given without a webhook url to deliver to")
+        return None
+    return WebhookConfig(
+        url=url, secret=secret or "", max_attempts=max_attempts, backoff_seconds=backoff_seconds
+    )
 
 
 def _quiet_config(app: object, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:

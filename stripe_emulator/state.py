@@ -1,9 +1,13 @@
-"""The emulator's state and Stripe logic: products, prices, payment links, checkout sessions, events.
+"""The emulator's state and Stripe logic: accounts and everything in them, from products to disputes.
 
-`Emulator` keeps every object in plain dicts under one lock and implements each API operation
-on params already parsed from Stripe's wire format (see `forms.py`), so the HTTP layer
-(`app.py`) stays a thin translation and tests may call these methods directly. Every write
-records the event Stripe would (`product.created`, `checkout.session.completed`, ...).
+`Emulator` is Stripe as a whole: the platform account, the Connect accounts attached to it, and
+what they share (one lock, the clock, faults, webhook delivery). Each `Account` is one account's
+book in one mode (test or live): its objects in plain dicts, its idempotency keys and rate
+windows, and each API operation on params already parsed from Stripe's wire format (see
+`forms.py`), so the HTTP layer (`app.py`) stays a thin translation and tests may call these
+methods directly. Every write records the event Stripe would (`product.created`,
+`checkout.session.completed`, `charge.refunded`, ...), which is also delivered to the webhook
+endpoint when one is set.
 
 Params Stripe accepts that change no behaviour here (presentation settings such as
 `custom_text`) are accepted and ignored; params that would change money or behaviour and are
@@ -14,6 +18,7 @@ says so, rather than silently giving a result real Stripe would not.
 from __future__ import annotations
 
 import copy
+import enum
 import fnmatch
 import threading
 import time
@@ -22,12 +27,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import objects
+from .auth import mask_api_key
 from .errors import EmulatorError, parameter_invalid, resource_missing
-from .faults import FaultConfig, FaultInjector
+from .faults import FaultConfig, FaultInjector, RateWindow
 from .idempotency import IdempotencyStore
 from .listing import created_filter, paginate
 from .params import (
     as_bool,
+    as_choice,
     as_dict,
     as_int,
     as_list,
@@ -40,6 +47,8 @@ from .params import (
     reject_unsupported,
     required,
 )
+from .pay_page import format_amount
+from .webhooks import WebhookConfig, WebhookDispatcher
 
 Params = Mapping[str, Any]
 StripeObject = dict[str, Any]
@@ -78,6 +87,45 @@ _LINK_SETTINGS: dict[str, Callable[[Any, str], Any]] = {
     "payment_method_collection": as_str,
     "submit_type": as_str,
 }
+# Refund params for refunds that are not simply money back on a charge: refused, not ignored.
+_UNMODELLED_REFUND_FEATURES = (
+    "currency",
+    "customer",
+    "instructions_email",
+    "origin",
+    "refund_application_fee",
+    "reverse_transfer",
+)
+_REFUNDS_OF_CHARGES_ONLY = "the emulator refunds charges and PaymentIntents only, without Connect transfers."
+_REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+
+# What a bounced test bank debit says, as Stripe's test account numbers for failures do.
+_BANK_DEBIT_FAILURE_CODE = "insufficient_funds"
+_BANK_DEBIT_FAILURE_MESSAGE = "The customer's account has insufficient funds to cover this payment."
+
+# Keys whose prefix makes a request live mode; everything else is test mode.
+LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+
+
+class PaymentMethod(enum.Enum):
+    """How a customer pays a checkout: a card settles at once, a bank debit days later."""
+
+    CARD = "card"
+    BANK_DEBIT = "bank_debit"
+
+
+class SettleOutcome(enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class DisputeOutcome(enum.Enum):
+    WON = "won"
+    LOST = "lost"
+
+
+_CLOSED_DISPUTE_STATUSES = frozenset(outcome.value for outcome in DisputeOutcome)
+
 _PAYMENT_INTENT_TEXT_FIELDS = (
     "capture_method",
     "description",
@@ -100,23 +148,23 @@ class RequestOrigin:
 _NO_ORIGIN = RequestOrigin()
 
 
-class Emulator:
-    """In-memory Stripe: thread-safe, every public method takes the one lock."""
+class Account:
+    """One Stripe account's objects in one mode (test or live), and the operations on them.
 
-    def __init__(
-        self,
-        faults: FaultConfig | None = None,
-        api_key: str | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.faults = faults if faults is not None else FaultConfig()
-        self.api_key = api_key
-        self.clock = clock
-        # Base of payment link urls minted without an HTTP request (EmulatorServer sets its own url).
-        self.base_url = "http://127.0.0.1"
-        self.lock = threading.Lock()
-        self.fault_injector = FaultInjector(lambda: self.faults, self.lock)
+    Stripe keeps every account's data apart, and test data apart from live: each `Account` is
+    one such book, with its own idempotency keys and rate windows. The lock, clock and base url
+    are the `Emulator`'s, shared by all its accounts. Every public method takes the lock.
+    """
+
+    def __init__(self, emulator: Emulator, account_id: str, *, livemode: bool, connected: bool) -> None:
+        self.emulator = emulator
+        self.id = account_id
+        self.livemode = livemode
+        self.connected = connected
+        self.lock = emulator.lock
         self.idempotency = IdempotencyStore(self.lock)
+        self.request_window = RateWindow(self.lock)
+        self.link_create_window = RateWindow(self.lock)
 
         # Dicts keep insertion order, which is creation order: lists walk them backwards.
         self._products: dict[str, StripeObject] = {}
@@ -126,7 +174,23 @@ class Emulator:
         self._link_line_items: dict[str, list[dict[str, Any]]] = {}  # link id → [{id, price, quantity}]
         self._checkout_sessions: dict[str, StripeObject] = {}
         self._session_line_items: dict[str, list[StripeObject]] = {}
+        self._payment_intents: dict[str, StripeObject] = {}
+        self._charges: dict[str, StripeObject] = {}
+        self._refunds: dict[str, StripeObject] = {}
+        self._disputes: dict[str, StripeObject] = {}
         self._events: dict[str, StripeObject] = {}
+
+    def admit_request(self) -> bool:
+        """Count one API request against this account's overall rate; False means 429."""
+        return self.request_window.admit(self.emulator.faults.rate_limit_rps)
+
+    def admit_link_creation(self) -> bool:
+        """Count one payment link creation against its own rate; False means 429."""
+        return self.link_create_window.admit(self.emulator.faults.link_create_rps)
+
+    def retrieve_account(self) -> StripeObject:
+        """`GET /v1/account`: this account as Stripe describes it."""
+        return self.emulator.account_object(self.id, livemode=self.livemode)
 
     # ------------------------------------------------------------------ products
 
@@ -146,6 +210,7 @@ class Emulator:
                 active=as_bool(params.get("active", True), "active"),
                 metadata=as_metadata(params.get("metadata")),
                 created=self._now(),
+                livemode=self.livemode,
             )
             product.update(self._product_text_fields(params))
             # Build (and so validate) the default price before storing anything: a bad price
@@ -343,6 +408,7 @@ class Emulator:
             active=as_bool(product_data.get("active", True), "product_data[active]"),
             metadata=as_metadata(product_data.get("metadata"), "product_data[metadata]"),
             created=self._now(),
+            livemode=self.livemode,
         )
         self._products[product_id] = product
         self._emit("product.created", product, origin)
@@ -368,6 +434,7 @@ class Emulator:
             nickname=as_optional_str(params.get("nickname"), name("nickname")),
             metadata=as_metadata(params.get("metadata"), name("metadata")),
             created=self._now(),
+            livemode=self.livemode,
         )
         if "tax_behavior" in params:
             price["tax_behavior"] = as_str(params["tax_behavior"], name("tax_behavior"))
@@ -426,7 +493,7 @@ class Emulator:
         with self.lock:
             line_items, currency = self._new_link_line_items(params)
             link_id = objects.new_id("plink")
-            base_url = (origin.base_url or self.base_url).rstrip("/")
+            base_url = (origin.base_url or self.emulator.base_url).rstrip("/")
             link = objects.payment_link(
                 link_id=link_id,
                 url=f"{base_url}/pay/{link_id}",
@@ -438,6 +505,7 @@ class Emulator:
                     params.get("payment_intent_data"), current=None
                 ),
                 restrictions=self._restrictions(params.get("restrictions"), current=None),
+                livemode=self.livemode,
             )
             link.update(self._link_settings(params))
             self._payment_links[link_id] = link
@@ -616,56 +684,153 @@ class Emulator:
         amount_total: int | None = None,
         email: str | None = None,
     ) -> StripeObject:
-        """Complete a checkout on the link as a customer would; returns the new checkout session.
+        """Open and complete a checkout on the link as a customer would; returns the session.
 
         `payment_status="unpaid"` is a slow payment method (complete now, paid at `settle`);
         `amount_total` overrides what was paid, to simulate an amount that drifted from the price.
         """
         if payment_status not in (PAID, UNPAID):
             raise parameter_invalid("payment_status", f"payment_status must be '{PAID}' or '{UNPAID}'.")
-        if amount_total is not None:
-            amount_total = as_int(amount_total, "amount_total", minimum=0)
+        method = PaymentMethod.CARD if payment_status == PAID else PaymentMethod.BANK_DEBIT
         with self.lock:
-            link = self._payment_link(link_id)
-            if not link["active"]:
-                raise EmulatorError(
-                    410,
-                    link["inactive_message"] or "This payment link is no longer active.",
-                    code="payment_link_inactive",
-                    param="id",
-                )
-            line_items = [self._render_line_item(stored) for stored in self._link_line_items[link_id]]
-            subtotal = sum(item["amount_total"] for item in line_items)
-            session = objects.completed_checkout_session(
-                session_id=objects.new_id("cs_test"),
-                link=link,
-                amount_subtotal=subtotal if amount_total is None else amount_total,
-                amount_total=subtotal if amount_total is None else amount_total,
-                payment_status=payment_status,
-                payment_intent_id=objects.new_id("pi"),
-                customer_email=email or DEFAULT_CUSTOMER_EMAIL,
-                created=self._now(),
-            )
-            self._checkout_sessions[session["id"]] = session
-            self._session_line_items[session["id"]] = line_items
-            self._emit("checkout.session.completed", session, _NO_ORIGIN)
-            self._count_completed_session(link)
+            session = self._open_session(link_id, amount_total)
+            self._complete_session(session, method, email)
             return copy.deepcopy(session)
 
-    def settle(self, session_id: str) -> StripeObject:
-        """A complete but unpaid session's payment arrives: it becomes paid, as with bank debits."""
+    def open_session(self, link_id: str, amount_total: int | None = None) -> StripeObject:
+        """A customer opens the link's page: an open checkout session, not yet paid.
+
+        Like Stripe's, it can still be completed after the link is deactivated or used up.
+        """
+        with self.lock:
+            return copy.deepcopy(self._open_session(link_id, amount_total))
+
+    def complete_session(
+        self,
+        session_id: str,
+        payment_method: PaymentMethod | str = PaymentMethod.CARD,
+        email: str | None = None,
+    ) -> StripeObject:
+        """The customer pays an open session: by card (paid now) or bank debit (unpaid until `settle`)."""
+        method = as_choice(payment_method, PaymentMethod, "payment_method")
         with self.lock:
             session = self._checkout_session(session_id)
-            if session["status"] != "complete" or session["payment_status"] != UNPAID:
+            if session["status"] != "open":
+                raise EmulatorError(
+                    400,
+                    f"Checkout Session {session_id} is not open (status '{session['status']}').",
+                    param="id",
+                )
+            self._complete_session(session, method, email)
+            return copy.deepcopy(session)
+
+    def settle(self, session_id: str, outcome: SettleOutcome | str = SettleOutcome.SUCCEEDED) -> StripeObject:
+        """A bank debit clears (`succeeded`: the session becomes paid) or bounces (`failed`).
+
+        A failed session stays `complete` and `unpaid`, and the link's completion stays spent,
+        as at Stripe: the customer has to pay again through another link.
+        """
+        outcome = as_choice(outcome, SettleOutcome, "outcome")
+        with self.lock:
+            session = self._checkout_session(session_id)
+            intent = self._payment_intents.get(session["payment_intent"] or "")
+            if intent is None or intent["status"] != "processing":
                 raise EmulatorError(
                     400,
                     f"Checkout Session {session_id} is not awaiting payment "
                     f"(status '{session['status']}', payment_status '{session['payment_status']}').",
                     param="id",
                 )
-            session["payment_status"] = PAID
-            self._emit("checkout.session.async_payment_succeeded", session, _NO_ORIGIN)
+            charge = self._charges[intent["latest_charge"]]
+            if outcome is SettleOutcome.SUCCEEDED:
+                charge.update(status="succeeded", paid=True, balance_transaction=objects.new_id("txn"))
+                intent.update(status="succeeded", amount_received=intent["amount"])
+                session["payment_status"] = PAID
+                self._emit("checkout.session.async_payment_succeeded", session, _NO_ORIGIN)
+            else:
+                charge.update(
+                    status="failed",
+                    paid=False,
+                    failure_code=_BANK_DEBIT_FAILURE_CODE,
+                    failure_message=_BANK_DEBIT_FAILURE_MESSAGE,
+                )
+                charge["outcome"].update(
+                    network_status="declined_by_network",
+                    seller_message="The bank returned the debit.",
+                    type="issuer_declined",
+                )
+                intent.update(
+                    status="requires_payment_method",
+                    last_payment_error=objects.payment_failure(
+                        _BANK_DEBIT_FAILURE_CODE, _BANK_DEBIT_FAILURE_MESSAGE, charge["id"]
+                    ),
+                )
+                self._emit("checkout.session.async_payment_failed", session, _NO_ORIGIN)
             return copy.deepcopy(session)
+
+    def _open_session(self, link_id: str, amount_total: Any) -> StripeObject:
+        link = self._payment_link(link_id)
+        if not link["active"]:
+            raise EmulatorError(
+                410,
+                link["inactive_message"] or "This payment link is no longer active.",
+                code="payment_link_inactive",
+                param="id",
+            )
+        line_items = [self._render_line_item(stored) for stored in self._link_line_items[link_id]]
+        amount = sum(item["amount_total"] for item in line_items)
+        if amount_total not in (None, ""):
+            amount = as_int(amount_total, "amount_total", minimum=0)
+        session_id = objects.new_id("cs_live" if self.livemode else "cs_test")
+        session = objects.checkout_session(
+            session_id=session_id,
+            link=link,
+            amount_subtotal=amount,
+            amount_total=amount,
+            created=self._now(),
+            url=f"{self.emulator.base_url.rstrip('/')}/checkout/{session_id}",
+            livemode=self.livemode,
+        )
+        self._checkout_sessions[session_id] = session
+        self._session_line_items[session_id] = line_items
+        return session
+
+    def _complete_session(self, session: StripeObject, method: PaymentMethod, email: str | None) -> None:
+        """Charge the session's PaymentIntent and record the completion (lock held)."""
+        link = self._payment_links[session["payment_link"]]
+        intent_data = link["payment_intent_data"] or {}
+        is_card = method is PaymentMethod.CARD
+        now = self._now()
+        intent = objects.payment_intent(
+            intent_id=objects.new_id("pi"),
+            amount=session["amount_total"],
+            currency=session["currency"],
+            status="succeeded" if is_card else "processing",
+            payment_method_type="card" if is_card else "us_bank_account",
+            metadata=copy.deepcopy(intent_data.get("metadata") or {}),
+            description=intent_data.get("description"),
+            created=now,
+            livemode=self.livemode,
+        )
+        customer_email = email or DEFAULT_CUSTOMER_EMAIL
+        charge = objects.charge(
+            charge_id=objects.new_id("ch"),
+            intent=intent,
+            status="succeeded" if is_card else "pending",
+            billing_email=customer_email,
+            created=now,
+        )
+        intent["latest_charge"] = charge["id"]
+        self._payment_intents[intent["id"]] = intent
+        self._charges[charge["id"]] = charge
+        objects.complete_checkout_session(
+            session,
+            payment_intent_id=intent["id"],
+            payment_status=PAID if is_card else UNPAID,
+            customer_email=customer_email,
+        )
+        self._emit("checkout.session.completed", session, _NO_ORIGIN)
+        self._count_completed_session(link)
 
     def _count_completed_session(self, link: StripeObject) -> None:
         """Count the completion against the link's limit; reaching it deactivates the link, as on Stripe."""
@@ -676,6 +841,162 @@ class Emulator:
         completed["count"] += 1
         if completed["count"] >= completed["limit"]:
             self._apply_update("payment_link.updated", link, {"active": False}, _NO_ORIGIN)
+
+    # ------------------------------------------------------------------ payment intents and charges
+
+    def retrieve_payment_intent(self, intent_id: str) -> StripeObject:
+        with self.lock:
+            return copy.deepcopy(self._lookup(self._payment_intents, "payment_intent", intent_id))
+
+    def retrieve_charge(self, charge_id: str) -> StripeObject:
+        with self.lock:
+            return copy.deepcopy(self._lookup(self._charges, "charge", charge_id))
+
+    # ------------------------------------------------------------------ refunds
+
+    def create_refund(self, params: Params, origin: RequestOrigin = _NO_ORIGIN) -> StripeObject:
+        """Refund all or part of what is left of a successful charge; emits `charge.refunded`."""
+        reject_unsupported(params, _UNMODELLED_REFUND_FEATURES, _REFUNDS_OF_CHARGES_ONLY)
+        reason = as_optional_str(params.get("reason"), "reason")
+        if reason is not None and reason not in _REFUND_REASONS:
+            raise parameter_invalid(
+                "reason",
+                f"Invalid reason: must be one of {', '.join(_REFUND_REASONS[:-1])} or {_REFUND_REASONS[-1]}",
+            )
+        metadata = as_metadata(params.get("metadata"))
+        with self.lock:
+            charge = self._refundable_charge(params)
+            remaining = charge["amount"] - charge["amount_refunded"]
+            if remaining == 0:
+                raise EmulatorError(
+                    400, f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded"
+                )
+            amount = remaining
+            if params.get("amount") not in (None, ""):
+                amount = as_int(params["amount"], "amount", minimum=1)
+            if amount > remaining:
+                raise EmulatorError(
+                    400,
+                    f"Refund amount ({format_amount(amount, charge['currency'])}) is greater than unrefunded "
+                    f"amount on charge ({format_amount(remaining, charge['currency'])})",
+                    code="amount_too_large",
+                    param="amount",
+                )
+            refund = objects.refund(
+                refund_id=objects.new_id("re"),
+                charge_object=charge,
+                amount=amount,
+                reason=reason,
+                metadata=metadata,
+                created=self._now(),
+            )
+            self._refunds[refund["id"]] = refund
+            previous = {"amount_refunded": charge["amount_refunded"], "refunded": charge["refunded"]}
+            charge["amount_refunded"] += amount
+            charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+            charge["refunds"]["data"].insert(0, copy.deepcopy(refund))  # newest first, like every list
+            self._emit("charge.refunded", charge, origin, previous_attributes=previous)
+            return copy.deepcopy(refund)
+
+    def retrieve_refund(self, refund_id: str) -> StripeObject:
+        with self.lock:
+            return copy.deepcopy(self._lookup(self._refunds, "refund", refund_id))
+
+    def list_refunds(self, params: Params) -> StripeObject:
+        filters = [created_filter(params.get("created"))]
+        for field in ("charge", "payment_intent"):
+            if field in params:
+                filters.append(_field_equals(field, params[field]))
+        with self.lock:
+            return self._page(self._refunds, params, "/v1/refunds", "refund", filters)
+
+    def _refundable_charge(self, params: Params) -> StripeObject:
+        intent_id, charge_id = params.get("payment_intent"), params.get("charge")
+        if intent_id in (None, "") and charge_id in (None, ""):
+            raise EmulatorError(
+                400,
+                "One of the following params should be provided for this request: payment_intent or charge.",
+                code="parameter_missing",
+            )
+        if intent_id not in (None, ""):
+            intent = self._lookup(
+                self._payment_intents, "payment_intent", intent_id, param="payment_intent", http_status=400
+            )
+            charge = self._charges.get(intent["latest_charge"] or "")
+            if charge is None or charge["status"] != "succeeded":
+                raise EmulatorError(
+                    400,
+                    f"This PaymentIntent ({intent_id}) does not have a successful charge to refund.",
+                    param="payment_intent",
+                )
+            if charge_id not in (None, "") and charge_id != charge["id"]:
+                raise parameter_invalid("charge", f"The charge {charge_id} does not belong to {intent_id}.")
+        else:
+            charge = self._lookup(self._charges, "charge", charge_id, param="charge", http_status=400)
+            if charge["status"] != "succeeded":
+                raise EmulatorError(
+                    400, f"Charge {charge_id} has not succeeded, so it cannot be refunded.", param="charge"
+                )
+        dispute = self._dispute_of(charge["id"])
+        if dispute is not None and dispute["status"] != DisputeOutcome.WON.value:
+            raise EmulatorError(
+                400,
+                f"Charge {charge['id']} has been charged back; cannot issue a refund.",
+                code="charge_disputed",
+            )
+        return charge
+
+    # ------------------------------------------------------------------ disputes
+
+    def dispute(self, intent_id: str, status: DisputeOutcome | str | None = None) -> StripeObject:
+        """The cardholder disputes the payment: opens a dispute, or closes the open one.
+
+        Without `status` a new dispute stays open (`charge.dispute.created`); with `won` or `lost`
+        it is also closed (`charge.dispute.closed`). On a payment whose dispute is open, `status`
+        closes that dispute.
+        """
+        outcome = None if status in (None, "") else as_choice(status, DisputeOutcome, "status")
+        with self.lock:
+            intent = self._lookup(self._payment_intents, "payment_intent", intent_id)
+            charge = self._charges.get(intent["latest_charge"] or "")
+            if charge is None or charge["status"] != "succeeded":
+                raise EmulatorError(
+                    400, f"PaymentIntent {intent_id} has no successful charge to dispute.", param="id"
+                )
+            dispute = self._dispute_of(charge["id"])
+            if dispute is None:
+                dispute = objects.dispute(
+                    dispute_id=objects.new_id("dp"), charge_object=charge, created=self._now()
+                )
+                self._disputes[dispute["id"]] = dispute
+                charge["disputed"] = True
+                self._emit("charge.dispute.created", dispute, _NO_ORIGIN)
+            elif outcome is None or dispute["status"] in _CLOSED_DISPUTE_STATUSES:
+                raise EmulatorError(
+                    400,
+                    f"Charge {charge['id']} already has dispute {dispute['id']} "
+                    f"(status '{dispute['status']}').",
+                    param="id",
+                )
+            if outcome is not None:
+                dispute["status"] = outcome.value
+                self._emit("charge.dispute.closed", dispute, _NO_ORIGIN)
+            return copy.deepcopy(dispute)
+
+    def retrieve_dispute(self, dispute_id: str) -> StripeObject:
+        with self.lock:
+            return copy.deepcopy(self._lookup(self._disputes, "dispute", dispute_id))
+
+    def list_disputes(self, params: Params) -> StripeObject:
+        filters = [created_filter(params.get("created"))]
+        for field in ("charge", "payment_intent"):
+            if field in params:
+                filters.append(_field_equals(field, params[field]))
+        with self.lock:
+            return self._page(self._disputes, params, "/v1/disputes", "dispute", filters)
+
+    def _dispute_of(self, charge_id: str) -> StripeObject | None:
+        return next((found for found in self._disputes.values() if found["charge"] == charge_id), None)
 
     # ------------------------------------------------------------------ checkout sessions
 
@@ -700,7 +1021,7 @@ class Emulator:
             email = as_str(
                 required(details, "email", path="customer_details[email]"), "customer_details[email]"
             )
-            filters.append(lambda session: session["customer_details"]["email"] == email)
+            filters.append(lambda session: (session["customer_details"] or {}).get("email") == email)
         with self.lock:
             return self._page(
                 self._checkout_sessions, params, "/v1/checkout/sessions", "checkout.session", filters
@@ -742,18 +1063,29 @@ class Emulator:
     def counts(self) -> dict[str, int]:
         """How many objects of each kind exist: what tests assert on for "exactly one link"."""
         with self.lock:
-            return {
-                "products": len(self._products),
-                "prices": len(self._prices),
-                "payment_links": len(self._payment_links),
-                "checkout_sessions": len(self._checkout_sessions),
-                "events": len(self._events),
-            }
+            return {kind: len(collection) for kind, collection in self._collections().items()}
+
+    def holds(self, kind: str, object_id: str) -> bool:
+        """Whether this account has the object; `kind` is a key of `counts()`."""
+        return object_id in self._collections()[kind]
+
+    def _collections(self) -> dict[str, dict[str, StripeObject]]:
+        return {
+            "products": self._products,
+            "prices": self._prices,
+            "payment_links": self._payment_links,
+            "checkout_sessions": self._checkout_sessions,
+            "payment_intents": self._payment_intents,
+            "charges": self._charges,
+            "refunds": self._refunds,
+            "disputes": self._disputes,
+            "events": self._events,
+        }
 
     # ------------------------------------------------------------------ shared helpers (lock held)
 
     def _now(self) -> int:
-        return int(self.clock())
+        return int(self.emulator.clock())
 
     @staticmethod
     def _lookup(
@@ -813,8 +1145,209 @@ class Emulator:
             request_id=origin.request_id,
             idempotency_key=origin.idempotency_key,
             created=self._now(),
+            livemode=self.livemode,
+            account_id=self.id if self.connected else None,
+            pending_webhooks=1 if self.emulator.webhooks is not None else 0,
         )
         self._events[event["id"]] = event
+        self.emulator.announce(event)
+
+
+# Operations of the platform account (in its default mode) that `Emulator` offers directly, so a
+# test or the demo can write `emulator.create_product(...)` as it would against one account.
+_PLATFORM_OPERATIONS = frozenset(
+    {
+        "create_product",
+        "retrieve_product",
+        "update_product",
+        "list_products",
+        "create_price",
+        "retrieve_price",
+        "update_price",
+        "list_prices",
+        "create_payment_link",
+        "retrieve_payment_link",
+        "update_payment_link",
+        "list_payment_links",
+        "list_payment_link_line_items",
+        "retrieve_checkout_session",
+        "list_checkout_sessions",
+        "list_checkout_session_line_items",
+        "retrieve_payment_intent",
+        "retrieve_charge",
+        "create_refund",
+        "retrieve_refund",
+        "list_refunds",
+        "retrieve_dispute",
+        "list_disputes",
+        "retrieve_event",
+        "list_events",
+    }
+)
+
+
+class Emulator:
+    """In-memory Stripe: the platform account, its connected accounts, and what they share.
+
+    Thread-safe: one lock guards every account. `account()` gives an account's book; the
+    operations a customer or bank performs (`pay`, `open_session`, `complete_session`, `settle`,
+    `dispute`) find the object's account by its id, as the hosted pages do.
+    """
+
+    def __init__(
+        self,
+        faults: FaultConfig | None = None,
+        api_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+        account_id: str | None = None,
+        webhooks: WebhookConfig | None = None,
+    ) -> None:
+        self.faults = faults if faults is not None else FaultConfig()
+        self.api_key = api_key
+        self.clock = clock
+        # Base of payment link urls minted without an HTTP request (EmulatorServer sets its own url).
+        self.base_url = "http://127.0.0.1"
+        self.lock = threading.Lock()
+        self.fault_injector = FaultInjector(lambda: self.faults, self.lock)
+        self.platform_account_id = account_id or objects.new_id("acct")
+        # Started to accept only a live key, the emulator is in live mode when used directly too.
+        self.default_livemode = api_key is not None and api_key.startswith(LIVE_KEY_PREFIXES)
+        self._account_created: dict[str, int] = {self.platform_account_id: int(clock())}
+        self._books: dict[tuple[str, bool], Account] = {}
+        self.webhooks = WebhookDispatcher(webhooks, on_delivered=self._mark_delivered) if webhooks else None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in _PLATFORM_OPERATIONS:
+            return getattr(self.account(), name)
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    # ------------------------------------------------------------------ accounts
+
+    def account(
+        self, account_id: str | None = None, *, livemode: bool | None = None, api_key: str | None = None
+    ) -> Account:
+        """The book of `account_id` (None: the platform) in one mode (None: the default).
+
+        An account that was never created answers Stripe's 403, naming `api_key` masked.
+        """
+        account_id = account_id or self.platform_account_id
+        livemode = self.default_livemode if livemode is None else livemode
+        with self.lock:
+            if account_id not in self._account_created:
+                raise _inaccessible_account(account_id, api_key)
+            book = self._books.get((account_id, livemode))
+            if book is None:
+                book = Account(
+                    self, account_id, livemode=livemode, connected=account_id != self.platform_account_id
+                )
+                self._books[(account_id, livemode)] = book
+            return book
+
+    def create_connected_account(self, account_id: str | None = None) -> StripeObject:
+        """Connect an account to the platform (`acct_…`, fresh unless given); returns it."""
+        account_id = as_optional_str(account_id, "id") or objects.new_id("acct")
+        if not account_id.startswith("acct_"):
+            raise parameter_invalid("id", f"Account ids start with 'acct_': {account_id!r}")
+        with self.lock:
+            if account_id in self._account_created:
+                raise EmulatorError(
+                    400, f"Account already exists: '{account_id}'", code="resource_already_exists", param="id"
+                )
+            self._account_created[account_id] = int(self.clock())
+        return self.account_object(account_id)
+
+    def account_object(self, account_id: str, livemode: bool | None = None) -> StripeObject:
+        """The Account object Stripe returns for `account_id` (its fields do not depend on mode here)."""
+        with self.lock:
+            created = self._account_created[account_id]
+        return objects.account(
+            account_id=account_id, connected=account_id != self.platform_account_id, created=created
+        )
+
+    def holder(self, kind: str, object_id: str) -> Account:
+        """The account holding object `object_id` of `kind` (a key of `counts()`); Stripe's 404 if none."""
+        with self.lock:
+            books = list(self._books.values())
+        for book in books:
+            if book.holds(kind, object_id):
+                return book
+        singular = {"checkout_sessions": "checkout.session"}.get(kind, kind.removesuffix("s"))
+        raise resource_missing(singular, object_id)
+
+    # ------------------------------------------------------------------ what customers and banks do
+
+    def pay(
+        self,
+        link_id: str,
+        payment_status: str = PAID,
+        amount_total: int | None = None,
+        email: str | None = None,
+    ) -> StripeObject:
+        """See `Account.pay`; the link may be in any account."""
+        return self.holder("payment_links", link_id).pay(link_id, payment_status, amount_total, email)
+
+    def open_session(self, link_id: str, amount_total: int | None = None) -> StripeObject:
+        return self.holder("payment_links", link_id).open_session(link_id, amount_total)
+
+    def complete_session(
+        self,
+        session_id: str,
+        payment_method: PaymentMethod | str = PaymentMethod.CARD,
+        email: str | None = None,
+    ) -> StripeObject:
+        return self.holder("checkout_sessions", session_id).complete_session(
+            session_id, payment_method, email
+        )
+
+    def settle(self, session_id: str, outcome: SettleOutcome | str = SettleOutcome.SUCCEEDED) -> StripeObject:
+        return self.holder("checkout_sessions", session_id).settle(session_id, outcome)
+
+    def dispute(self, intent_id: str, status: DisputeOutcome | str | None = None) -> StripeObject:
+        return self.holder("payment_intents", intent_id).dispute(intent_id, status)
+
+    # ------------------------------------------------------------------ inspection and webhooks
+
+    def forget_idempotency_keys(self) -> None:
+        """Every book forgets its idempotency keys, as Stripe does after about a day."""
+        with self.lock:
+            books = list(self._books.values())
+        for book in books:
+            book.idempotency.forget()
+
+    def counts(self, account_id: str | None = None, *, livemode: bool | None = None) -> dict[str, int]:
+        """Objects of each kind in one account (default: the platform, in the default mode)."""
+        return self.account(account_id, livemode=livemode).counts()
+
+    def webhook_deliveries(self) -> list[dict[str, Any]]:
+        return self.webhooks.deliveries() if self.webhooks is not None else []
+
+    def announce(self, event: StripeObject) -> None:
+        """Hand a new event to webhook delivery, if any (called with the lock held; never blocks)."""
+        if self.webhooks is not None:
+            self.webhooks.enqueue(event)
+
+    def close(self) -> None:
+        """Stop delivering webhooks."""
+        if self.webhooks is not None:
+            self.webhooks.stop()
+
+    def _mark_delivered(self, event_id: str) -> None:
+        with self.lock:
+            for book in self._books.values():
+                event = book._events.get(event_id)
+                if event is not None:
+                    event["pending_webhooks"] = 0
+
+
+def _inaccessible_account(account_id: str, api_key: str | None) -> EmulatorError:
+    """Stripe's answer to a `Stripe-Account` the key cannot act in (or that does not exist)."""
+    key = f"'{mask_api_key(api_key)}' " if api_key else ""
+    return EmulatorError(
+        403,
+        f"The provided key {key}does not have access to account '{account_id}' (or that account does "
+        "not exist). Application access may have been revoked.",
+        code="account_invalid",
+    )
 
 
 def _field_equals(field: str, expected: Any) -> Callable[[StripeObject], bool]:

@@ -19,144 +19,15 @@ import stripe
 from stripe_emulator import Emulator, EmulatorError, EmulatorServer, FaultConfig
 from stripe_emulator.auth import mask_api_key
 from stripe_emulator.forms import parse_form
+from tests.stripe_emulator.support import (
+    NULL_WHERE_STRIPE_RETURNS_NULL,
+    create_link,
+    create_price,
+    pay,
+    sdk_client,
+    shape_mismatches,
+)
 from tests.support.stripe_fixtures import STRIPE_FIXTURES
-
-API_KEY = "sk_test_emulatorTestKey0001"
-
-# Fields the fixture shows filled in but real Stripe returns as null for what the emulator
-# models (one-time prices; links without shipping, tax, subscriptions, Connect or custom text;
-# completed sessions). Dotted paths name nested fields. Everything else must match the
-# fixture's JSON kind exactly.
-NULL_WHERE_STRIPE_RETURNS_NULL: dict[str, set[str]] = {
-    "product": {"package_dimensions"},
-    "price": {"custom_unit_amount", "recurring", "transform_quantity"},
-    "payment_link": {
-        "automatic_tax.liability",
-        "consent_collection",
-        "custom_text.after_submit",
-        "custom_text.shipping_address",
-        "custom_text.submit",
-        "custom_text.terms_of_service_acceptance",
-        "invoice_creation.invoice_data.issuer",
-        "invoice_creation.invoice_data.rendering_options",
-        "payment_method_options",
-        "shipping_address_collection",
-        "subscription_data",
-        "transfer_data",
-    },
-    "checkout.session": {
-        "after_expiration",
-        "automatic_tax.liability",
-        "cancel_url",
-        "collected_information.shipping_details",
-        "consent",
-        "consent_collection",
-        "currency_conversion",
-        "custom_text.after_submit",
-        "custom_text.shipping_address",
-        "custom_text.submit",
-        "custom_text.terms_of_service_acceptance",
-        "invoice_creation.invoice_data.issuer",
-        "invoice_creation.invoice_data.rendering_options",
-        "payment_method_configuration_details",
-        "permissions",
-        "saved_payment_method_options",
-        "shipping_address_collection",
-        "shipping_cost",
-        "success_url",
-        "url",
-        "wallet_options",
-    },
-    "event": set(),
-    "item": {
-        "adjustable_quantity",
-        "price.custom_unit_amount",
-        "price.recurring",
-        "price.transform_quantity",
-    },
-}
-
-# Nested objects whose keys are free-form content, not schema: compared as objects only.
-FREE_FORM_PATHS = {
-    "metadata",
-    "payment_intent_data.metadata",
-    "subscription_data.metadata",
-    "data.object",
-    "price.metadata",
-}
-
-
-# ---------------------------------------------------------------------- helpers and fixtures
-
-
-@pytest.fixture
-def server():
-    with EmulatorServer() as running:
-        yield running
-
-
-@pytest.fixture
-def client(server: EmulatorServer) -> stripe.StripeClient:
-    return sdk_client(server)
-
-
-@pytest.fixture
-def http(server: EmulatorServer):
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {API_KEY}"}) as raw_client:
-        yield raw_client
-
-
-def sdk_client(server: EmulatorServer, api_key: str = API_KEY) -> stripe.StripeClient:
-    return stripe.StripeClient(api_key, base_addresses={"api": server.url}, max_network_retries=0)
-
-
-def create_price(
-    client: stripe.StripeClient, *, unit_amount: int = 4500, **price_params: Any
-) -> stripe.Price:
-    product = client.v1.products.create(params={"name": "U12 season fee"})
-    return client.v1.prices.create(
-        params={"product": product.id, "unit_amount": unit_amount, "currency": "usd", **price_params}
-    )
-
-
-def create_link(client: stripe.StripeClient, price_id: str, **link_params: Any) -> stripe.PaymentLink:
-    return client.v1.payment_links.create(
-        params={"line_items": [{"price": price_id, "quantity": 1}], **link_params}
-    )
-
-
-def pay(url: str, **form: str) -> httpx.Response:
-    """What a parent's browser does on the Pay button, asking for JSON to read the session back."""
-    return httpx.post(url, data=form, headers={"Accept": "application/json"})
-
-
-def json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    return {int: "integer", float: "number", str: "string", list: "array", dict: "object"}[type(value)]
-
-
-def shape_mismatches(
-    example: dict[str, Any], actual: dict[str, Any], nullable: set[str], path: str = ""
-) -> list[str]:
-    """Every fixture field missing from `actual` or of another JSON kind, recursing into objects."""
-    mismatches = []
-    for field, example_value in example.items():
-        field_path = f"{path}.{field}" if path else field
-        if field not in actual:
-            mismatches.append(f"{field_path}: missing")
-            continue
-        value = actual[field]
-        if example_value is None or (value is None and field_path in nullable):
-            continue
-        if json_kind(value) != json_kind(example_value):
-            mismatches.append(f"{field_path}: {json_kind(value)}, fixture has {json_kind(example_value)}")
-        elif isinstance(example_value, dict) and field_path not in FREE_FORM_PATHS:
-            mismatches += shape_mismatches(example_value, value, nullable, field_path)
-    return mismatches
-
 
 # ---------------------------------------------------------------------- without a server
 
@@ -211,6 +82,10 @@ def test_emulator_used_directly_pays_and_settles_a_link():
         "prices": 1,
         "payment_links": 1,
         "checkout_sessions": 1,
+        "payment_intents": 1,
+        "charges": 1,
+        "refunds": 0,
+        "disputes": 0,
         "events": 5,
     }
 
@@ -486,6 +361,19 @@ def one_of_each(http: httpx.Client, server: EmulatorServer) -> dict[str, dict[st
     item = http.get(f"/v1/payment_links/{link['id']}/line_items").json()["data"][0]
     session = pay(link["url"]).json()
     event = http.get("/v1/events", params={"type": "checkout.session.completed"}).json()["data"][0]
+    refund = http.post(
+        "/v1/refunds",
+        data={
+            "payment_intent": session["payment_intent"],
+            "amount": "500",
+            "reason": "requested_by_customer",
+        },
+    ).json()
+    intent = http.get(f"/v1/payment_intents/{session['payment_intent']}").json()
+    charge = http.get(f"/v1/charges/{intent['latest_charge']}").json()
+    dispute = httpx.post(
+        f"{server.url}/_emulator/payment_intents/{intent['id']}/dispute", data={"status": "lost"}
+    ).json()
     return {
         "product": product,
         "price": price,
@@ -493,6 +381,11 @@ def one_of_each(http: httpx.Client, server: EmulatorServer) -> dict[str, dict[st
         "checkout.session": session,
         "event": event,
         "item": item,
+        "payment_intent": intent,
+        "charge": charge,
+        "refund": refund,
+        "dispute": dispute,
+        "account": http.get("/v1/account").json(),
     }
 
 
