@@ -222,9 +222,16 @@ class Chromium:
             raise RuntimeError(f"chromium exited {process.returncode} on {url}:\n{stderr[-2000:]}")
         return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
-    def dom(self, url: str, *, budget_ms: int = 15000, timeout: float = 60) -> str:
-        """The page's DOM after its scripts ran (serialized HTML)."""
-        return self._run(url, "--dump-dom", budget_ms=budget_ms, timeout=timeout).stdout
+    def dom(
+        self, url: str, *, budget_ms: int = 15000, timeout: float = 60, size: tuple[int, int] | None = None
+    ) -> str:
+        """The page's DOM after its scripts ran (serialized HTML).
+
+        With `size`, the page gets a window of that size: parts that load only once they are on
+        screen (the Prefect UI's run logs) need one.
+        """
+        window = (f"--window-size={size[0]},{size[1]}",) if size else ()
+        return self._run(url, "--dump-dom", *window, budget_ms=budget_ms, timeout=timeout).stdout
 
     def text(self, url: str, *, expect: tuple[str, ...] = (), attempts: int = 3, **kwargs) -> str:
         """The page's visible text; reloads (up to `attempts`) until every `expect` string shows."""

@@ -79,6 +79,61 @@ def test_prefect_ui_shows_the_backfill_run_and_its_summary_artifact(settings, en
             )
 
 
+
+DEMO_RUN = "blast-riverside-hoops-send"  # the demo's real blast for one club
+RUN_NAME = re.compile(r"^(backfill|blast|resend|reconcile)-[a-z0-9-]+$")
+
+
+@pytest.mark.slow
+def test_prefect_ui_shows_a_demo_run_by_its_name_with_its_log_lines(chromium, tmp_path):
+    with prefect_server(tmp_path / "server-home", auth=False, ui=True) as server:
+        demo = subprocess.run(
+            [sys.executable, "-m", "cli", "demo", "--reset-database"],
+            env=server.client_env(
+                tmp_path / "demo-home",
+                PAYLINKS_DATABASE_URL=f"sqlite:///{tmp_path / 'demo.db'}",
+                PAYLINKS_OUTBOX_DIR=str(tmp_path / "outbox"),
+                COLUMNS="120",
+            ),
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        output = demo.stdout + demo.stderr
+        assert demo.returncode == 0, output
+        # Prefect's per-run chatter stays off the demo's console...
+        assert "Finished in state" not in output and "Beginning flow run" not in output
+        with server.api() as api:
+            runs = api.post("/flow_runs/filter", json={}).raise_for_status().json()
+            (flow_run,) = [run for run in runs if run["name"] == DEMO_RUN]
+            logs = (
+                api.post(
+                    "/logs/filter",
+                    json={"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}, "sort": "TIMESTAMP_ASC"},
+                )
+                .raise_for_status()
+                .json()
+            )
+        # ...and every run is named after what it did, none by Prefect's random words.
+        assert all(RUN_NAME.match(run["name"]) for run in runs), sorted(run["name"] for run in runs)
+        assert {"backfill-all-dry-run", "backfill-all-commit", "reconcile-all"} <= {run["name"] for run in runs}
+
+        # The run's own lines (Prefect's first and last, and the blast's report between them),
+        # as the engineer reads them on the run's page: the link Prefect's own logs print.
+        run_lines = [" ".join(log["message"].split()) for log in logs if log["task_run_id"] is None]
+        assert run_lines[0] == f"Beginning flow run '{DEMO_RUN}' for flow 'outstanding-balance-email'"
+        assert run_lines[-1] == "Finished in state Completed()"
+        assert len(run_lines) > 2, run_lines
+        run_url = f"{server.url}/runs/flow-run/{flow_run['id']}"
+        page = chromium.text(run_url, expect=tuple(run_lines), size=(1400, 3000))
+        assert DEMO_RUN in page and "outstanding-balance-email" in page
+        assert "didn't generate logs" not in page
+        for line in run_lines:
+            assert line in page
+        chromium.screenshot(run_url, ARTIFACTS_DIR / "prefect-ui-flow-run-logs.png", size=(1400, 3000))
+
+
 BRAND = Brand(
     name="Riverside Hoops Club",
     reply_to_email="Riverside Hoops <treasurer@riversidehoops.example>",
