@@ -131,15 +131,12 @@ async def stripe_webhook(request: Request, background: BackgroundTasks) -> JSONR
 
 def apply_webhook_event(engine: Engine, event: Mapping[str, Any]) -> None:
     """Apply one verified event with reconcile's own code; never raises (the answer has gone)."""
+    from paylinks.payments import apply_event
+
     try:
-        from paylinks.payments import apply_event
-    except ImportError:
-        logger.error("webhook event %s (%s) not applied: paylinks.payments.apply_event is missing",
-                     event.get("id"), event.get("type"))
-        return
-    try:
-        apply_event(engine, event, source="webhook")
-    except Exception as error:  # an unknown type or a bad event must not take the office down
+        # Idempotent on the event id: a retried delivery, or reconcile seeing it too, changes nothing.
+        apply_event(engine, event, source="webhook", account=event.get("account"))
+    except Exception as error:  # a malformed event must not take the office down; reconcile is the net
         logger.warning(
             "webhook event %s (%s) not applied: %s", event.get("id"), event.get("type"), type(error).__name__
         )

@@ -15,7 +15,14 @@ from paylinks.accounts import add_user, hash_password
 from paylinks.audit import COMMAND_LINE
 from paylinks.db import Role, users
 from paylinks.tenants import tenant_by_slug
-from tests.flows.conftest import TENANT, Mailroom, demo_club, mailroom, minted_club  # noqa: F401 (fixtures)
+from tests.flows.conftest import (  # noqa: F401 (fixtures shared with the flow tests)
+    TENANT,
+    Mailroom,
+    demo_club,
+    mailroom,
+    minted_club,
+    stripe_client,
+)
 from tests.helpers import current_settings
 
 OTHER_TENANT = "northside-eagles"
