@@ -485,9 +485,12 @@ class BlastPreview:
 def blast_preview(office: Office, tenant: Tenant) -> BlastPreview:
     from paylinks.balances import outstanding_balances
     from paylinks.emailing import prepare_balance_emails
+    from paylinks.stripe_gateway import StripeGateway
 
+    # Only links minted in the account and mode the key acts in are offered (as the blast does).
+    context = StripeGateway(office.settings).context()
     with office.engine.connect() as connection:
-        sheet = outstanding_balances(connection, tenant)
+        sheet = outstanding_balances(connection, tenant, context)
     emails = prepare_balance_emails(tenant, sheet)
     sample = sheet.sample()
     shown = next((e for e in emails if sample is not None and e.parent_id == sample.parent_id), None)
@@ -496,7 +499,7 @@ def blast_preview(office: Office, tenant: Tenant) -> BlastPreview:
         reachable=sum(1 for e in emails if e.address),
         items=sum(e.item_count for e in emails),
         total_cents=sum(e.total_cents for e in emails),
-        unminted_items=len(sheet.unminted),
+        unminted_items=sum(1 for item in sheet.held_back if not item.reason.no_longer_owed),
         sample_html=shown.rendered.html if shown else None,
         sample_subject=shown.rendered.subject if shown else None,
         sample_parent=shown.parent_name if shown else None,
