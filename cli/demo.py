@@ -147,12 +147,20 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
 
     _step(console, f"{PAYMENTS_PER_TENANT} parents per club pay through their link pages")
     _pay_some_links(settings, tallies, console)
+    first = next(iter(tallies))
+    _step(console, f"meanwhile at {first}: the club cancels a bill the family then pays anyway, "
+          "and a family pays by bank debit")
+    debit_session = _life_happens(settings, first, emulator.url, console)
     _step(console, "reconcile: learn from Stripe what was paid")
     for report in reconcile_payments():
-        console.print(
-            f"  {report.tenant}: {len(report.rows(Outcome.marked_paid))} links marked paid, "
-            f"{len(report.result.orders_paid)} of them with their order (read from {label(report.source)})"
-        )
+        _say_reconciled(console, report)
+    _step(console, "the bank debit bounces; reconcile replaces the spent link at once")
+    with httpx.Client(timeout=10) as client:
+        client.post(
+            f"{emulator.url}/_emulator/checkout_sessions/{debit_session}/settle", data={"outcome": "failed"}
+        ).raise_for_status()
+    for report in reconcile_payments(tenant=first):
+        _say_reconciled(console, report)
     _step(console, "balances now (a fresh preview)")
     for slug, tally in tallies.items():
         preview = outstanding_balance_email(tenant=slug)
@@ -162,6 +170,68 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
             f"{_money(tally.owed_after_cents, preview.currency)}"
         )
     return list(tallies.values())
+
+
+def _say_reconciled(console: Console, report: Any) -> None:
+    parts = [
+        f"{len(report.rows(Outcome.marked_paid))} links marked paid "
+        f"({len(report.result.orders_paid)} with their order)"
+    ]
+    for outcome, words in (
+        (Outcome.processing, "awaiting a bank debit (processing, not chased)"),
+        (Outcome.refund_due, "refund due (paid after the club cancelled it)"),
+        (Outcome.slow_payment_failed, "slow payment failed"),
+    ):
+        if report.rows(outcome):
+            parts.append(f"{len(report.rows(outcome))} {words}")
+    if report.replaced_links:
+        parts.append(f"{len(report.replaced_links)} fresh link(s) minted in place of the spent one")
+    console.print(f"  {report.tenant}: " + "; ".join(parts) + f" (read from {label(report.source)})")
+
+
+def _life_happens(settings: Settings, slug: str, emulator_url: str, console: Console) -> str:
+    """The club cancels an order after the email went out and the family pays its link anyway;
+    another family pays by bank debit (complete now, settled later). Returns the debit's session."""
+    from paylinks.runtime import engine_for
+
+    engine = engine_for(settings.database_url)
+    with engine.connect() as connection:
+        open_rows = (
+            connection.execute(
+                sa.text(
+                    "SELECT pl.id, pl.order_id, pl.stripe_payment_link_id AS link_id, "
+                    "       pl.stripe_payment_link_url AS url, pl.amount_cents, pl.description, "
+                    "       pa.first_name || ' ' || pa.last_name AS parent "
+                    "FROM payment_links pl JOIN tenants t ON t.id = pl.tenant_id "
+                    "JOIN parents pa ON pa.id = pl.parent_id "
+                    "WHERE t.slug = :slug AND pl.status = 'pending' ORDER BY pl.id DESC"
+                ),
+                {"slug": slug},
+            )
+            .mappings()
+            .all()
+        )
+    cancelled = next(row for row in open_rows if row["order_id"] is not None)
+    debit = next(row for row in open_rows if row["parent"] != cancelled["parent"] and row["order_id"] is None)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE orders SET status = 'cancelled' WHERE id = :id"), {"id": cancelled["order_id"]}
+        )
+    with httpx.Client(timeout=10) as client:
+        client.post(cancelled["url"]).raise_for_status()
+        console.print(
+            f"  the club cancelled {cancelled['description']}; {cancelled['parent']} paid the emailed link "
+            f"anyway ({_money(cancelled['amount_cents'])})"
+        )
+        session = client.post(f"{emulator_url}/_emulator/payment_links/{debit['link_id']}/open_session")
+        session.raise_for_status()
+        session_id = session.json()["id"]
+        client.post(
+            f"{emulator_url}/_emulator/checkout_sessions/{session_id}/complete",
+            data={"payment_method": "bank_debit"},
+        ).raise_for_status()
+        console.print(f"  {debit['parent']} paid {debit['description']} by bank debit (not settled yet)")
+    return session_id
 
 
 def _pay_some_links(settings: Settings, tallies: dict[str, TenantTally], console: Console) -> None:

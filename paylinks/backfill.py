@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -118,8 +118,8 @@ class RetireOutcome:
 def stripe_where(engine: Engine, gateway: StripeGateway, settings: Settings) -> StripeWhere:
     """The account and mode the configured key acts in; remembered by the key's hash, so a run
     with nothing to do asks Stripe nothing."""
-    key = gateway.api_key
-    digest = hashlib.sha256(key.encode()).hexdigest()
+    # The key names the account; the API base tells one Stripe (or emulator) from another.
+    digest = hashlib.sha256(f"{settings.stripe_api_base or 'stripe'}\n{gateway.api_key}".encode()).hexdigest()
     with engine.connect() as connection:
         known = connection.execute(
             sa.select(stripe_key_accounts).where(stripe_key_accounts.c.key_sha256 == digest)
@@ -171,6 +171,12 @@ def _row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     values = dict(row)
     status = values["status"]
     values["status"] = status.value if isinstance(status, PaymentLinkStatus) else str(status)
+    reserved_at = values.get("reserved_at")
+    if isinstance(reserved_at, str):  # SQLite hands timestamps of raw SQL back as text
+        reserved_at = datetime.fromisoformat(reserved_at)
+    if isinstance(reserved_at, datetime) and reserved_at.tzinfo is None:
+        reserved_at = reserved_at.replace(tzinfo=UTC)
+    values["reserved_at"] = reserved_at
     return values
 
 
@@ -444,7 +450,7 @@ def adopt_links_minted_before(gateway: StripeGateway, jobs: list[MintJob]) -> di
 
     Stripe may have forgotten the idempotency key of a mint that reached it before a crash more
     than a day ago; replaying it would mint a second link. Payment links cannot be searched, so
-    this pages back through the account's links, newest first, to the oldest stale reservation:
+    this reads the account's `payment_link.created` events since the oldest stale reservation:
     one request per 100 links minted since then, once per run (not per row).
     """
     stale = {(job.row_id, job.mint_version): job for job in jobs if job.reserved_before is not None}
@@ -453,7 +459,7 @@ def adopt_links_minted_before(gateway: StripeGateway, jobs: list[MintJob]) -> di
     oldest = min(job.reserved_before for job in stale.values())  # type: ignore[type-var]
     since = int((oldest - ADOPTION_MARGIN).timestamp())
     adopted: dict[int, MintResult] = {}
-    for link, metadata, _created in gateway.iter_payment_links_since(since):
+    for link, metadata in gateway.iter_payment_links_since(since):
         try:
             key = (int(metadata.get("payment_link_row_id", "")), int(metadata.get("mint_version", "")))
         except ValueError:

@@ -28,6 +28,7 @@ T = TypeVar("T")
 
 EMULATOR_DEFAULT_KEY = "sk_test_paylinks_emulator"
 LOOKUP_KEYS_PER_REQUEST = 10  # Stripe's own limit on `lookup_keys[]`
+EVENT_RETENTION_S = 30 * 24 * 3600  # how long Stripe keeps events
 
 
 class StripeTransientError(PaylinksError):
@@ -259,12 +260,18 @@ class StripeGateway:
         )
         return _minted(link)
 
-    def iter_payment_links_since(self, created_gte: int) -> Iterator[tuple[MintedLink, dict[str, str], int]]:
-        """(link, metadata, created) of the account's links, newest first, back to `created_gte`.
+    def iter_payment_links_since(self, created_gte: int) -> Iterator[tuple[MintedLink, dict[str, str]]]:
+        """(link, metadata) of the account's links minted since `created_gte`.
 
-        Payment links cannot be searched, so finding one minted before a crash means paging
-        back through the newest: one request per 100 links minted since.
+        Payment links cannot be searched and carry no creation time, so this reads the
+        `payment_link.created` events since then (Stripe keeps events 30 days): one request per
+        100 links minted since. Older than that, it pages through every link of the account.
         """
+        if created_gte > time.time() - EVENT_RETENTION_S + 3600:
+            for event in self.iter_events(types=["payment_link.created"], created_gte=created_gte):
+                link = event.data.object
+                yield _minted(link), dict(link.to_dict().get("metadata") or {})
+            return
         starting_after: str | None = None
         while True:
             params: dict[str, Any] = {"limit": 100}
@@ -274,10 +281,7 @@ class StripeGateway:
                 "listing payment links", lambda params=params: self._client.v1.payment_links.list(params=params)
             )
             for link in page.data:
-                created = int(link.to_dict().get("created") or 0)
-                if created and created < created_gte:
-                    return
-                yield _minted(link), dict(link.to_dict().get("metadata") or {}), created
+                yield _minted(link), dict(link.to_dict().get("metadata") or {})
             if not page.has_more or not page.data:
                 return
             starting_after = page.data[-1].id
