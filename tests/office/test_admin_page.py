@@ -1,0 +1,90 @@
+"""The admin's page over HTTP: balances by team, the CSV of open items, refunds due and their
+resolution, and the blast panel's three steps (preview, test send, send naming its count)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+
+import sqlalchemy as sa
+
+from paylinks.db import AuditAction, audit_log, payment_links, payments
+from tests.office.conftest import ADMIN, TENANT
+
+
+def test_balances_by_team_and_the_csv_of_open_items(minted_club, engine, admin):
+    with engine.connect() as connection:
+        open_rows = connection.execute(
+            sa.select(payment_links.c.amount_cents, payment_links.c.stripe_payment_link_url).where(
+                payment_links.c.tenant_id == minted_club[0].id, payment_links.c.status == "pending"
+            )
+        ).all()
+    page = admin.get(f"/t/{TENANT}/admin")
+    assert page.status_code == 200 and "Balances by team" in page.text
+    total = sum(r.amount_cents for r in open_rows)
+    assert f"${total // 100:,}.{total % 100:02d}" in page.text  # the owed total over all teams
+
+    export = admin.get(f"/t/{TENANT}/admin/open-items.csv")
+    assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
+    lines = list(csv.DictReader(io.StringIO(export.text)))
+    assert len(lines) == len(open_rows)
+    assert set(lines[0]) >= {"player", "parent", "email", "product", "amount", "status", "link"}
+    assert {line["link"] for line in lines} == {r.stripe_payment_link_url for r in open_rows}
+    assert sum(int(line["amount"].replace(".", "")) for line in lines) == total
+
+
+def test_a_refund_due_is_listed_and_resolved_with_a_note(minted_club, engine, admin):
+    with engine.begin() as connection:
+        row = connection.execute(sa.select(payment_links).where(payment_links.c.tenant_id == minted_club[0].id)).mappings().first()
+        payment_id = connection.execute(
+            sa.insert(payments).values(
+                tenant_id=row["tenant_id"], payment_link_row_id=row["id"], stripe_payment_link_id="plink_x",
+                checkout_session_id="cs_test_refund_due", amount_cents=4500, currency="usd", status="succeeded",
+                refund_due=True, refund_due_reason="paid after the bill was cancelled",
+            )
+        ).inserted_primary_key[0]
+    page = admin.get(f"/t/{TENANT}/admin")
+    assert "paid after the bill was cancelled" in page.text and "$45.00" in page.text
+    done = admin.submit(
+        f"/t/{TENANT}/admin", f"/t/{TENANT}/refunds/{payment_id}/resolve",
+        {"resolution": "kept as credit", "note": "credit towards spring dues"},
+    )
+    assert done.status_code == 303
+    after = admin.get(done.headers["location"])
+    assert "Nothing to give back" in after.text
+    with engine.connect() as connection:
+        resolved = connection.execute(sa.select(payments).where(payments.c.id == payment_id)).mappings().one()
+    assert resolved["resolved_by"] == ADMIN and resolved["resolved_at"] is not None
+    assert resolved["resolution_note"] == "kept as credit: credit towards spring dues"
+    again = admin.submit(f"/t/{TENANT}/admin", f"/t/{TENANT}/refunds/{payment_id}/resolve", {"resolution": "kept as credit"})
+    assert again.status_code == 404
+
+
+def test_the_blast_panel_previews_tests_then_sends_to_the_number_it_names(minted_club, engine, admin, mailroom):
+    preview = admin.get(f"/t/{TENANT}/blast")
+    assert preview.status_code == 200 and "<iframe" in preview.text and "srcdoc=" in preview.text
+    reachable = int(re.search(r"<strong>(\d+)</strong> of them have an email address", preview.text).group(1))
+    assert reachable > 0 and mailroom.messages == []
+
+    tested = admin.submit(f"/t/{TENANT}/blast", f"/t/{TENANT}/blast/test", {"test_email": "me@example.com"})
+    assert tested.status_code == 200 and "Test email sent to me@example.com" in tested.text
+    assert f"Send to {reachable} parents" in tested.text
+    assert mailroom.recipients() == ["me@example.com"]
+
+    stale = admin.submit(f"/t/{TENANT}/blast", f"/t/{TENANT}/blast/send", {"parents": str(reachable + 1)})
+    assert stale.status_code == 409 and "changed since you looked" in stale.text
+    assert len(mailroom.messages) == 1
+
+    sent = admin.submit(f"/t/{TENANT}/blast", f"/t/{TENANT}/blast/send", {"parents": str(reachable)})
+    assert sent.status_code == 303 and "/runs/" in sent.headers["location"]
+    deadline = time.monotonic() + 120
+    while len(mailroom.messages) < reachable + 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(mailroom.messages) == reachable + 1
+    run_page = admin.get(sent.headers["location"])
+    assert run_page.status_code == 200 and "Blast run" in run_page.text
+    with engine.connect() as connection:
+        actions = connection.execute(sa.select(audit_log.c.action).order_by(audit_log.c.id)).scalars().all()
+    assert actions[-2:] == [AuditAction.blast_test, AuditAction.blast_send]
