@@ -19,7 +19,7 @@ from paylinks.db import EmailType
 from paylinks.emailing import BlastMode, BlastReport, SendOutcome, SendResult, SkipReason
 from paylinks.errors import PaylinksError
 from paylinks.mail import MailDeliveryError
-from paylinks.params import EmailAddress, TenantSlug
+from paylinks.params import EmailAddress, TenantSlug, is_valid_address
 from paylinks.settings import EmailTransportName
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
@@ -111,6 +111,9 @@ def outstanding_balance_email(
         for email in emails:
             if email.address is None:
                 report.skipped[email.parent_id] = SkipReason.no_address
+            elif not is_valid_address(email.address):
+                # The club's data is at fault: named in the report, never tried, nothing logged.
+                report.skipped[email.parent_id] = SkipReason.invalid_address
             elif email.parent_id in already:
                 report.skipped[email.parent_id] = SkipReason.already_sent
             else:

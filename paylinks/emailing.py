@@ -53,6 +53,7 @@ class SkipReason(enum.StrEnum):
     """Why a parent with a balance got no email from this run."""
 
     no_address = "no email address on file (unreachable)"
+    invalid_address = "the email address on file is not a valid address; fix it in the club's records"
     already_sent = "already sent in this blast"
     claimed_elsewhere = "another run of this blast is sending it now"
 
