@@ -194,8 +194,10 @@ def _try_start(engine: Engine, tenant: Tenant, run_key: str, transport: EmailTra
                 started_at=utcnow(),
             )
             .on_conflict_do_nothing()
+            .returning(blasts.c.id)
         )
-        return connection.execute(statement).rowcount == 1
+        # RETURNING, not rowcount: a row comes back only when this insert made it.
+        return connection.execute(statement).scalar_one_or_none() is not None
 
 
 def find_blast(
