@@ -141,16 +141,9 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
     async def http_error(request: Request, error: HTTPException) -> Response:
         return error_response(request, error.status_code, str(error.detail), dict(error.headers or {}))
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response = await call_next(request)
-        for header, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(header, value)
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("cache-control", "no-store")
-        return response
-
-    app.add_middleware(SessionMiddleware, signer=signer, behind_proxy=settings.office_behind_proxy)
+    app.add_middleware(
+        SessionMiddleware, signer=signer, behind_proxy=settings.office_behind_proxy, extra_headers=SECURITY_HEADERS
+    )
     return app
 
 

@@ -133,7 +133,7 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     if user is None and access is not None:
         user = access.visitor.user
     your_tenants: list[Tenant] = []
-    if user is not None:
+    if user is not None and not template.startswith("_"):  # a fragment has no navigation bar
         with office.engine.connect() as connection:
             your_tenants = accounts.tenants_of(connection, user)
     return office.templates.TemplateResponse(

@@ -129,12 +129,16 @@ def client_address(connection: HTTPConnection, behind_proxy: bool) -> str:
 
 
 class SessionMiddleware:
-    """Reads the session cookie into `request.state.office_session`, and writes it back when changed."""
+    """Reads the session cookie into `request.state.office_session`, and writes it back when changed;
+    adds `extra_headers` (the security headers) to every response, and no-store to all but /static/."""
 
-    def __init__(self, app: ASGIApp, signer: SessionSigner, behind_proxy: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, signer: SessionSigner, behind_proxy: bool, extra_headers: dict[str, str]
+    ) -> None:
         self.app = app
         self.signer = signer
         self.behind_proxy = behind_proxy
+        self.extra_headers = extra_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -146,7 +150,15 @@ class SessionMiddleware:
         scope.setdefault("state", {})["office_session"] = state
         secure = is_https(connection, self.behind_proxy)
 
+        cacheable = scope["path"].startswith("/static/")
+
         async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in self.extra_headers.items():
+                    headers.setdefault(name, value)
+                if not cacheable:
+                    headers.setdefault("cache-control", "no-store")
             if message["type"] == "http.response.start" and state.dirty:
                 headers = MutableHeaders(scope=message)
                 cookie = (

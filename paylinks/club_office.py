@@ -20,7 +20,7 @@ from paylinks.db import AuditAction, EmailStatus, EmailType, PaidMethod, Payment
 from paylinks.queries import QUERY_REGISTRY, fetch_all
 from paylinks.tenants import Tenant
 
-SEARCH_LIMIT = 50
+SEARCH_LIMIT = 25  # a coach types more rather than scrolls; fewer rows answer faster as they type
 
 
 def _moment(value: datetime | str | None) -> datetime | None:

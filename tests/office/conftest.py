@@ -17,7 +17,6 @@ from paylinks.db import Role, users
 from paylinks.tenants import tenant_by_slug
 from tests.flows.conftest import (  # noqa: F401 (fixtures shared with the flow tests)
     TENANT,
-    Mailroom,
     demo_club,
     mailroom,
     minted_club,
