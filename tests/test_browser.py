@@ -65,16 +65,16 @@ def test_prefect_ui_shows_the_backfill_run_and_its_summary_artifact(settings, en
         assert SUMMARY_KEY in tab and "backfill-riverside-hoops-details" in tab
         chromium.screenshot(artifacts_url, ARTIFACTS_DIR / "prefect-ui-flow-run-artifacts.png")
 
-        # The summary table itself: every metric with its value, as the engineer reads it.
+        # The summary table itself: every figure with its value, as the engineer reads it.
         rows = json.loads(summary["data"]) if isinstance(summary["data"], str) else summary["data"]
         rows = rows[:10]  # the UI shows a table 10 rows to a page
         table = chromium.text(
             f"{server.url}/v2/artifacts/artifact/{summary['id']}",
-            expect=tuple(str(row["metric"]) for row in rows),
+            expect=tuple(str(row["figure"]) for row in rows),
         )
         assert rows
         for row in rows:
-            assert re.search(rf"\b{re.escape(str(row['metric']))} {re.escape(str(row['value']))}\b", table), (
+            assert re.search(rf"(^| ){re.escape(row['figure'])} {re.escape(row['value'])}( |$)", table), (
                 row
             )
 
