@@ -115,22 +115,35 @@ def main() -> None:
         port = probe.getsockname()[1]
     controller = Controller(counter, hostname="127.0.0.1", port=port)
     controller.start()
+    from stripe_emulator import EmulatorServer
+
+    # The blast mails only links minted in the key's Stripe account and mode: ask the emulator
+    # which that is and stamp the benchmark's rows with it.
+    emulator = EmulatorServer(host="127.0.0.1", port=0).start()
     try:
         from flows.outstanding_balance_email import outstanding_balance_email
         from paylinks.balances import outstanding_balances
         from paylinks.emailing import message_for, prepare_balance_emails
         from paylinks.mail import transport_from_settings
         from paylinks.settings import Settings
+        from paylinks.stripe_gateway import StripeGateway
         from paylinks.tenants import tenant_by_slug
         from tasks.prefect_support import settings_for_runs
 
         settings = Settings(
-            database_url=database_url, email_transport="smtp", smtp_host="127.0.0.1", smtp_port=port
+            database_url=database_url,
+            email_transport="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            stripe_api_base=emulator.url,
         )
+        context = StripeGateway(settings).context()
         engine = sa.create_engine(database_url)
+        with engine.begin() as connection:
+            connection.execute(sa.update(payment_links).values(stripe_account=context.account, livemode=context.livemode))
         with engine.connect() as connection:
             club = tenant_by_slug(connection, "bench")
-            sheet = outstanding_balances(connection, club)
+            sheet = outstanding_balances(connection, club, context)
         started = time.perf_counter()
         with transport_from_settings(settings) as transport:
             for email in prepare_balance_emails(club, sheet):
@@ -146,6 +159,7 @@ def main() -> None:
             flow = len(report.sent) / (time.perf_counter() - started)
         assert len(report.sent) == args.parents and counter.messages == 2 * args.parents
     finally:
+        emulator.stop()
         controller.stop()
 
     print(f"{args.parents} parents, 4 items each, real SMTP on loopback")
