@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast ui emulator office benchmark clean
+.PHONY: install demo test test-fast soak ui emulator office benchmark clean
 
 # The install's own chatter goes to .venv/install.log, shown only if it fails.
 $(STAMP): pyproject.toml
@@ -33,6 +33,12 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 -m "not slow and not postgres" $(PYTEST_ARGS)
 
+# The club that lives, at length: SOAK_STEPS random steps (new sequences each time) on SQLite,
+# then its figures: steps, runs of each flow, payments, emails, time.
+SOAK_STEPS ?= 5000
+soak: $(STAMP)
+	PAYLINKS_TEST_SOAK_STEPS=$(SOAK_STEPS) $(BIN)/pytest tests/test_club_lives.py -k sqlite -q $(PYTEST_ARGS)
+
 ui: $(STAMP)
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
@@ -48,6 +54,7 @@ office: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/mint_throughput.py
 	$(BIN)/python benchmarks/blast_throughput.py
+	$(BIN)/python benchmarks/office.py
 
 clean:
 	rm -rf var .pytest_cache
