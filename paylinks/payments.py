@@ -244,7 +244,10 @@ def apply_event(
         ).first():
             return None
         result = apply_news(connection, news, tenant_id=tenant_id)
-        if not result.of(Outcome.other_tenant):
+        # Another tenant's event is theirs to apply; a refund or dispute of a payment not yet
+        # recorded (its session is applied later: another tenant's run, an event read out of
+        # order) is applied when it is read again, after the payment.
+        if not result.of(Outcome.other_tenant, Outcome.unknown_payment):
             connection.execute(
                 sa.insert(stripe_events).values(
                     event_id=event_id,
@@ -381,11 +384,17 @@ def bill_still_owed(connection: Connection, row: Mapping[str, Any]) -> bool:
     and money for a bill that went away is owed back)."""
     if row["order_id"] is not None:
         order = connection.execute(
-            sa.select(orders.c.status, players.c.status.label("player_status"))
+            sa.select(orders.c.status, players.c.status.label("player_status"), products.c.active)
             .join(players, players.c.id == orders.c.player_id)
+            .join(products, products.c.id == orders.c.product_id)
             .where(orders.c.id == row["order_id"])
         ).first()
-        return order is not None and order.status in ("pending", "paid") and order.player_status != "withdrawn"
+        return (
+            order is not None
+            and order.status in ("pending", "paid")
+            and order.player_status != "withdrawn"
+            and bool(order.active)
+        )
     billed = connection.execute(
         sa.select(players.c.status, products.c.active, products.c.bill_signed_players)
         .select_from(players)

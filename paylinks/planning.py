@@ -72,6 +72,7 @@ class SkipReason(enum.StrEnum):
     player_withdrawn = "player_withdrawn"
     duplicate_pending_order = "duplicate_pending_order"
     new_order_on_settled_row = "new_order_on_settled_row"
+    product_inactive = "product_inactive"
 
     @property
     def label(self) -> str:
@@ -87,6 +88,7 @@ _SKIP_LABELS = {
     SkipReason.player_withdrawn: "player is withdrawn",
     SkipReason.duplicate_pending_order: "duplicate pending order for this player and product; the first is billed",
     SkipReason.new_order_on_settled_row: "this player and product's row is already paid (or in flight); the new order needs handling by hand",
+    SkipReason.product_inactive: "order for a product the club no longer bills",
 }
 
 
@@ -225,6 +227,10 @@ def plan_items(
             continue
         if player["status"] == "withdrawn":
             skipped.append(Skip(SkipReason.player_withdrawn, **ids, detail=_player_name(player)))
+            continue
+        if not product["active"]:
+            # The club stopped billing this product: its pending orders are not chased either.
+            skipped.append(Skip(SkipReason.product_inactive, **ids, detail=str(product["name"])))
             continue
         if key in order_for:
             skipped.append(Skip(SkipReason.duplicate_pending_order, **ids, detail=f"order {order_for[key]} billed"))
