@@ -106,6 +106,9 @@ def _news_from_events(gateway: StripeGateway, *, since: int, cursor: int) -> Str
         created = raw.get("created")
         if isinstance(created, int) and created >= (news.next_cursor or 0):
             news.next_cursor, news.next_cursor_event_id = created, raw.get("id")
+    # Within one second Stripe's order is unknown: a payment's sessions before its refunds and
+    # disputes (a stable sort keeps the rest in order).
+    news.events.sort(key=lambda raw: (raw.get("created") or 0, raw.get("type") not in ledger.SESSION_EVENTS))
     return news
 
 
@@ -132,6 +135,11 @@ def _news_from_session_scan(engine: Engine, gateway: StripeGateway, tenant: Tena
             found = ledger.news_from_scanned_session(raw)
             if found is not None:
                 news.sessions.append(found)
+    # A scan sees payments but not what happened to them since: refunds and disputes are read
+    # from the events Stripe still keeps, and applied after the sessions they concern.
+    since = started_at - EVENT_RETENTION_S + RETENTION_MARGIN_S
+    for event in gateway.iter_events(types=list(ledger.CHARGE_EVENTS), created_gte=since):
+        news.events.append(event.to_dict() if hasattr(event, "to_dict") else dict(event))
     return news
 
 
@@ -140,6 +148,12 @@ def apply_stripe_news(engine: Engine, tenant: Tenant, news: StripeNews) -> Recon
     """Apply every event once (by id) or every scanned session; then move the cursor."""
     report = ReconcileReport(tenant=tenant.slug, currency=tenant.currency, source=news.source)
     report.events_read = len(news.events)
+    # Scanned sessions first: a refund or dispute event is about a payment they record.
+    sessions = _latest_per_session(news.sessions)
+    for start in range(0, len(sessions), APPLY_BATCH_SIZE):
+        with engine.begin() as connection:
+            for session in sessions[start : start + APPLY_BATCH_SIZE]:
+                report.result.extend(_without_other_tenants(ledger.apply_news(connection, session, tenant_id=tenant.id)))
     for event in news.events:
         outcome = ledger.apply_event(engine, event, source="reconcile", tenant_id=tenant.id)
         if outcome is None:
@@ -151,11 +165,6 @@ def apply_stripe_news(engine: Engine, tenant: Tenant, news: StripeNews) -> Recon
             if not outcome.of(Outcome.other_tenant):
                 report.newly_applied += 1
             report.result.extend(_without_other_tenants(outcome))
-    sessions = _latest_per_session(news.sessions)
-    for start in range(0, len(sessions), APPLY_BATCH_SIZE):
-        with engine.begin() as connection:
-            for session in sessions[start : start + APPLY_BATCH_SIZE]:
-                report.result.extend(_without_other_tenants(ledger.apply_news(connection, session, tenant_id=tenant.id)))
     if news.next_cursor is not None:
         _save_cursor(engine, tenant, news.next_cursor, news.next_cursor_event_id)
     return report
