@@ -107,6 +107,21 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
         f"  demo club: {', '.join(seeded.tenants)} — {seeded.parents} parents, {seeded.players} players, "
         f"{seeded.orders} orders"
     )
+    # The club office's people for the first demo club (paylinks.accounts; `make office` serves it).
+    from paylinks.accounts import add_user
+    from paylinks.audit import COMMAND_LINE
+    from paylinks.db import Role
+    from paylinks.tenants import tenant_by_slug
+
+    with engine_for(settings.database_url).begin() as connection:
+        club = tenant_by_slug(connection, seeded.tenants[0])
+        for role in (Role.admin, Role.coach):
+            person = add_user(connection, f"{role.value}@{club.slug}.example", club, role, actor=COMMAND_LINE)
+            console.print(
+                f"  office {role.value}: {person.user.email}, one-time password {person.one_time_password} "
+                "(`make office`, then http://127.0.0.1:8000)",
+                markup=False,
+            )
     outbox = settings.outbox_dir
     outbox.mkdir(parents=True, exist_ok=True)
     for old in [*outbox.glob("*.eml"), outbox / "index.html"]:
