@@ -27,7 +27,8 @@ from paylinks import accounts, audit
 from paylinks.audit import Actor
 from paylinks.db import AuditAction, Role, tenants
 from paylinks.params import normalized_email
-from paylinks.tenants import _tenant
+from paylinks.settings import Settings
+from paylinks.tenants import tenant_from_row
 
 logger = logging.getLogger("paylinks.office")
 router = APIRouter()
@@ -66,7 +67,7 @@ def outstanding_balance_endpoint(request: Request) -> JSONResponse:
             return _refuse(422, "this token acts for several tenants: name one with tenant=SLUG")
     if row is None or row["id"] not in holder.tenant_ids or holder.user.role_in(row["id"]) is None:
         return _refuse(404, "no such tenant for this token")
-    tenant = _tenant(row)
+    tenant = tenant_from_row(row)
     if holder.user.role_in(tenant.id) != Role.admin:
         return _refuse(403, f"the token's holder is not an admin of {tenant.slug}")
 
@@ -125,17 +126,21 @@ async def stripe_webhook(request: Request, background: BackgroundTasks) -> JSONR
         return _refuse(400, "the signature does not match this payload, or is too old")
     if not isinstance(event, dict) or not isinstance(event.get("id"), str):
         return _refuse(400, "not a Stripe event")
-    background.add_task(apply_webhook_event, office.engine, event)
+    background.add_task(apply_webhook_event, office.engine, office.settings, event)
     return JSONResponse({"received": event["id"]})
 
 
-def apply_webhook_event(engine: Engine, event: Mapping[str, Any]) -> None:
+def apply_webhook_event(engine: Engine, settings: Settings, event: Mapping[str, Any]) -> None:
     """Apply one verified event with reconcile's own code; never raises (the answer has gone)."""
-    from paylinks.payments import apply_event
+    from paylinks.backfill import replace_spent_links
+    from paylinks.payments import ApplyResult, apply_event
 
     try:
         # Idempotent on the event id: a retried delivery, or reconcile seeing it too, changes nothing.
-        apply_event(engine, event, source="webhook", account=event.get("account"))
+        result = apply_event(engine, event, source="webhook", account=event.get("account"))
+        if isinstance(result, ApplyResult) and result.remint:
+            # A slow payment failed: its spent link is replaced now, so the next email can be paid.
+            replace_spent_links(engine, settings, result.remint)
     except Exception as error:  # a malformed event must not take the office down; reconcile is the net
         logger.warning(
             "webhook event %s (%s) not applied: %s", event.get("id"), event.get("type"), type(error).__name__

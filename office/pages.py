@@ -24,7 +24,7 @@ from paylinks.db import AuditAction, PaidMethod, Role, tenants
 from paylinks.errors import PaylinksError
 from paylinks.params import normalized_email
 from paylinks.rendering import format_money
-from paylinks.tenants import Tenant, _tenant
+from paylinks.tenants import Tenant, tenant_from_row
 
 router = APIRouter()
 
@@ -109,7 +109,7 @@ def tenant_access(slug: str, request: Request, visitor: Visitor = Depends(signed
     role = visitor.user.role_in(row["id"]) if row is not None else None
     if row is None or role is None:
         raise HTTPException(404, NOT_FOUND)  # not 403: whether the tenant exists is not said
-    return Access(visitor, _tenant(row), role)
+    return Access(visitor, tenant_from_row(row), role)
 
 
 async def checked_form(request: Request) -> FormData:
@@ -608,6 +608,20 @@ def run_page(request: Request, run_id: str, access: Access = Depends(tenant_acce
         raise HTTPException(404, NOT_FOUND)
     final = run.state in ("Completed", "Failed", "Crashed", "Cancelled")
     return render(request, "run.html", access=access, run=run, final=final)
+
+
+@router.get("/preview/payment-links/{row_id}", response_class=HTMLResponse)
+def link_preview_page(request: Request, row_id: int, visitor: Visitor = Depends(signed_in)) -> HTMLResponse:
+    """Where a test email's Pay Now buttons lead: the bill it names, and no way to pay it.
+
+    Only someone with a role in the row's tenant sees it; anyone else gets 404."""
+    with office_of(request).engine.connect() as connection:
+        for tenant in accounts.tenants_of(connection, visitor.user):
+            preview = club_office.link_preview(connection, tenant, row_id)
+            if preview is not None:
+                access = Access(visitor, tenant, visitor.user.role_in(tenant.id))
+                return render(request, "preview.html", access=access, preview=preview)
+    raise HTTPException(404, NOT_FOUND)
 
 
 def login_redirect(request: Request, error: LoginRequired) -> Response:

@@ -28,6 +28,7 @@ from paylinks.db import (
     payment_links,
     price_tiers,
     stripe_key_accounts,
+    tenants,
     utcnow,
 )
 from paylinks.planning import Action, Plan, Step, StripeWhere, plan_backfill
@@ -645,3 +646,30 @@ def mint_replacements(
     errors += [(r.row_id, r.error) for r in results if r.error]
     load_payment_links(engine, results)
     return [r.row_id for r in results if r.link_id], errors
+
+
+def replace_spent_links(engine: Engine, settings: Settings, row_ids: Iterable[int]) -> list[int]:
+    """Fresh links for these rows (a failed slow payment spent theirs), whatever their tenant:
+    the webhook receiver's way to do at once what reconcile does for one tenant."""
+    from paylinks.tenants import tenant_from_row
+
+    ids = sorted(set(row_ids))
+    if not ids:
+        return []
+    with engine.connect() as connection:
+        by_tenant: dict[int, list[int]] = {}
+        for row_id, tenant_id in connection.execute(
+            sa.select(payment_links.c.id, payment_links.c.tenant_id).where(payment_links.c.id.in_(ids))
+        ):
+            by_tenant.setdefault(tenant_id, []).append(row_id)
+        clubs = {
+            row["id"]: tenant_from_row(row)
+            for row in connection.execute(sa.select(tenants).where(tenants.c.id.in_(by_tenant))).mappings()
+        }
+    gateway = StripeGateway(settings)
+    where = stripe_where(engine, gateway, settings)
+    minted: list[int] = []
+    for tenant_id, rows_of_tenant in by_tenant.items():
+        done, _errors = mint_replacements(engine, gateway, clubs[tenant_id], where, rows_of_tenant)
+        minted += done
+    return minted

@@ -388,3 +388,40 @@ def resolve_refund(
         tenant.id,
         f"payment #{payment_id} {resolution.value}" + (f": {note}" if note else ""),
     )
+
+
+@dataclass(frozen=True)
+class LinkPreview:
+    """What a test email's Pay Now button shows instead of a payable page."""
+
+    row_id: int
+    player_id: int
+    player_name: str
+    description: str
+    amount_cents: int
+    status: PaymentLinkStatus
+
+
+def link_preview(connection: Connection, tenant: Tenant, row_id: int) -> LinkPreview | None:
+    """One of the tenant's bills as a test email names it; None for another tenant's row."""
+    from paylinks.db import payment_links, players
+
+    row = connection.execute(
+        sa.select(
+            payment_links.c.id,
+            payment_links.c.player_id,
+            payment_links.c.description,
+            payment_links.c.amount_cents,
+            payment_links.c.status,
+            players.c.first_name,
+            players.c.last_name,
+        )
+        .join(players, players.c.id == payment_links.c.player_id)
+        .where(payment_links.c.id == row_id, payment_links.c.tenant_id == tenant.id)
+    ).first()
+    if row is None:
+        return None
+    return LinkPreview(
+        row.id, row.player_id, f"{row.first_name} {row.last_name}", row.description, row.amount_cents,
+        PaymentLinkStatus(row.status),
+    )

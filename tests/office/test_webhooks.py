@@ -107,3 +107,31 @@ def test_the_emulator_delivers_signed_webhooks_and_the_row_is_paid_within_second
         assert httpx.post(row.stripe_payment_link_url).status_code == 200
         assert wait_for(lambda: row_status(engine, row.id) == "paid", timeout=10)
         assert time.monotonic() - started < 5
+
+
+def test_a_failed_bank_debit_reported_by_webhook_gets_a_fresh_link_at_once(
+    minted_club, engine, emulator, office, stripe_client
+):
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(payment_links).where(payment_links.c.status == "pending", payment_links.c.order_id.is_(None))
+        ).mappings().first()
+    session = emulator.emulator.open_session(row["stripe_payment_link_id"])["id"]
+    emulator.emulator.complete_session(session, payment_method="bank_debit")
+    emulator.emulator.settle(session, outcome="failed")
+    for kind in ("checkout.session.completed", "checkout.session.async_payment_failed"):
+        (event,) = stripe_client.v1.events.list(params={"type": kind, "limit": 1}).data
+        payload = json.dumps(event.to_dict())
+        assert post(office, payload, signed(payload)).status_code == 200
+
+    def replaced() -> bool:
+        with engine.connect() as connection:
+            now = connection.execute(sa.select(payment_links).where(payment_links.c.id == row["id"])).mappings().one()
+        return now["stripe_payment_link_id"] not in (None, row["stripe_payment_link_id"]) and now["status"] == "pending"
+
+    assert wait_for(replaced, timeout=15)
+    with engine.connect() as connection:
+        fresh = connection.execute(
+            sa.select(payment_links.c.stripe_payment_link_id).where(payment_links.c.id == row["id"])
+        ).scalar_one()
+    assert stripe_client.v1.payment_links.retrieve(fresh).active
