@@ -16,7 +16,6 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from office.security import CSRF_FIELD, SessionMiddleware, SessionSigner
@@ -60,19 +59,16 @@ def office_settings(settings: Settings) -> Settings:
     The session secret, the webhook secret, the Stripe key and the SMTP password may all live in
     Secret blocks; the office reads them once, at start.
     """
-    from tasks.prefect_support import _read_secret_block, flow_settings, settings_for_runs
+    from tasks.prefect_support import SECRET_BLOCKS, with_secret_blocks
 
-    with settings_for_runs(settings):
-        settings = flow_settings()  # the Stripe key and SMTP password
-    updates: dict[str, SecretStr] = {}
-    for field, block_field in (
-        ("office_session_secret", "office_session_secret_block"),
-        ("stripe_webhook_secret", "stripe_webhook_secret_block"),
-    ):
-        block_name = getattr(settings, block_field)
-        if block_name and getattr(settings, field) is None:
-            updates[field] = SecretStr(_read_secret_block(block_name, block_field))
-    return settings.model_copy(update=updates) if updates else settings
+    return with_secret_blocks(
+        settings,
+        SECRET_BLOCKS
+        + (
+            ("office_session_secret", "office_session_secret_block"),
+            ("stripe_webhook_secret", "stripe_webhook_secret_block"),
+        ),
+    )
 
 
 def check_office_settings(settings: Settings) -> None:

@@ -342,11 +342,11 @@ def token_holder(connection: Connection, token: str) -> TokenHolder | None:
 
 def tenants_of(connection: Connection, user: User) -> list[Tenant]:
     """The tenants the user holds a role in, by slug."""
-    from paylinks.tenants import _tenant
+    from paylinks.tenants import tenant_from_row
 
     if not user.roles:
         return []
     rows = connection.execute(
         sa.select(tenants).where(tenants.c.id.in_(list(user.roles))).order_by(tenants.c.slug)
     ).mappings()
-    return [_tenant(row) for row in rows]
+    return [tenant_from_row(row) for row in rows]

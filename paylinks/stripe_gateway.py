@@ -353,6 +353,6 @@ def check_stripe_settings(settings: Settings) -> None:
 
 def _safe_message(error: stripe.StripeError) -> str:
     # Stripe's messages mask keys already; keep just the user-facing sentence and code.
-    message = (error.user_message or str(error) or type(error).__name__).strip()
+    message = " ".join((error.user_message or str(error) or type(error).__name__).split())
     code = getattr(error, "code", None)
     return f"{message} ({code})" if code else message

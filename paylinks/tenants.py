@@ -22,13 +22,13 @@ class Tenant:
     currency: str
 
 
-def _tenant(row: sa.RowMapping) -> Tenant:
+def tenant_from_row(row: sa.RowMapping) -> Tenant:
     return Tenant(**{field: row[field] for field in Tenant.__dataclass_fields__})
 
 
 def all_tenants(connection: Connection) -> list[Tenant]:
     return [
-        _tenant(row) for row in connection.execute(sa.select(tenants).order_by(tenants.c.slug)).mappings()
+        tenant_from_row(row) for row in connection.execute(sa.select(tenants).order_by(tenants.c.slug)).mappings()
     ]
 
 
@@ -36,7 +36,7 @@ def tenant_by_slug(connection: Connection, slug: str) -> Tenant:
     row = connection.execute(sa.select(tenants).where(tenants.c.slug == slug)).mappings().first()
     if row is None:
         raise UnknownTenantError(slug, [t.slug for t in all_tenants(connection)])
-    return _tenant(row)
+    return tenant_from_row(row)
 
 
 def resolve_tenants(connection: Connection, slug: str | None) -> list[Tenant]:

@@ -40,6 +40,10 @@ def scoped_settings() -> Settings | None:
     return _run_settings.get()
 
 
+# Settings whose secret may instead live in a Prefect Secret block named by a `*_block` setting.
+SECRET_BLOCKS = (("stripe_api_key", "stripe_api_key_block"), ("smtp_password", "smtp_password_block"))
+
+
 def flow_settings() -> Settings:
     """The settings a flow runs with: its caller's, or the environment's; secrets from Secret blocks.
 
@@ -47,19 +51,21 @@ def flow_settings() -> Settings:
     when the key or password is not set directly, so a worker's environment need not hold them.
     Settings never travel as flow parameters: the Prefect API stores those.
     """
-    settings = _run_settings.get() or load_settings()
+    return with_secret_blocks(_run_settings.get() or load_settings())
+
+
+def with_secret_blocks(settings: Settings, fields: tuple[tuple[str, str], ...] = SECRET_BLOCKS) -> Settings:
+    """`settings` with each (secret, block setting) pair's secret read from its Secret block,
+    where the block is named and the secret is not set directly."""
     updates: dict[str, SecretStr] = {}
-    for field, block_field in (
-        ("stripe_api_key", "stripe_api_key_block"),
-        ("smtp_password", "smtp_password_block"),
-    ):
+    for field, block_field in fields:
         block_name = getattr(settings, block_field)
         if block_name and getattr(settings, field) is None:
-            updates[field] = SecretStr(_read_secret_block(block_name, block_field))
+            updates[field] = SecretStr(read_secret_block(block_name, block_field))
     return settings.model_copy(update=updates) if updates else settings
 
 
-def _read_secret_block(name: str, setting: str) -> str:
+def read_secret_block(name: str, setting: str) -> str:
     from prefect.blocks.system import Secret
 
     try:
