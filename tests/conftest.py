@@ -29,8 +29,16 @@ os.environ["PREFECT_HOME"] = os.environ.get("PAYLINKS_TEST_PREFECT_HOME") or tem
 for _key in [k for k in os.environ if k.startswith("PAYLINKS_") and not k.startswith("PAYLINKS_TEST_")]:
     del os.environ[_key]
 
+import socket
+
+import stripe
+from aiosmtpd.controller import Controller
+
 from paylinks import migrations
+from paylinks.demo_data import seed_demo
 from paylinks.settings import Settings
+from paylinks.tenants import Tenant, tenant_by_slug
+from tests.helpers import TENANT, Mailroom
 from tests.support import postgres_server, stripe_fixtures
 
 POSTGRES_ADMIN_URL = postgres_server.configured_url()
@@ -180,3 +188,49 @@ def use_settings(settings: Settings) -> Iterator[Callable[..., Settings]]:
             return stack.enter_context(settings_for_runs(changed))
 
         yield use
+
+
+# -- the demo club, a Stripe client and an SMTP server, for flow, office and club tests ------------
+@pytest.fixture
+def demo_club(settings, engine: sa.Engine) -> list[Tenant]:
+    report = seed_demo(engine)
+    with engine.connect() as connection:
+        return [tenant_by_slug(connection, slug) for slug in report.tenants]
+
+
+@pytest.fixture
+def minted_club(settings, demo_club: list[Tenant]) -> list[Tenant]:
+    """The demo club with TENANT's links minted (a committed backfill)."""
+    from flows.backfill_payment_links import backfill_payment_links
+
+    backfill_payment_links(tenant=TENANT, commit=True)
+    return demo_club
+
+
+@pytest.fixture
+def stripe_client(emulator) -> stripe.StripeClient:
+    """The real SDK pointed at the test's emulator, retries off so we see what it returns."""
+    return stripe.StripeClient(
+        "sk_test_paylinks_tests", base_addresses={"api": emulator.url}, max_network_retries=0
+    )
+
+
+@pytest.fixture
+def mailroom(use_settings) -> Iterator[Mailroom]:
+    """A real SMTP server on loopback; the test's settings send through it."""
+    handler = Mailroom()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    use_settings(
+        email_transport="smtp",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        allow_test_links=True,  # the emulator's links, on purpose
+    )
+    try:
+        yield handler
+    finally:
+        controller.stop()

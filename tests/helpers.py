@@ -7,11 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import asyncio
+import email
+import email.policy
+import threading
+
+import sqlalchemy as sa
 from pydantic import SecretStr
+
+from paylinks.db import payment_links
 
 from paylinks.settings import ENV_PREFIX, PROJECT_ROOT, Settings
 
 PAYLINKS = [sys.executable, "-m", "cli"]
+TENANT = "riverside-hoops"  # the demo tenant most flow tests work on
 
 
 def current_settings() -> Settings:
@@ -53,3 +62,39 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 180) -> subpr
     return subprocess.run(
         PAYLINKS + args, env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout
     )
+
+
+def rows(engine: sa.Engine) -> dict[int, sa.RowMapping]:
+    """Every payment_links row, by id."""
+    with engine.connect() as connection:
+        return {r["id"]: r for r in connection.execute(sa.select(payment_links)).mappings()}
+
+
+class Mailroom:
+    """An aiosmtpd handler that keeps what it accepted and can refuse or stall on cue."""
+
+    def __init__(self) -> None:
+        self.messages: list = []  # (envelope recipients, parsed message)
+        self.refuse: set[str] = set()
+        self.stall_after: int | None = None  # stall (then 451) the message after this many
+        self.stalled = threading.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.stall_after is not None and len(self.messages) >= self.stall_after:
+            self.stalled.set()
+            await asyncio.sleep(5)
+            return "451 4.3.0 try again later"
+        parsed = email.message_from_bytes(
+            envelope.original_content or envelope.content, policy=email.policy.default
+        )
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+    def recipients(self) -> list[str]:
+        return [address for rcpt_tos, _ in self.messages for address in rcpt_tos]

@@ -83,8 +83,9 @@ def test_every_task_run_is_recorded_by_the_ephemeral_api_at_exit(settings, demo_
     names = sorted(name for name, _ in task_runs)
     batches = sum(1 for name in names if name.startswith("mint-payment-links-batch"))
     assert batches >= 1
-    # check, find tenants, extract, plan, tiers, retire, reserve, summary + mint and load per batch
-    assert len(task_runs) == 8 + 2 * batches, names
+    # check, find tenants, find the Stripe account, extract, plan, tiers, retire, reserve, summary
+    # + mint and load per batch
+    assert len(task_runs) == 9 + 2 * batches, names
     assert all(state == "COMPLETED" for _, state in task_runs)
     assert "backfill-riverside-hoops-summary" in artifacts
 

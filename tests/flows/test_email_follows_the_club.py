@@ -26,7 +26,7 @@ from paylinks.present import blast_tables
 from paylinks.rendering import RenderedEmail, format_money
 from paylinks.settings import PROJECT_ROOT, EmailTransportName
 from paylinks.tenants import tenant_by_slug
-from tests.flows.conftest import TENANT
+from tests.helpers import TENANT
 from tests.helpers import PAYLINKS, cli_env, run_cli
 
 

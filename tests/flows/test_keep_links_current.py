@@ -9,7 +9,7 @@ from flows.backfill_payment_links import backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
 from paylinks.planning import Action
 from paylinks.db import orders, players
-from tests.flows.conftest import TENANT, rows
+from tests.helpers import TENANT, rows
 
 
 def test_cancelled_withdrawn_and_changed_bills_are_retired_or_reminted(

@@ -12,7 +12,7 @@ from paylinks.db import orders, parents, payment_links, payments, players, tenan
 from paylinks.planning import Action
 from paylinks.present import backfill_tables, reconcile_tables
 from paylinks.payments import Outcome
-from tests.flows.conftest import TENANT, rows
+from tests.helpers import TENANT, rows
 
 OTHER_TENANT = "northside-eagles"
 

@@ -25,7 +25,7 @@ from paylinks.db import email_log, parents
 from paylinks.emailing import SkipReason
 from paylinks.rendering import format_money
 from paylinks.settings import PROJECT_ROOT
-from tests.flows.conftest import TENANT
+from tests.helpers import TENANT
 from tests.helpers import PAYLINKS, cli_env, run_cli
 
 

@@ -10,7 +10,7 @@ from flows.reconcile_payments import reconcile_payments
 from paylinks.db import orders, reconcile_cursors
 from paylinks.payments import Outcome
 from paylinks.reconcile import NewsSource
-from tests.flows.conftest import TENANT, rows
+from tests.helpers import TENANT, rows
 
 
 def order_status(engine: sa.Engine) -> dict[int, tuple[str, object]]:

@@ -9,7 +9,7 @@ from flows.resend_payment_link import resend_payment_link
 from paylinks.db import email_log, payment_links, players
 from paylinks.emailing import ResendOutcome
 from paylinks.players import AmbiguousPlayerError
-from tests.flows.conftest import TENANT
+from tests.helpers import TENANT
 from tests.helpers import cli_env, run_cli
 
 

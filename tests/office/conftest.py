@@ -15,14 +15,7 @@ from paylinks.accounts import add_user, hash_password
 from paylinks.audit import COMMAND_LINE
 from paylinks.db import Role, users
 from paylinks.tenants import tenant_by_slug
-from tests.flows.conftest import (  # noqa: F401 (fixtures shared with the flow tests)
-    TENANT,
-    demo_club,
-    mailroom,
-    minted_club,
-    stripe_client,
-)
-from tests.helpers import current_settings
+from tests.helpers import TENANT, current_settings
 
 OTHER_TENANT = "northside-eagles"
 SESSION_SECRET = "test-office-session-secret-0123456789abcdef"
@@ -84,7 +77,7 @@ def office_people(engine, demo_club) -> None:
 
 
 @pytest.fixture
-def office(mailroom, use_settings, office_people) -> Iterator[Office]:  # noqa: F811
+def office(mailroom, use_settings, office_people) -> Iterator[Office]:
     """The office, served by uvicorn on a loopback port, with the test's settings (SMTP included)."""
     from office.server import OfficeServer
 
