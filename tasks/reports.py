@@ -7,10 +7,14 @@ from prefect.cache_policies import NO_CACHE
 
 from paylinks.backfill import BackfillReport
 from paylinks.emailing import BlastReport, ResendReport
-from paylinks.present import backfill_tables, reconcile_tables, blast_tables, resend_tables
-from tasks.prefect_support import artifact_key, markdown_table, publish_markdown, publish_table, publish_tables
+from paylinks.present import backfill_tables, blast_tables, reconcile_tables, resend_tables
 from paylinks.reconcile import ReconcileReport
 from paylinks.rendering import format_money
+from tasks.prefect_support import (
+    artifact_key,
+    publish_table,
+    publish_tables,
+)
 
 MONEY_METRICS = {"amount owed", "total owed"}
 

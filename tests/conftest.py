@@ -29,16 +29,13 @@ os.environ["PREFECT_HOME"] = os.environ.get("PAYLINKS_TEST_PREFECT_HOME") or tem
 for _key in [k for k in os.environ if k.startswith("PAYLINKS_") and not k.startswith("PAYLINKS_TEST_")]:
     del os.environ[_key]
 
-import socket
-
 import stripe
-from aiosmtpd.controller import Controller
 
 from paylinks import migrations
 from paylinks.demo_data import seed_demo
 from paylinks.settings import Settings
 from paylinks.tenants import Tenant, tenant_by_slug
-from tests.helpers import TENANT, Mailroom
+from tests.helpers import TENANT, Mailroom, smtp_server
 from tests.support import postgres_server, stripe_fixtures
 
 POSTGRES_ADMIN_URL = postgres_server.configured_url()
@@ -219,18 +216,11 @@ def stripe_client(emulator) -> stripe.StripeClient:
 def mailroom(use_settings) -> Iterator[Mailroom]:
     """A real SMTP server on loopback; the test's settings send through it."""
     handler = Mailroom()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    use_settings(
-        email_transport="smtp",
-        smtp_host="127.0.0.1",
-        smtp_port=port,
-        allow_test_links=True,  # the emulator's links, on purpose
-    )
-    try:
+    with smtp_server(handler) as port:
+        use_settings(
+            email_transport="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            allow_test_links=True,  # the emulator's links, on purpose
+        )
         yield handler
-    finally:
-        controller.stop()

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import asyncio
 import email
 import email.policy
+import os
+import socket
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import sqlalchemy as sa
 from pydantic import SecretStr
 
 from paylinks.db import payment_links
-
 from paylinks.settings import ENV_PREFIX, PROJECT_ROOT, Settings
 
 PAYLINKS = [sys.executable, "-m", "cli"]
@@ -98,3 +99,19 @@ class Mailroom:
 
     def recipients(self) -> list[str]:
         return [address for rcpt_tos, _ in self.messages for address in rcpt_tos]
+
+
+@contextmanager
+def smtp_server(handler: object) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd) on a free loopback port, handled by `handler`; yields the port."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()

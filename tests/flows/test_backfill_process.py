@@ -7,9 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +16,7 @@ import stripe
 from paylinks.db import payment_links
 from paylinks.settings import PROJECT_ROOT
 from tests.helpers import PAYLINKS, cli_env, run_cli
+
 
 def assert_one_link_per_row(engine: sa.Engine, emulator) -> None:
     with engine.connect() as connection:

@@ -7,27 +7,34 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import socket
 import subprocess
 import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 
 from flows.backfill_payment_links import backfill_payment_links
 from flows.outstanding_balance_email import outstanding_balance_email
 from flows.resend_payment_link import resend_payment_link
 from paylinks.balances import Withheld
-from paylinks.db import EmailType, blasts, email_log, orders, parents, payment_links, players, products, tenants
+from paylinks.db import (
+    EmailType,
+    blasts,
+    email_log,
+    orders,
+    parents,
+    payment_links,
+    players,
+    products,
+    tenants,
+)
 from paylinks.emailing import BlastReport, ClaimKind, PreparedEmail, ResendOutcome, SkipReason, claim_send
 from paylinks.present import blast_tables
 from paylinks.rendering import RenderedEmail, format_money
 from paylinks.settings import PROJECT_ROOT, EmailTransportName
 from paylinks.tenants import tenant_by_slug
-from tests.helpers import TENANT
-from tests.helpers import PAYLINKS, cli_env, run_cli
+from tests.helpers import PAYLINKS, TENANT, cli_env, run_cli, smtp_server
 
 
 # -- reading the club and the mail -------------------------------------------------------------
@@ -329,16 +336,9 @@ class SlowMailroom:
 @pytest.fixture
 def slow_mailroom(use_settings):
     handler = SlowMailroom()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    use_settings(email_transport="smtp", smtp_host="127.0.0.1", smtp_port=port, allow_test_links=True)
-    try:
+    with smtp_server(handler) as port:
+        use_settings(email_transport="smtp", smtp_host="127.0.0.1", smtp_port=port, allow_test_links=True)
         yield handler
-    finally:
-        controller.stop()
 
 
 @pytest.mark.slow

@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from flows.backfill_payment_links import BackfillIncompleteError, backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
 from paylinks.db import orders, parents, payment_links, payments, players, tenants
+from paylinks.payments import Outcome
 from paylinks.planning import Action
 from paylinks.present import backfill_tables, reconcile_tables
-from paylinks.payments import Outcome
 from tests.helpers import TENANT, rows
 
 OTHER_TENANT = "northside-eagles"
@@ -248,9 +248,8 @@ def test_a_link_stripe_does_not_have_is_a_finding_not_a_crash(settings, engine, 
 def test_after_the_key_moves_to_another_account_rows_are_reminted_and_never_mailed(
     settings, engine, minted_club, use_settings
 ):
-    from stripe_emulator import EmulatorServer
-
     from flows.outstanding_balance_email import outstanding_balance_email
+    from stripe_emulator import EmulatorServer
 
     before = {i: r for i, r in rows(engine).items() if r["status"].value == "pending"}
     with EmulatorServer(host="127.0.0.1", port=0) as elsewhere:

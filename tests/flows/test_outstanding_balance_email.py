@@ -25,8 +25,7 @@ from paylinks.db import email_log, parents
 from paylinks.emailing import SkipReason
 from paylinks.rendering import format_money
 from paylinks.settings import PROJECT_ROOT
-from tests.helpers import TENANT
-from tests.helpers import PAYLINKS, cli_env, run_cli
+from tests.helpers import PAYLINKS, TENANT, cli_env, run_cli
 
 
 def expected_balances(engine: sa.Engine) -> dict[str, dict]:

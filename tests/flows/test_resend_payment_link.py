@@ -9,8 +9,7 @@ from flows.resend_payment_link import resend_payment_link
 from paylinks.db import email_log, payment_links, players
 from paylinks.emailing import ResendOutcome
 from paylinks.players import AmbiguousPlayerError
-from tests.helpers import TENANT
-from tests.helpers import cli_env, run_cli
+from tests.helpers import TENANT, cli_env, run_cli
 
 
 def open_links_of(engine: sa.Engine, player_id: int) -> set[str]:
