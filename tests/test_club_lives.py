@@ -78,7 +78,7 @@ class ClubSpec:
 ALPHA = ClubSpec(
     slug="alpha-fc",
     name="Alpha FC",
-    domain="alpha.test",
+    domain="alpha-fc.example",
     currency="usd",
     families=("Okafor", "Lindqvist", "Moreau", "Tanaka"),
     fees=(("Season dues", 12000, True), ("Uniform", 4500, True), ("Tournament", 3000, False)),
@@ -86,7 +86,7 @@ ALPHA = ClubSpec(
 BETA = ClubSpec(
     slug="beta-united",
     name="Beta United",
-    domain="beta.test",
+    domain="beta-united.example",
     currency="jpy",
     families=("Zwicky", "Quarshie", "Vasquez"),
     fees=(("Membership", 8000, True), ("Camp", 2500, False)),
@@ -802,6 +802,9 @@ class ClubLives(RuleBasedStateMachine):
         slug = data.choose([spec.slug for spec in self.clubs])
         seen = len(self.env.desk.messages)
         if twins:
+            # Two at once with one key. (Keyless sends share an unfinished blast; one started
+            # after the other finished is a new blast by design, so twins always name theirs.)
+            key = key or "autumn"
             self.figures.runs["blast"] += 2
             undo = self._arm()
             states: list[Any] = [None, None]
