@@ -192,20 +192,19 @@ def group_balances(rows: Iterable[Mapping[str, Any]], context: StripeContext) ->
 
 def outstanding_balances(connection: Connection, tenant: Tenant, context: StripeContext) -> BalanceSheet:
     """Every parent of the tenant with something offered now, and every open row held back."""
-    rows = fetch_all(
-        connection,
-        "query_outstanding_balances",
-        tenant_id=tenant.id,
-        status=PaymentLinkStatus.pending.value,
-        player_id=None,
-    )
-    return group_balances(rows, context)
+    return _pending_balances(connection, tenant, context, player_id=None)
 
 
 def player_balances(
     connection: Connection, tenant: Tenant, player_id: int, context: StripeContext
 ) -> BalanceSheet:
     """One player's open items, one balance per parent who owes some of them (the coach's resend)."""
+    return _pending_balances(connection, tenant, context, player_id=player_id)
+
+
+def _pending_balances(
+    connection: Connection, tenant: Tenant, context: StripeContext, player_id: int | None
+) -> BalanceSheet:
     rows = fetch_all(
         connection,
         "query_outstanding_balances",

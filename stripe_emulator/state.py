@@ -903,12 +903,7 @@ class Account:
             return copy.deepcopy(self._lookup(self._refunds, "refund", refund_id))
 
     def list_refunds(self, params: Params) -> StripeObject:
-        filters = [created_filter(params.get("created"))]
-        for field in ("charge", "payment_intent"):
-            if field in params:
-                filters.append(_field_equals(field, params[field]))
-        with self.lock:
-            return self._page(self._refunds, params, "/v1/refunds", "refund", filters)
+        return self._list_by_charge(self._refunds, params, "/v1/refunds", "refund")
 
     def _refundable_charge(self, params: Params) -> StripeObject:
         intent_id, charge_id = params.get("payment_intent"), params.get("charge")
@@ -988,12 +983,18 @@ class Account:
             return copy.deepcopy(self._lookup(self._disputes, "dispute", dispute_id))
 
     def list_disputes(self, params: Params) -> StripeObject:
+        return self._list_by_charge(self._disputes, params, "/v1/disputes", "dispute")
+
+    def _list_by_charge(
+        self, store: dict[str, StripeObject], params: Params, path: str, kind: str
+    ) -> StripeObject:
+        """Refunds and disputes list the same way: by creation time, charge or payment intent."""
         filters = [created_filter(params.get("created"))]
         for field in ("charge", "payment_intent"):
             if field in params:
                 filters.append(_field_equals(field, params[field]))
         with self.lock:
-            return self._page(self._disputes, params, "/v1/disputes", "dispute", filters)
+            return self._page(store, params, path, kind, filters)
 
     def _dispute_of(self, charge_id: str) -> StripeObject | None:
         return next((found for found in self._disputes.values() if found["charge"] == charge_id), None)
