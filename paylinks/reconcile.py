@@ -38,6 +38,12 @@ RETENTION_MARGIN_S = 3600
 CURSOR_OVERLAP_S = 60
 APPLY_BATCH_SIZE = 200
 # Rows whose link may have been paid: everything but a row nobody can pay any more.
+# What a scanned session cannot show: how its slow payment ended, and refunds and disputes.
+SCAN_FOLLOW_UP_EVENTS = (
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    *ledger.CHARGE_EVENTS,
+)
 SCANNED_STATUSES = (PaymentLinkStatus.pending, PaymentLinkStatus.processing, PaymentLinkStatus.cancelled)
 
 
@@ -135,10 +141,11 @@ def _news_from_session_scan(engine: Engine, gateway: StripeGateway, tenant: Tena
             found = ledger.news_from_scanned_session(raw)
             if found is not None:
                 news.sessions.append(found)
-    # A scan sees payments but not what happened to them since: refunds and disputes are read
-    # from the events Stripe still keeps, and applied after the sessions they concern.
+    # A scan sees payments but not what happened to them since: a slow payment that settled or
+    # failed (its session still reads complete and unpaid), refunds and disputes are read from
+    # the events Stripe still keeps, and applied after the sessions they concern.
     since = started_at - EVENT_RETENTION_S + RETENTION_MARGIN_S
-    for event in gateway.iter_events(types=list(ledger.CHARGE_EVENTS), created_gte=since):
+    for event in gateway.iter_events(types=list(SCAN_FOLLOW_UP_EVENTS), created_gte=since):
         news.events.append(event.to_dict() if hasattr(event, "to_dict") else dict(event))
     return news
 

@@ -120,3 +120,28 @@ def test_a_refund_is_not_lost_to_another_tenant_reconciled_first(settings, engin
     (record,) = ledger(engine)
     assert record["refunded_cents"] == 12000
     assert the_row(engine, beta["tenant"])["status"].value == "refunded"
+
+
+def test_a_bank_debit_that_failed_before_the_first_reconcile_is_not_left_processing(settings, engine, emulator):
+    # Found as: backfill → a parent pays by bank debit → the debit fails → the first reconcile.
+    # That run scans link sessions, and a failed debit's session still reads complete and
+    # unpaid: the ledger said `processing` (not chased) for a payment the bank had refused, and
+    # the spent link was never replaced, so the family could not pay the bill at all.
+    seed(engine)
+    backfill_payment_links(tenant=TENANT, commit=True)
+    first_link = the_row(engine)["stripe_payment_link_id"]
+    session = pay(the_row(engine)["stripe_payment_link_url"], payment_status="unpaid")
+    response = httpx.post(
+        f"{emulator.url}/_emulator/checkout_sessions/{session['id']}/settle",
+        data={"outcome": "failed"},
+        headers={"Accept": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+
+    reconcile_payments(tenant=TENANT)
+
+    (record,) = ledger(engine)
+    assert record["status"].value == "failed"
+    row = the_row(engine)
+    assert row["status"].value == "pending"
+    assert row["stripe_payment_link_id"] not in (None, first_link)  # a fresh link that can take payment
