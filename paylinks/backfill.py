@@ -120,7 +120,11 @@ def stripe_where(engine: Engine, gateway: StripeGateway, settings: Settings) -> 
     """The account and mode the configured key acts in; remembered by the key's hash, so a run
     with nothing to do asks Stripe nothing."""
     # The key names the account; the API base tells one Stripe (or emulator) from another.
-    digest = hashlib.sha256(f"{settings.stripe_api_base or 'stripe'}\n{gateway.api_key}".encode()).hexdigest()
+    # A connected account (`Stripe-Account`) is part of where: one key acts in many of them.
+    where_to = f"{settings.stripe_api_base or 'stripe'}\n{gateway.api_key}"
+    if gateway.account:
+        where_to += f"\n{gateway.account}"
+    digest = hashlib.sha256(where_to.encode()).hexdigest()
     with engine.connect() as connection:
         known = connection.execute(
             sa.select(stripe_key_accounts).where(stripe_key_accounts.c.key_sha256 == digest)

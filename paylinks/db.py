@@ -90,6 +90,8 @@ tenants = sa.Table(
     sa.Column("brand_color", sa.String(16), nullable=False, server_default="#1f4e8c"),
     sa.Column("logo_url", sa.String(1000), nullable=True),
     sa.Column("currency", sa.String(3), nullable=False, server_default="usd"),
+    # The club's own Stripe (Connect) account, `acct_…`; NULL: the platform's account.
+    sa.Column("stripe_account", sa.String(255), nullable=True),
 )
 
 parents = sa.Table(

@@ -108,8 +108,13 @@ def _transient_status(error: stripe.StripeError) -> bool:
 class StripeGateway:
     """Small, typed facade over the Stripe endpoints paylinks uses."""
 
-    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self, settings: Settings, *, account: str | None = None, sleep: Callable[[float], None] = time.sleep
+    ):
+        """`account`: a Connect account (`acct_…`) every call acts in, sent as `Stripe-Account`
+        through the SDK's `stripe_account` option; None acts in the key's own account."""
         self.settings = settings
+        self.account = account or None
         self._context: StripeContext | None = None
         self._sleep = sleep
         self._limiter = RateLimiter(settings.stripe_max_rps, sleep=sleep)
@@ -158,6 +163,12 @@ class StripeGateway:
         # Full jitter keeps many concurrent retries from hitting Stripe in lockstep.
         return self._random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
+    def _options(self, **options: Any) -> dict[str, Any]:
+        """Request options: the connected account, if any, plus these (an idempotency key)."""
+        if self.account:
+            options["stripe_account"] = self.account
+        return options
+
     @property
     def api_key(self) -> str:
         """The key in use (for fingerprinting; never log it)."""
@@ -166,7 +177,7 @@ class StripeGateway:
     def context(self) -> StripeContext:
         """The account and mode this gateway's key acts in (one request, then remembered)."""
         if self._context is None:
-            account = self.call("reading the Stripe account", lambda: self._client.v1.accounts.retrieve_current())
+            account = self.call("reading the Stripe account", lambda: self._client.v1.accounts.retrieve_current(options=self._options()))
             self._context = StripeContext(account=account.id, livemode=key_is_live(_api_key(self.settings)))
         return self._context
 
@@ -180,7 +191,7 @@ class StripeGateway:
         product = self.call(
             f"creating product {name!r}",
             lambda: self._client.v1.products.create(
-                params=params, options={"idempotency_key": idempotency_key}
+                params=params, options=self._options(idempotency_key=idempotency_key)
             ),
         )
         return product.id
@@ -194,7 +205,7 @@ class StripeGateway:
             page = self.call(
                 "looking up prices",
                 lambda chunk=chunk: self._client.v1.prices.list(
-                    params={"lookup_keys": chunk, "active": True, "limit": 100}
+                    params={"lookup_keys": chunk, "active": True, "limit": 100}, options=self._options()
                 ),
             )
             for price in page.data:
@@ -214,7 +225,7 @@ class StripeGateway:
         }
         price = self.call(
             f"creating price {lookup_key}",
-            lambda: self._client.v1.prices.create(params=params, options={"idempotency_key": lookup_key}),
+            lambda: self._client.v1.prices.create(params=params, options=self._options(idempotency_key=lookup_key)),
         )
         return price.id
 
@@ -232,14 +243,14 @@ class StripeGateway:
         link = self.call(
             f"minting a payment link for row {metadata.get('payment_link_row_id')}",
             lambda: self._client.v1.payment_links.create(
-                params=params, options={"idempotency_key": idempotency_key}
+                params=params, options=self._options(idempotency_key=idempotency_key)
             ),
         )
         return _minted(link)
 
     def retrieve_payment_link(self, link_id: str) -> MintedLink:
         link = self.call(
-            f"reading payment link {link_id}", lambda: self._client.v1.payment_links.retrieve(link_id)
+            f"reading payment link {link_id}", lambda: self._client.v1.payment_links.retrieve(link_id, options=self._options())
         )
         return _minted(link)
 
@@ -247,7 +258,7 @@ class StripeGateway:
         params = {"active": False, "inactive_message": inactive_message}
         link = self.call(
             f"deactivating payment link {link_id}",
-            lambda: self._client.v1.payment_links.update(link_id, params=params),
+            lambda: self._client.v1.payment_links.update(link_id, params=params, options=self._options()),
         )
         return _minted(link)
 
@@ -256,7 +267,7 @@ class StripeGateway:
         params = {"metadata": metadata, "payment_intent_data": {"metadata": metadata}}
         link = self.call(
             f"updating payment link {link_id}",
-            lambda: self._client.v1.payment_links.update(link_id, params=params),
+            lambda: self._client.v1.payment_links.update(link_id, params=params, options=self._options()),
         )
         return _minted(link)
 
@@ -278,7 +289,7 @@ class StripeGateway:
             if starting_after:
                 params["starting_after"] = starting_after
             page = self.call(
-                "listing payment links", lambda params=params: self._client.v1.payment_links.list(params=params)
+                "listing payment links", lambda params=params: self._client.v1.payment_links.list(params=params, options=self._options())
             )
             for link in page.data:
                 yield _minted(link), dict(link.to_dict().get("metadata") or {})
@@ -296,7 +307,7 @@ class StripeGateway:
             if starting_after:
                 params["starting_after"] = starting_after
             page = self.call(
-                "listing events", lambda params=params: self._client.v1.events.list(params=params)
+                "listing events", lambda params=params: self._client.v1.events.list(params=params, options=self._options())
             )
             events.extend(page.data)
             if not page.has_more or not page.data:
@@ -313,7 +324,7 @@ class StripeGateway:
                 params["starting_after"] = starting_after
             page = self.call(
                 f"listing checkout sessions of {payment_link_id}",
-                lambda params=params: self._client.v1.checkout.sessions.list(params=params),
+                lambda params=params: self._client.v1.checkout.sessions.list(params=params, options=self._options()),
             )
             yield from page.data
             if not page.has_more or not page.data:

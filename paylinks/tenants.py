@@ -20,6 +20,7 @@ class Tenant:
     brand_color: str
     logo_url: str | None
     currency: str
+    stripe_account: str | None = None  # the club's Connect account; None: the platform's
 
 
 def tenant_from_row(row: sa.RowMapping) -> Tenant:
