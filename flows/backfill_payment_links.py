@@ -113,7 +113,24 @@ def _why(report: BackfillReport) -> str:
 
 def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> BackfillReport:
     logger = get_run_logger()
-    where = find_stripe_account(settings, required=commit)
+    try:
+        where = find_stripe_account(settings, tenant, required=commit)
+    except StripeRequestError as error:
+        if not tenant.stripe_account:
+            raise
+        # The tenant's own account refused (unknown to this key, or access revoked): this tenant
+        # stops here, reported; the others go on.
+        report = BackfillReport(
+            tenant=tenant.slug,
+            commit=commit,
+            plan=Plan((), (), ()),
+            currency=tenant.currency,
+            aborted=f"tenant {tenant.slug}: its Stripe account {tenant.stripe_account} cannot be used: "
+            f"{_first_line(error)}",
+        )
+        logger.error("backfill of %s stopped: %s", tenant.slug, report.aborted)
+        publish_backfill_summary(report)
+        return report
     rows = extract_billing_rows(settings, tenant, where)
     plan = plan_payment_links(rows, where)
     report = BackfillReport(tenant=tenant.slug, commit=commit, plan=plan, currency=tenant.currency, where=where)
@@ -170,7 +187,7 @@ def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillRep
     batch_size = settings.stripe_mint_batch_size
     for batch_number, start in enumerate(range(0, len(jobs), batch_size), start=1):
         batch = jobs[start : start + batch_size]
-        minted = mint_payment_links(settings, batch, batch_number, return_state=True)
+        minted = mint_payment_links(settings, batch, batch_number, tenant.stripe_account, return_state=True)
         if minted.is_failed():
             report.aborted = f"minting batch {batch_number} failed: {minted.message}"
             logger.error("stopping: %s", report.aborted)

@@ -72,7 +72,7 @@ def outstanding_balance_email(
     check_configuration(settings, needs_stripe=True)
     club = find_tenants(settings, tenant)[0]
     mode = BlastMode.test if test_email else BlastMode.send if send else BlastMode.preview
-    context = read_stripe_context(settings)
+    context = read_stripe_context(settings, club)
     blast = start_blast(settings, club, blast_key) if send else find_blast(settings, club, blast_key)
     sheet = extract_outstanding_balances(settings, club, context)
     emails = render_balance_emails(club, sheet)

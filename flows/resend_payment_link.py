@@ -61,7 +61,7 @@ def resend_payment_link(
     check_configuration(settings, needs_stripe=True)
     club = find_tenants(settings, tenant)[0]
     match = find_player_to_resend(settings, club, player)
-    context = read_stripe_context(settings)
+    context = read_stripe_context(settings, club)
     sheet = extract_player_balances(settings, club, match.player_id, context)
     report = ResendReport(
         tenant=club.slug,

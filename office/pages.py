@@ -453,7 +453,7 @@ def mark_paid_offline(
     try:
         done = offline_payments.mark_paid_offline(
             office.engine,
-            lambda: StripeGateway(office.settings),
+            lambda: StripeGateway(office.settings, account=access.tenant.stripe_account),
             access.tenant,
             row_id,
             method,
@@ -487,8 +487,8 @@ def blast_preview(office: Office, tenant: Tenant) -> BlastPreview:
     from paylinks.emailing import prepare_balance_emails
     from paylinks.stripe_gateway import StripeGateway
 
-    # Only links minted in the account and mode the key acts in are offered (as the blast does).
-    context = StripeGateway(office.settings).context()
+    # Only links minted in the tenant's account and mode are offered (as the blast does).
+    context = StripeGateway(office.settings, account=tenant.stripe_account).context()
     with office.engine.connect() as connection:
         sheet = outstanding_balances(connection, tenant, context)
     emails = prepare_balance_emails(tenant, sheet)

@@ -670,10 +670,11 @@ def replace_spent_links(engine: Engine, settings: Settings, row_ids: Iterable[in
             row["id"]: tenant_from_row(row)
             for row in connection.execute(sa.select(tenants).where(tenants.c.id.in_(by_tenant))).mappings()
         }
-    gateway = StripeGateway(settings)
-    where = stripe_where(engine, gateway, settings)
     minted: list[int] = []
     for tenant_id, rows_of_tenant in by_tenant.items():
-        done, _errors = mint_replacements(engine, gateway, clubs[tenant_id], where, rows_of_tenant)
+        club = clubs[tenant_id]
+        gateway = StripeGateway(settings, account=club.stripe_account)  # in the tenant's own account
+        where = stripe_where(engine, gateway, settings)
+        done, _errors = mint_replacements(engine, gateway, club, where, rows_of_tenant)
         minted += done
     return minted

@@ -40,6 +40,7 @@ from paylinks.db import (
     players,
     products,
     stripe_events,
+    tenants,
     utcnow,
 )
 
@@ -243,7 +244,7 @@ def apply_event(
             sa.select(stripe_events.c.event_id).where(stripe_events.c.event_id == event_id)
         ).first():
             return None
-        result = apply_news(connection, news, tenant_id=tenant_id)
+        result = apply_news(connection, news, tenant_id=tenant_id, account=account)
         # Another tenant's event is theirs to apply; a refund or dispute of a payment not yet
         # recorded (its session is applied later: another tenant's run, an event read out of
         # order) is applied when it is read again, after the payment.
@@ -260,13 +261,17 @@ def apply_event(
         return result
 
 
-def apply_news(connection: Connection, news: News, *, tenant_id: int | None = None) -> ApplyResult:
+def apply_news(
+    connection: Connection, news: News, *, tenant_id: int | None = None, account: str | None = None
+) -> ApplyResult:
+    """Apply one fact. `account`: the connected account Stripe reported it from (an event's
+    `account`; None: the platform's own). It applies only to rows and payments minted there."""
     if isinstance(news, SessionNews):
-        return _apply_session(connection, news, tenant_id)
+        return _apply_session(connection, news, tenant_id, account)
     record = connection.execute(
         sa.select(payments).where(payments.c.payment_intent_id == news.payment_intent_id)
     ).mappings().first()
-    if record is None:
+    if record is None or not _minted_in(connection, record, account):
         return ApplyResult([Applied(Outcome.unknown_payment, detail=news.payment_intent_id)])
     if tenant_id is not None and record["tenant_id"] != tenant_id:
         return ApplyResult([Applied(Outcome.other_tenant)])
@@ -286,11 +291,27 @@ def _row_for_link(connection: Connection, link_id: str) -> Mapping[str, Any] | N
     return connection.execute(sa.select(payment_links).where(payment_links.c.id == row_id)).mappings().first()
 
 
+def _minted_in(connection: Connection, row: Mapping[str, Any], account: str | None) -> bool:
+    """Whether a row (or payment) belongs to news from `account`: a connected account's news
+    only to what was minted in that account; the platform's to anything but what was minted in
+    its tenant's connected account (a row minted before the tenant moved keeps its platform link)."""
+    if account is not None:
+        return row["stripe_account"] == account
+    connected = connection.execute(
+        sa.select(tenants.c.stripe_account).where(tenants.c.id == row["tenant_id"])
+    ).scalar_one_or_none()
+    return connected is None or row["stripe_account"] != connected
+
+
 _SESSION_ORDER = {PaymentStatus.processing: 0, PaymentStatus.succeeded: 1, PaymentStatus.failed: 1}
 
 
-def _apply_session(connection: Connection, news: SessionNews, tenant_id: int | None) -> ApplyResult:
+def _apply_session(
+    connection: Connection, news: SessionNews, tenant_id: int | None, account: str | None = None
+) -> ApplyResult:
     row = _row_for_link(connection, news.payment_link_id)
+    if row is not None and not _minted_in(connection, row, account):
+        row = None  # a link of the same id in another account is not ours
     if row is None:
         if news.state is SessionState.paid:
             return ApplyResult(

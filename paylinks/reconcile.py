@@ -160,9 +160,12 @@ def apply_stripe_news(engine: Engine, tenant: Tenant, news: StripeNews) -> Recon
     for start in range(0, len(sessions), APPLY_BATCH_SIZE):
         with engine.begin() as connection:
             for session in sessions[start : start + APPLY_BATCH_SIZE]:
-                report.result.extend(_without_other_tenants(ledger.apply_news(connection, session, tenant_id=tenant.id)))
+                applied = ledger.apply_news(connection, session, tenant_id=tenant.id, account=tenant.stripe_account)
+                report.result.extend(_without_other_tenants(applied))
     for event in news.events:
-        outcome = ledger.apply_event(engine, event, source="reconcile", tenant_id=tenant.id)
+        outcome = ledger.apply_event(
+            engine, event, source="reconcile", tenant_id=tenant.id, account=tenant.stripe_account
+        )
         if outcome is None:
             report.already_applied += 1
         elif isinstance(outcome, Skipped):

@@ -23,12 +23,13 @@ STRIPE_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_conditio
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
-def find_stripe_account(settings: Settings, required: bool) -> StripeWhere | None:
-    """The Stripe account and mode the key acts in (remembered; asked of Stripe once per key).
-    A dry run without any key configured plans without it."""
+def find_stripe_account(settings: Settings, tenant: Tenant, required: bool) -> StripeWhere | None:
+    """The Stripe account and mode the tenant's calls act in: its own connected account, else
+    the key's (remembered; asked of Stripe once per key and account). A dry run without any key
+    configured plans without it."""
     if not required and not has_stripe_key(settings):
         return None
-    return backfill.stripe_where(engine_for(settings.database_url), StripeGateway(settings), settings)
+    return backfill.stripe_where(engine_for(settings.database_url), _gateway(settings, tenant), settings)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="extract-billing-rows-{tenant.slug}")
@@ -49,7 +50,7 @@ def ensure_price_tiers(
 ) -> dict[tuple[int, int], str]:
     """Find or create the Stripe Price of every (product, amount) about to be minted."""
     return backfill.ensure_price_tiers(
-        engine_for(settings.database_url), StripeGateway(settings), tenant, where, plan, rows
+        engine_for(settings.database_url), _gateway(settings, tenant), tenant, where, plan, rows
     )
 
 
@@ -59,7 +60,7 @@ def retire_stale_links(
 ) -> RetireOutcome:
     """Deactivate links whose bill went away or changed; let go of links minted elsewhere."""
     return backfill.retire_stale_links(
-        engine_for(settings.database_url), StripeGateway(settings), tenant, where, steps
+        engine_for(settings.database_url), _gateway(settings, tenant), tenant, where, steps
     )
 
 
@@ -76,10 +77,13 @@ def reserve_payment_links(
 
 
 @task(cache_policy=NO_CACHE, task_run_name="mint-payment-links-batch-{batch_number}", **STRIPE_RETRIES)
-def mint_payment_links(settings: Settings, jobs: list[MintJob], batch_number: int) -> list[MintResult]:
-    """Mint one batch of links concurrently, paced to PAYLINKS_STRIPE_MAX_RPS."""
+def mint_payment_links(
+    settings: Settings, jobs: list[MintJob], batch_number: int, account: str | None = None
+) -> list[MintResult]:
+    """Mint one batch of links concurrently, paced to PAYLINKS_STRIPE_MAX_RPS, in `account`
+    (the tenant's connected Stripe account; None: the platform's)."""
     concurrency = min(16, max(1, int(settings.stripe_max_rps)))
-    return backfill.mint_payment_links(StripeGateway(settings), jobs, concurrency)
+    return backfill.mint_payment_links(StripeGateway(settings, account=account), jobs, concurrency)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load-payment-links-batch-{batch_number}")
@@ -91,4 +95,9 @@ def load_payment_links(settings: Settings, results: list[MintResult], batch_numb
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
 def relink_payment_links(settings: Settings, tenant: Tenant, steps: list[Step]) -> list[int]:
     """Rows (and their links' metadata) follow their bill's new parent, order or description."""
-    return backfill.relink_rows(engine_for(settings.database_url), StripeGateway(settings), tenant, steps)
+    return backfill.relink_rows(engine_for(settings.database_url), _gateway(settings, tenant), tenant, steps)
+
+
+def _gateway(settings: Settings, tenant: Tenant) -> StripeGateway:
+    """The gateway for this tenant's calls: in its own connected account, if it has one."""
+    return StripeGateway(settings, account=tenant.stripe_account)

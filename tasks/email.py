@@ -24,9 +24,10 @@ SEND_RETRIES = dict(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=r
 
 
 @task(cache_policy=NO_CACHE)
-def read_stripe_context(settings: Settings) -> StripeContext:
-    """The Stripe account and mode the key acts in: only links minted there are mailed."""
-    return StripeGateway(settings).context()
+def read_stripe_context(settings: Settings, tenant: Tenant | None = None) -> StripeContext:
+    """The Stripe account and mode the tenant's links are minted in (its connected account, else
+    the key's own): only links minted there are mailed."""
+    return StripeGateway(settings, account=tenant.stripe_account if tenant else None).context()
 
 
 @task(cache_policy=NO_CACHE, task_run_name="extract-outstanding-balances-{tenant.slug}")

@@ -25,7 +25,7 @@ def read_reconcile_cursor(settings: Settings, tenant: Tenant) -> int | None:
 def fetch_stripe_news(settings: Settings, tenant: Tenant, cursor: int | None) -> StripeNews:
     """Events since the cursor (sessions, slow payments, refunds, disputes), or a session scan."""
     return reconcile.fetch_stripe_news(
-        engine_for(settings.database_url), StripeGateway(settings), tenant, cursor
+        engine_for(settings.database_url), StripeGateway(settings, account=tenant.stripe_account), tenant, cursor
     )
 
 
@@ -39,6 +39,6 @@ def apply_stripe_news(settings: Settings, tenant: Tenant, news: StripeNews) -> R
 def replace_spent_links(settings: Settings, tenant: Tenant, row_ids: list[int]) -> tuple[list[int], list]:
     """Fresh links for rows whose slow payment failed (the spent link can never take payment)."""
     engine = engine_for(settings.database_url)
-    gateway = StripeGateway(settings)
+    gateway = StripeGateway(settings, account=tenant.stripe_account)
     where = backfill.stripe_where(engine, gateway, settings)
     return backfill.mint_replacements(engine, gateway, tenant, where, row_ids)
