@@ -331,9 +331,10 @@ def lookup(
 
     settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=True)
-    context = guarded(lambda: StripeGateway(settings).context())
     with engine_for(settings.database_url).connect() as connection:
         club = tenant_by_slug(connection, tenant)
+    context = guarded(lambda: StripeGateway(settings, account=club.stripe_account).context())
+    with engine_for(settings.database_url).connect() as connection:
         matches = guarded(lambda: find_players(connection, club, player))
         if not matches:
             fail(str(UnknownPlayerError(player, club)))
@@ -478,6 +479,38 @@ def stripe_emulator(
         )
     except ValueError as error:  # a setting the emulator refuses, e.g. a negative rate
         fail(str(error))
+
+
+# -- tenants ---------------------------------------------------------------------------------------
+tenant_app = typer.Typer(help="Tenants (clubs) and where their money goes.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+
+
+@tenant_app.command("account")
+def tenant_account(
+    ctx: typer.Context,
+    slug: str = typer.Argument(..., help="Tenant slug."),
+    account_id: str | None = typer.Argument(None, help="The club's Stripe (Connect) account id, acct_..."),
+    platform: bool = typer.Option(False, "--platform", help="Use the platform's own account again."),
+) -> None:
+    """Pay a club into its own Stripe account (Connect), or back into the platform's (--platform).
+
+    The account is checked with Stripe first (GET /v1/account with Stripe-Account); one that
+    does not answer is refused and nothing is saved.
+    """
+    from paylinks.runtime import engine_for
+    from paylinks.tenants import set_stripe_account
+
+    if platform == (account_id is not None):
+        fail("give the club's account id (acct_...), or --platform to use the platform's account, not both")
+    settings = ctx.obj.settings
+    _preflight(settings, slug, needs_stripe=not platform)
+    engine = engine_for(settings.database_url)
+    club = guarded(lambda: set_stripe_account(engine, settings, slug, None if platform else account_id))
+    if club.stripe_account:
+        console.print(f"tenant {club.slug} now pays into Stripe account {club.stripe_account}", markup=False)
+    else:
+        console.print(f"tenant {club.slug} now pays into the platform's Stripe account", markup=False)
 
 
 # -- the club office ----------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from paylinks.db import tenants
-from paylinks.errors import UnknownTenantError
+from paylinks.errors import ConfigurationError, UnknownTenantError
+from paylinks.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -43,3 +45,35 @@ def tenant_by_slug(connection: Connection, slug: str) -> Tenant:
 def resolve_tenants(connection: Connection, slug: str | None) -> list[Tenant]:
     """The named tenant, or every tenant when no slug is given."""
     return [tenant_by_slug(connection, slug)] if slug else all_tenants(connection)
+
+
+def set_stripe_account(engine: Engine, settings: Settings, slug: str, account: str | None) -> Tenant:
+    """Put the tenant on its own Stripe (Connect) account, or back on the platform's (None).
+
+    The account is asked first (`GET /v1/account` with `Stripe-Account`): one Stripe does not
+    know, or this key may not act in, is refused and nothing is saved.
+    """
+    from paylinks.backfill import stripe_where
+    from paylinks.stripe_gateway import StripeGateway, StripeRequestError
+
+    with engine.connect() as connection:
+        tenant = tenant_by_slug(connection, slug)
+    if account is not None:
+        account = account.strip()
+        if not account.startswith("acct_") or len(account) <= len("acct_") or not account.isascii():
+            raise ConfigurationError(f"{account!r} is not a Stripe account id (they look like acct_1A2b3C...)")
+        gateway = StripeGateway(settings, account=account)
+        try:
+            answered = gateway.context()
+        except StripeRequestError as error:
+            raise ConfigurationError(
+                f"Stripe account {account} cannot be used for tenant {slug}; nothing saved: {error}"
+            ) from None
+        if answered.account != account:
+            raise ConfigurationError(
+                f"Stripe answered for account {answered.account}, not {account}; nothing saved"
+            )
+        stripe_where(engine, gateway, settings)  # remembered: the next backfill need not ask
+    with engine.begin() as connection:
+        connection.execute(sa.update(tenants).where(tenants.c.id == tenant.id).values(stripe_account=account))
+    return dataclasses.replace(tenant, stripe_account=account)
