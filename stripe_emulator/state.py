@@ -165,6 +165,7 @@ class Account:
         self.idempotency = IdempotencyStore(self.lock)
         self.request_window = RateWindow(self.lock)
         self.link_create_window = RateWindow(self.lock)
+        self.requests = 0  # API requests this book received, throttled ones too
 
         # Dicts keep insertion order, which is creation order: lists walk them backwards.
         self._products: dict[str, StripeObject] = {}
@@ -182,6 +183,8 @@ class Account:
 
     def admit_request(self) -> bool:
         """Count one API request against this account's overall rate; False means 429."""
+        with self.lock:
+            self.requests += 1
         return self.request_window.admit(self.emulator.faults.rate_limit_rps)
 
     def admit_link_creation(self) -> bool:
@@ -1318,6 +1321,15 @@ class Emulator:
     def counts(self, account_id: str | None = None, *, livemode: bool | None = None) -> dict[str, int]:
         """Objects of each kind in one account (default: the platform, in the default mode)."""
         return self.account(account_id, livemode=livemode).counts()
+
+    def request_counts(self) -> dict[str, int]:
+        """API requests received so far, by account id (both modes together): what a test asserts
+        on for "asked Stripe nothing", or "only that account was asked"."""
+        with self.lock:
+            counts: dict[str, int] = {}
+            for (account_id, _livemode), book in self._books.items():
+                counts[account_id] = counts.get(account_id, 0) + book.requests
+            return counts
 
     def webhook_deliveries(self) -> list[dict[str, Any]]:
         return self.webhooks.deliveries() if self.webhooks is not None else []

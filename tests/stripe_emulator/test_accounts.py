@@ -98,6 +98,52 @@ class TestConnectAccounts:
         theirs = club.v1.products.create(params={"name": "Fee"}, options={"idempotency_key": "row-1"})
         assert ours.id != theirs.id
 
+    def test_one_idempotency_key_in_two_accounts_mints_two_links(self, client, server):
+        club = sdk_client(server, stripe_account=connect_account(server))
+        key = {"idempotency_key": "paylinks-plink-1-17-v1"}
+        prices = {"ours": create_price(client).id, "theirs": create_price(club).id}
+        link_params = {"restrictions": {"completed_sessions": {"limit": 1}}}
+
+        ours = client.v1.payment_links.create(
+            params={"line_items": [{"price": prices["ours"], "quantity": 1}], **link_params}, options=key
+        )
+        theirs = club.v1.payment_links.create(
+            params={"line_items": [{"price": prices["theirs"], "quantity": 1}], **link_params}, options=key
+        )
+        replayed = club.v1.payment_links.create(
+            params={"line_items": [{"price": prices["theirs"], "quantity": 1}], **link_params}, options=key
+        )
+
+        assert ours.id != theirs.id and replayed.id == theirs.id
+        assert [link.id for link in client.v1.payment_links.list().data] == [ours.id]
+        assert [link.id for link in club.v1.payment_links.list().data] == [theirs.id]
+
+    def test_events_are_listed_per_account_each_naming_it(self, client, server):
+        north, south = connect_account(server), connect_account(server)
+        for account in (north, south):
+            club = sdk_client(server, stripe_account=account)
+            create_link(club, create_price(club).id)
+            events = club.v1.events.list().data
+            assert {event.type for event in events} == {
+                "product.created",
+                "price.created",
+                "payment_link.created",
+            }
+            assert {event.account for event in events} == {account}
+        assert client.v1.events.list().data == []
+
+    def test_requests_are_counted_per_account(self, client, server):
+        club_account = connect_account(server)
+        club = sdk_client(server, stripe_account=club_account)
+        client.v1.products.list()
+        for _ in range(3):
+            club.v1.products.list()
+        with pytest.raises(stripe.PermissionError):
+            sdk_client(server, stripe_account="acct_neverConnected").v1.products.list()
+
+        counts = server.emulator.request_counts()
+        assert counts == {server.emulator.platform_account_id: 1, club_account: 3}
+
     def test_an_unknown_account_gets_stripes_403(self, server):
         stranger = sdk_client(server, stripe_account="acct_neverConnected")
         with pytest.raises(stripe.PermissionError) as raised:
@@ -135,6 +181,14 @@ class TestRateLimits:
         assert (
             self.burst(club.v1.products.list, 2) == 0
         )  # the platform's burst did not spend the club's budget
+
+    def test_one_accounts_link_creation_limit_does_not_throttle_another(self, client, server):
+        club = sdk_client(server, stripe_account=connect_account(server))
+        ours, theirs = create_price(client), create_price(club)
+        server.emulator.faults.link_create_rps = 2
+
+        assert self.burst(lambda: create_link(client, ours.id), 8) >= 4
+        assert self.burst(lambda: create_link(club, theirs.id), 2) == 0
 
     def test_payment_link_creation_has_its_own_limit(self, client, server):
         price = create_price(client)
