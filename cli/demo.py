@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from paylinks.demo_data import DEMO_CONNECTED_ACCOUNT, DEMO_CONNECTED_TENANT
 from paylinks.errors import ConfigurationError
 from paylinks.payments import Outcome
 from paylinks.present import label
@@ -122,6 +123,8 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
                 "(`make office`, then http://127.0.0.1:8000)",
                 markup=False,
             )
+    if DEMO_CONNECTED_TENANT in seeded.tenants:
+        _connect_demo_account(settings, emulator.url, console)
     outbox = settings.outbox_dir
     outbox.mkdir(parents=True, exist_ok=True)
     for old in [*outbox.glob("*.eml"), outbox / "index.html"]:
@@ -141,7 +144,8 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     _step(console, "backfill, commit: price tiers and one payment link per item")
     for report in backfill_payment_links(commit=True):
         tallies[report.tenant].links_minted = report.loaded
-        console.print(f"  {report.tenant}: {report.tiers_created} price tiers, {report.loaded} links minted")
+        where = f" in Stripe account {report.where.account}" if report.where else ""
+        console.print(f"  {report.tenant}: {report.tiers_created} price tiers, {report.loaded} links minted{where}")
     report_again = backfill_payment_links(commit=True)
     console.print(f"  run again: {sum(r.loaded for r in report_again)} links minted (idempotent)")
 
@@ -185,6 +189,21 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
             f"{_money(tally.owed_after_cents, preview.currency)}"
         )
     return list(tallies.values())
+
+
+def _connect_demo_account(settings: Settings, emulator_url: str, console: Console) -> None:
+    """One demo club is paid into its own Stripe account: connected at the emulator, then set as
+    an operator would (`paylinks tenant account`)."""
+    from paylinks.runtime import engine_for
+    from paylinks.tenants import set_stripe_account
+
+    with httpx.Client(timeout=10) as client:
+        client.post(f"{emulator_url}/_emulator/accounts", data={"id": DEMO_CONNECTED_ACCOUNT}).raise_for_status()
+    set_stripe_account(engine_for(settings.database_url), settings, DEMO_CONNECTED_TENANT, DEMO_CONNECTED_ACCOUNT)
+    console.print(
+        f"  {DEMO_CONNECTED_TENANT} is paid into its own Stripe account {DEMO_CONNECTED_ACCOUNT} (Connect); "
+        "the other club into the platform's"
+    )
 
 
 def _say_reconciled(console: Console, report: Any) -> None:

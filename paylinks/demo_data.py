@@ -93,6 +93,12 @@ DEMO_TENANTS = (
 )
 
 
+# `paylinks demo` pays this club into its own Stripe (Connect) account at its emulator; the
+# seeded data itself names no account (every club starts on the platform's).
+DEMO_CONNECTED_TENANT = "northside-eagles"
+DEMO_CONNECTED_ACCOUNT = "acct_demoNorthsideEagles"
+
+
 @dataclass
 class SeedReport:
     tenants: list[str]

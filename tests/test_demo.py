@@ -54,6 +54,9 @@ def test_demo_runs_every_step_and_ends_with_the_tally(tmp_path):
     ):
         assert step in output
     assert "run again: 0 links minted" in output
+    # One club is paid into its own connected account, and its links are minted there.
+    assert "northside-eagles is paid into its own Stripe account acct_demoNorthsideEagles" in output
+    assert "links minted in Stripe account acct_demoNorthsideEagles" in output
     tally = output[output.index("paylinks demo") :]
     assert "riverside-hoops" in tally and "northside-eagles" in tally
     emails = list((tmp_path / "outbox").glob("*.eml"))
