@@ -169,6 +169,28 @@ def test_a_club_whose_account_stripe_does_not_know_fails_alone(three_clubs, engi
     assert all(r["stripe_payment_link_id"] for r in rows_of(engine, three_clubs[HOOPS]))
     assert rows_of(engine, three_clubs[EAGLES]) == []
 
+    # Reconcile too: Eagles fails, named; the others are reconciled.
+    state = reconcile_payments(return_state=True)
+    error = state.result(raise_on_failure=False)
+    assert state.is_failed() and list(error.failed) == [EAGLES]
+    assert "acct_neverConnected01" in str(error) and "sk_test_paylinks_tests" not in str(error)
+    assert sorted(r.tenant for r in error.reports) == [FALCONS, HOOPS]
+
+
+def test_a_club_moved_to_its_own_account_gets_its_links_minted_there(three_clubs, engine, emulator, settings):
+    backfill_payment_links(tenant=FALCONS, commit=True)
+    on_the_platform = {r["stripe_payment_link_id"] for r in rows_of(engine, three_clubs[FALCONS])}
+    emulator.emulator.create_connected_account("acct_eastsideFalcons2")
+    set_stripe_account(engine, settings, FALCONS, "acct_eastsideFalcons2")
+
+    (report,) = backfill_payment_links(tenant=FALCONS, commit=True)
+
+    moved = rows_of(engine, three_clubs[FALCONS])
+    assert report.loaded == len(moved) == len(on_the_platform) and not report.failed
+    assert {r["stripe_account"] for r in moved} == {"acct_eastsideFalcons2"}
+    assert {r["stripe_payment_link_id"] for r in moved} == book_link_ids(emulator, "acct_eastsideFalcons2")
+    assert not on_the_platform & {r["stripe_payment_link_id"] for r in moved}
+
 
 def test_setting_an_account_checks_it_with_stripe_first(three_clubs, engine, settings):
     from paylinks.errors import ConfigurationError
