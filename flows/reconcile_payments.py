@@ -96,7 +96,8 @@ def reconcile_account(
     `tenants_of_one_account` should be every tenant whose `stripe_account` is that account (a
     first run scans sessions since the oldest open bill among them). Reports (published, logged,
     returned) are for the slugs in `report_on` (default: all of them); the others' changes are
-    logged. Raises if the account could not be read: none of its tenants was reconciled then.
+    logged. Raises if the account could not be read (nothing was applied then) or a fresh link
+    could not be minted after its news was applied (the next run mints it, as backfill would).
     """
     if not tenants_of_one_account:
         return []
