@@ -97,7 +97,7 @@ def reconcile_account(
     first run scans sessions since the oldest open bill among them). Reports (published, logged,
     returned) are for the slugs in `report_on` (default: all of them); the others' changes are
     logged. Raises if the account could not be read (nothing was applied then) or a fresh link
-    could not be minted after its news was applied (the next run mints it, as backfill would).
+    could not be minted after its news was applied (the row then waits for the next backfill).
     """
     if not tenants_of_one_account:
         return []
