@@ -1,13 +1,17 @@
 """reconcile-payments: learn from Stripe what happened to the money, so nobody is chased for a
 settled bill and every payment is accounted for.
 
-for each tenant: read the cursor → fetch news (events since the cursor, or a scan of every
-link's sessions) → apply it (paid, processing, failed → a fresh link, refund due, refunded,
-disputed) → replace spent links → publish the summary. A tenant that fails is reported; the
-others still run.
+for each Stripe account the tenants use (the platform's, or a club's own Connect account): find
+the account → read its cursor → fetch its news once (events since the cursor, or a scan of its
+checkout sessions) → apply each piece to the tenant whose link or payment it concerns (paid,
+processing, failed → a fresh link, refund due, refunded, disputed) → replace spent links →
+publish each tenant's summary. An account that fails fails its tenants, reported; the other
+accounts still run.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection, Iterable
 
 from prefect import flow, get_run_logger
 
@@ -20,7 +24,7 @@ from paylinks.settings import Settings
 from paylinks.tenants import Tenant
 from tasks.common import check_configuration, find_tenants
 from tasks.prefect_support import flow_settings
-from tasks.reconcile import apply_stripe_news, fetch_stripe_news, read_reconcile_cursor, replace_spent_links
+from tasks.reconcile import apply_stripe_news, fetch_stripe_news, replace_spent_links
 from tasks.reports import publish_reconcile_summary
 
 
@@ -47,14 +51,19 @@ def reconcile_payments(tenant: TenantSlug | None = None) -> list[ReconcileReport
     settings = flow_settings()
     check_configuration(settings, needs_stripe=True)
     logger = get_run_logger()
+    asked = find_tenants(settings, tenant)
+    everyone = find_tenants(settings, None) if tenant else asked
     reports: list[ReconcileReport] = []
     failed: dict[str, str] = {}
-    for club in find_tenants(settings, tenant):
+    for on_account in tenants_by_account(everyone, asked).values():
+        wanted = [club.slug for club in on_account if club in asked]
         try:
-            reports.append(reconcile_one_tenant(settings, club))
-        except Exception as error:  # this tenant's trouble is reported; the others still run
-            failed[club.slug] = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            logger.error("reconcile of %s failed: %s", club.slug, failed[club.slug])
+            reports += reconcile_account(settings, on_account, report_on=wanted)
+        except Exception as error:  # this account's trouble fails its tenants; the others still run
+            why = _first_line(error)
+            for slug in wanted:
+                failed[slug] = why
+            logger.error("reconcile of %s failed: %s", ", ".join(wanted), why)
     if failed:
         raise ReconcileIncompleteError(
             f"reconcile failed for {len(failed)} tenant(s): "
@@ -66,17 +75,74 @@ def reconcile_payments(tenant: TenantSlug | None = None) -> list[ReconcileReport
     return reports
 
 
-def reconcile_one_tenant(settings: Settings, club: Tenant) -> ReconcileReport:
-    cursor = read_reconcile_cursor(settings, club)
-    news = fetch_stripe_news(settings, club, cursor)
-    report = apply_stripe_news(settings, club, news)
-    if report.result.remint:
-        report.replaced_links, report.replacement_errors = replace_spent_links(settings, club, report.result.remint)
-    publish_reconcile_summary(report)
+def tenants_by_account(everyone: Iterable[Tenant], asked: Iterable[Tenant] | None = None) -> dict[str | None, list[Tenant]]:
+    """Every tenant on each Stripe account (None: the platform's) one of `asked` uses, in the
+    order of `asked`: an account's news is read once and applied for all its tenants."""
+    everyone = list(everyone)
+    groups: dict[str | None, list[Tenant]] = {}
+    for club in everyone if asked is None else asked:
+        groups.setdefault(club.stripe_account or None, [])
+    for club in everyone:
+        if (club.stripe_account or None) in groups:
+            groups[club.stripe_account or None].append(club)
+    return groups
+
+
+def reconcile_account(
+    settings: Settings, tenants_of_one_account: list[Tenant], report_on: Collection[str] | None = None
+) -> list[ReconcileReport]:
+    """Reconcile one Stripe account: one read of its news, applied to every tenant on it.
+
+    `tenants_of_one_account` should be every tenant whose `stripe_account` is that account (a
+    first run scans sessions since the oldest open bill among them). Reports (published, logged,
+    returned) are for the slugs in `report_on` (default: all of them); the others' changes are
+    logged. Raises if the account could not be read (nothing was applied then) or a fresh link
+    could not be minted after its news was applied (the row then waits for the next backfill).
+    """
+    if not tenants_of_one_account:
+        return []
+    accounts = {club.stripe_account or None for club in tenants_of_one_account}
+    if len(accounts) != 1:
+        raise ValueError(f"reconcile_account takes the tenants of one Stripe account, not of {len(accounts)}")
+    (stripe_account,) = accounts
+    logger = get_run_logger()
+    news = fetch_stripe_news(settings, stripe_account, tenants_of_one_account)
+    by_tenant = apply_stripe_news(settings, stripe_account, tenants_of_one_account, news)
+    where = news.where
+    clubs = {club.id: club for club in tenants_of_one_account}
+    if set(by_tenant) - set(clubs):  # news for a tenant that has moved to another account since
+        clubs |= {club.id: club for club in find_tenants(settings, None)}
+    for tenant_id, report in by_tenant.items():
+        if report.result.remint:
+            report.replaced_links, report.replacement_errors = replace_spent_links(
+                settings, clubs[tenant_id], report.result.remint
+            )
+    logger.info(
+        "reconcile of Stripe account %s (%s mode): %s, %d Stripe requests, %d events, for %d tenant(s)",
+        where.account,
+        "live" if where.livemode else "test",
+        news.source.label,
+        news.stripe_requests,
+        len(news.events),
+        len(tenants_of_one_account),
+    )
+    wanted = set(report_on) if report_on is not None else {club.slug for club in tenants_of_one_account}
+    reports = []
+    for report in by_tenant.values():
+        if report.tenant in wanted:
+            publish_reconcile_summary(report)
+            reports.append(report)
+        elif report.result.applied or report.replacement_errors:
+            logger.info("reconcile of %s's account also applied news for %s", ", ".join(sorted(wanted)), report.tenant)
+        _log_report(report)
+    return reports
+
+
+def _log_report(report: ReconcileReport) -> None:
     get_run_logger().info(
         "reconcile %s: %d paid, %d processing, %d refund due, %d refunded, %d failed slow payments "
         "(fresh links: %d); %d events the webhooks had missed",
-        club.slug,
+        report.tenant,
         len(report.rows(Outcome.marked_paid)),
         len(report.rows(Outcome.processing)),
         len(report.rows(Outcome.refund_due)),
@@ -85,4 +151,9 @@ def reconcile_one_tenant(settings: Settings, club: Tenant) -> ReconcileReport:
         len(report.replaced_links),
         report.newly_applied,
     )
-    return report
+    for row_id, error in report.replacement_errors:
+        get_run_logger().warning("reconcile %s: row %s has no fresh link yet: %s", report.tenant, row_id, error)
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

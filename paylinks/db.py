@@ -323,7 +323,10 @@ email_log = sa.Table(
 reconcile_cursors = sa.Table(
     "reconcile_cursors",
     metadata,
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    # One per Stripe account and mode: reconcile reads each account's events once, for every
+    # tenant on it (the platform's own account is named by its id, like a Connect account).
+    sa.Column("stripe_account", sa.String(255), primary_key=True),
+    sa.Column("livemode", sa.Boolean, primary_key=True),
     # Stripe `created` (unix seconds) of the newest event already applied.
     sa.Column("last_event_created", sa.BigInteger, nullable=False),
     sa.Column("last_event_id", sa.String(255), nullable=True),

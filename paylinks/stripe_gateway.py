@@ -316,14 +316,23 @@ class StripeGateway:
         # Stripe lists newest first; apply oldest first so the cursor only moves forward.
         return iter(sorted(events, key=lambda event: (event.created, event.id)))
 
-    def iter_checkout_sessions(self, payment_link_id: str) -> Iterator[Any]:
+    def iter_checkout_sessions(
+        self, *, payment_link_id: str | None = None, created_gte: int | None = None
+    ) -> Iterator[Any]:
+        """Checkout sessions of one link, or of the whole account created since `created_gte`,
+        100 per request."""
         starting_after: str | None = None
+        what = f"of {payment_link_id}" if payment_link_id else "of the account"
         while True:
-            params: dict[str, Any] = {"payment_link": payment_link_id, "limit": 100}
+            params: dict[str, Any] = {"limit": 100}
+            if payment_link_id:
+                params["payment_link"] = payment_link_id
+            if created_gte is not None:
+                params["created"] = {"gte": created_gte}
             if starting_after:
                 params["starting_after"] = starting_after
             page = self.call(
-                f"listing checkout sessions of {payment_link_id}",
+                f"listing checkout sessions {what}",
                 lambda params=params: self._client.v1.checkout.sessions.list(params=params, options=self._options()),
             )
             yield from page.data

@@ -1,7 +1,10 @@
-"""Prefect tasks of reconcile: read the cursor, ask Stripe what happened, apply it, replace
-links spent by failed slow payments."""
+"""Prefect tasks of reconcile, one Stripe account at a time: ask Stripe what happened since the
+account's cursor, apply it to the tenants on the account, replace links spent by failed slow
+payments."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -15,24 +18,39 @@ from paylinks.tenants import Tenant
 from tasks.backfill import STRIPE_RETRIES
 
 
-@task(cache_policy=NO_CACHE, task_run_name="read-reconcile-cursor-{tenant.slug}")
-def read_reconcile_cursor(settings: Settings, tenant: Tenant) -> int | None:
-    """Stripe time of the newest event already applied (None: never reconciled)."""
-    return reconcile.read_cursor(engine_for(settings.database_url), tenant)
+def _per_account(prefix: str) -> Callable[[], str]:
+    """A task run name naming the account: `fetch-stripe-news-platform`, `…-acct_123`."""
+
+    def name() -> str:
+        from prefect.runtime import task_run
+
+        return f"{prefix}-{task_run.parameters.get('stripe_account') or 'platform'}"
+
+    return name
 
 
-@task(cache_policy=NO_CACHE, task_run_name="fetch-stripe-news-{tenant.slug}", **STRIPE_RETRIES)
-def fetch_stripe_news(settings: Settings, tenant: Tenant, cursor: int | None) -> StripeNews:
-    """Events since the cursor (sessions, slow payments, refunds, disputes), or a session scan."""
-    return reconcile.fetch_stripe_news(
-        engine_for(settings.database_url), StripeGateway(settings, account=tenant.stripe_account), tenant, cursor
-    )
+@task(cache_policy=NO_CACHE, task_run_name=_per_account("fetch-stripe-news"), **STRIPE_RETRIES)
+def fetch_stripe_news(settings: Settings, stripe_account: str | None, tenants: list[Tenant]) -> StripeNews:
+    """The account's events since its cursor (sessions, slow payments, refunds, disputes), or a
+    scan of its checkout sessions: one read for every tenant on the account (`stripe_account`
+    None: the platform's own)."""
+    engine = engine_for(settings.database_url)
+    gateway = StripeGateway(settings, account=stripe_account)
+    calls_before = gateway.calls
+    where = backfill.stripe_where(engine, gateway, settings)  # asks Stripe once ever per key and account
+    news = reconcile.fetch_stripe_news(engine, gateway, tenants, reconcile.read_cursor(engine, where))
+    news.where = where
+    news.stripe_requests = gateway.calls - calls_before
+    return news
 
 
-@task(cache_policy=NO_CACHE, task_run_name="apply-stripe-news-{tenant.slug}")
-def apply_stripe_news(settings: Settings, tenant: Tenant, news: StripeNews) -> ReconcileReport:
-    """Apply each event once (the webhook receiver's code), then move the cursor."""
-    return reconcile.apply_stripe_news(engine_for(settings.database_url), tenant, news)
+@task(cache_policy=NO_CACHE, task_run_name=_per_account("apply-stripe-news"))
+def apply_stripe_news(
+    settings: Settings, stripe_account: str | None, tenants: list[Tenant], news: StripeNews
+) -> dict[int, ReconcileReport]:
+    """Apply each event once (the webhook receiver's code) to the tenant it concerns, then move
+    the account's cursor."""
+    return reconcile.apply_stripe_news(engine_for(settings.database_url), tenants, news)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="replace-spent-links-{tenant.slug}", **STRIPE_RETRIES)
