@@ -108,17 +108,21 @@ def children_of(server: PrefectServer, deployment_id: str) -> list[dict]:
         )
 
 
-def parent_artifact(server: PrefectServer, flow_run_id: str, key: str) -> list[dict]:
+def parent_artifact(server: PrefectServer, flow_run_id: str, key: str, runs: int = 1) -> list[dict]:
+    """The rows of the run's latest `key` table; `runs`: how many times the run published it."""
     with server.api() as api:
         found = (
             api.post(
                 "/artifacts/filter",
-                json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}, "key": {"any_": [key]}}},
+                json={
+                    "artifacts": {"flow_run_id": {"any_": [flow_run_id]}, "key": {"any_": [key]}},
+                    "sort": "CREATED_DESC",
+                },
             )
             .raise_for_status()
             .json()
         )
-    assert len(found) == 1, f"{key}: {found}"
+    assert len(found) == runs, f"{key}: {found}"
     data = found[0]["data"]
     return json.loads(data) if isinstance(data, str) else data
 
@@ -139,7 +143,7 @@ def links_by_tenant(engine: sa.Engine) -> dict[str, tuple[int, int]]:
 
 
 def assert_children(
-    children: list[dict], parent: dict, artifact: list[dict], failing: frozenset[str] = frozenset()
+    children: list[dict], parent: dict, artifact: list[dict], failing: frozenset[str] | set[str] = frozenset()
 ) -> dict[str, dict]:
     """One child per tenant, each ended; the `failing` ones alone failed; the artifact lists them all."""
     by_tenant: dict[str, list[dict]] = {}
@@ -227,6 +231,28 @@ def test_nightly_and_reconcile_fan_out_one_run_per_tenant_over_two_workers(
         assert emulator.emulator.counts()["payment_links"] == sum(linked for _, linked in counts.values())
         backfill_workers = {slug: run["labels"]["prefect.worker.name"] for slug, run in by_tenant.items()}
         assert set(backfill_workers.values()) == set(WORKERS), backfill_workers
+
+        # The parent, run again (as a retry does: the same flow run): the idempotency key of each
+        # child gives back the run it already has, so no tenant is started twice.
+        assert {slug: run["idempotency_key"] for slug, run in by_tenant.items()} == {
+            slug: f"{parent_id}:{slug}" for slug in by_tenant
+        }
+        with server.api() as api:
+            retry = {"state": {"type": "SCHEDULED", "name": "AwaitingRetry"}, "force": True}
+            api.post(f"/flow_runs/{parent_id}/set_state", json=retry).raise_for_status()
+        parent = wait_final(server, parent_id, logs)
+        assert parent["run_count"] == 2
+        children_again = children_of(server, ids["backfill-payment-links/tenant"])
+        assert sorted(c["id"] for c in children_again) == sorted(c["id"] for c in children)
+        assert_children(
+            children_again,
+            parent,
+            parent_artifact(server, parent_id, "backfill-all-tenants", runs=2),
+            {BROKEN},
+        )
+        assert emulator.emulator.counts()["payment_links"] == sum(
+            linked for _, linked in links_by_tenant(engine).values()
+        )
 
         started = time.monotonic()
         parent_id = run_deployment(server, env, "reconcile-payments/every-15-minutes")
