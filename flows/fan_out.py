@@ -33,6 +33,7 @@ from prefect.client.schemas.filters import (
 from prefect.context import FlowRunContext
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled
 
 from paylinks.errors import ConfigurationError, PaylinksError
 from paylinks.tenants import Tenant
@@ -48,6 +49,9 @@ KEY_FIGURES: dict[str, tuple[str, ...]] = {
 }
 
 POLL_SECONDS = 3.0  # how often the parent asks the API whether its children have finished
+# How long a parent waits for its children, by subject. A parent that waited for ever would hold
+# its deployment's one-at-a-time slot, and every later scheduled run would be cancelled.
+WAIT_LIMIT_SECONDS: dict[str, float] = {"backfill": 5 * 3600, "reconcile": 30 * 60}
 WORKER_LABEL = "prefect.worker.name"  # the label a worker gives each flow run it starts
 
 
@@ -115,7 +119,7 @@ def fan_out_per_tenant(
         deployment,
     )
 
-    _wait_for(children)
+    _wait_for(children, WAIT_LIMIT_SECONDS.get(subject, 3600))
     for child in children:
         if child.flow_run_id:
             child.figures = _summary_figures(subject, child)
@@ -158,27 +162,39 @@ def _parent_flow_run_id() -> str:
     return str(context.flow_run.id)
 
 
-def _wait_for(children: list[ChildRun]) -> None:
-    """Poll the API until every started child is in a final state; record state, message, worker."""
+def _wait_for(children: list[ChildRun], limit_seconds: float) -> None:
+    """Poll the API until every started child is in a final state; record state, message, worker.
+
+    After `limit_seconds`, a child no worker has taken yet is cancelled (the next scheduled run
+    starts that tenant afresh) and one already taken is left to finish, reported as not ended.
+    """
     pending = {UUID(c.flow_run_id): c for c in children if c.flow_run_id}
+    deadline = time.monotonic() + limit_seconds
     with get_client(sync_client=True) as client:
         while pending:
-            runs = client.read_flow_runs(
+            for run in client.read_flow_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(pending)))
-            )
-            for run in runs:
+            ):
                 child = pending[run.id]
                 child.flow_run_name = run.name
                 child.worker = (run.labels or {}).get(WORKER_LABEL) or child.worker
                 if run.state is not None:
                     child.state = run.state.type.value
-                    child.message = (
-                        _first_line(run.state.message or "") if not run.state.is_completed() else ""
-                    )
+                    child.message = "" if run.state.is_completed() else _first_line(run.state.message or "")
                     if run.state.is_final():
                         del pending[run.id]
-            if pending:
-                time.sleep(POLL_SECONDS)
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                for flow_run_id, child in pending.items():
+                    if child.state == "SCHEDULED":
+                        child.message = f"no worker started it within {limit_seconds:.0f} s; cancelled"
+                        client.set_flow_run_state(flow_run_id, Cancelled(message=child.message), force=True)
+                        child.state = "CANCELLED"
+                    else:
+                        child.message = f"still {child.state.lower()} when the parent stopped waiting ({limit_seconds:.0f} s)"
+                return
+            time.sleep(POLL_SECONDS)
 
 
 def _summary_figures(subject: str, child: ChildRun) -> dict[str, str]:

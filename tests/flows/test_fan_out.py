@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from flows import fan_out
 from flows.backfill_payment_links import backfill_payment_links
 from paylinks.db import payment_links, tenants
 from paylinks.demo_data import DemoTenant, SeedReport, _seed_tenant
 from paylinks.errors import ConfigurationError
 from paylinks.settings import PROJECT_ROOT
 from tests.browser import PREFECT, PrefectServer, prefect_cli, prefect_server, stop
+from tests.helpers import TENANT
 
 GOOD = ["riverside-hoops", "northside-eagles", "westside-wolves"]
 BROKEN = "eastside-ghosts"  # no currency: Stripe refuses its prices, so its backfill fails
@@ -280,3 +282,54 @@ def test_fan_out_without_the_per_tenant_deployment_names_it_and_starts_nothing(s
         ConfigurationError, match=r"backfill-payment-links/tenant.*prefect --no-prompt deploy --all"
     ):
         backfill_payment_links(commit=False, fan_out=True)
+
+
+@pytest.fixture
+def child_deployment_without_a_worker() -> Iterator[str]:
+    """backfill-payment-links/tenant on the session's test API, on no work pool: no worker takes its runs."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        flow_id = client.create_flow_from_name("backfill-payment-links")
+        deployment_id = client.create_deployment(
+            flow_id=flow_id,
+            name="tenant",
+            entrypoint="flows/backfill_payment_links.py:backfill_payment_links",
+        )
+    try:
+        yield str(deployment_id)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_deployment(deployment_id)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_children_no_worker_starts_are_cancelled_when_the_parent_stops_waiting(
+    settings, demo_club, child_deployment_without_a_worker, monkeypatch
+):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    monkeypatch.setitem(fan_out.WAIT_LIMIT_SECONDS, "backfill", 2)
+    monkeypatch.setattr(fan_out, "POLL_SECONDS", 0.5)
+    with pytest.raises(fan_out.FanOutIncompleteError) as failure:
+        backfill_payment_links(commit=False, fan_out=True)
+
+    children = {child.tenant: child for child in failure.value.children}
+    assert set(children) == {TENANT, "northside-eagles"}
+    assert all(
+        c.state == "CANCELLED" and "no worker started it within 2 s" in c.message for c in children.values()
+    )
+    assert "backfill incomplete for 2 of 2 tenants" in str(failure.value)
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[child_deployment_without_a_worker])
+            )
+        )
+    # Cancelled at the API, so no worker runs them later, beside the next night's children.
+    assert sorted((r.parameters["tenant"], r.state.type.value) for r in runs) == [
+        ("northside-eagles", "CANCELLED"),
+        (TENANT, "CANCELLED"),
+    ]
+    assert all(r.parameters["commit"] is False for r in runs)
