@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -85,7 +85,7 @@ def fan_out_per_tenant(
     deployment: str,
     tenants: Sequence[Tenant],
     parameters: dict[str, Any],
-    run_name: Any,
+    run_name: Callable[[str], str],
 ) -> list[ChildRun]:
     """One flow run of `deployment` per tenant (`tenant` set, plus `parameters`), run by the pool.
 
@@ -122,7 +122,10 @@ def fan_out_per_tenant(
     _wait_for(children, WAIT_LIMIT_SECONDS.get(subject, 3600))
     for child in children:
         if child.flow_run_id:
-            child.figures = _summary_figures(subject, child)
+            try:
+                child.figures = _summary_figures(subject, child)
+            except Exception as error:  # the table still lists the child, without its figures
+                logger.warning("could not read the summary of %s: %s", child.tenant, _first_line(error))
     publish_table(
         artifact_key(subject, "all-tenants"),
         [_row(subject, child) for child in children],
@@ -131,7 +134,11 @@ def fan_out_per_tenant(
     failed = [child for child in children if not child.completed]
     for child in failed:
         logger.error(
-            "%s of %s ended %s: %s", subject, child.tenant, child.state, child.message or "no message"
+            "%s of %s did not complete (%s): %s",
+            subject,
+            child.tenant,
+            child.state,
+            child.message or "no message",
         )
     if failed:
         raise FanOutIncompleteError(
