@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from prefect import flow, get_run_logger
 
+from flows.fan_out import BACKFILL_CHILD, ChildRun, fan_out_per_tenant
 from flows.run_names import backfill_run_name, from_parameters
 from paylinks.backfill import BackfillReport
 from paylinks.errors import PaylinksError
@@ -48,17 +49,25 @@ class BackfillIncompleteError(PaylinksError):
     description=__doc__.split("\n\n")[0],
     flow_run_name=from_parameters(backfill_run_name),
 )
-def backfill_payment_links(tenant: TenantSlug | None = None, commit: bool = False) -> list[BackfillReport]:
+def backfill_payment_links(
+    tenant: TenantSlug | None = None, commit: bool = False, fan_out: bool = False
+) -> list[BackfillReport] | list[ChildRun]:
     """Make sure every bill a parent owes has its persistent Stripe Payment Link.
 
     Args:
         tenant: Tenant slug; leave empty to backfill every tenant (one subflow run each).
         commit: Create prices and links at Stripe and write rows. Off: a dry run that only
             shows the plan (items, tiers to create, links to mint, rows skipped and why).
+        fan_out: With every tenant: one flow run per tenant through the deployment
+            backfill-payment-links/tenant, spread by the work pool over its workers (see
+            docs/deploying.md). Off: every tenant runs in this process.
     """
     settings = flow_settings()
     check_configuration(settings, needs_stripe=commit)
     tenants = find_tenants(settings, tenant)
+    if fan_out and not tenant:
+        run_name = lambda slug: backfill_run_name(slug, commit)  # noqa: E731
+        return fan_out_per_tenant("backfill", BACKFILL_CHILD, tenants, {"commit": commit}, run_name)
     if tenant:
         report = backfill_one_tenant(settings, tenants[0], commit)
         if report.failed:

@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable
 
 from prefect import flow, get_run_logger
 
+from flows.fan_out import RECONCILE_CHILD, ChildRun, fan_out_per_tenant
 from flows.run_names import from_parameters, reconcile_run_name
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
@@ -42,14 +43,22 @@ class ReconcileIncompleteError(PaylinksError):
     description=__doc__.split("\n\n")[0],
     flow_run_name=from_parameters(reconcile_run_name),
 )
-def reconcile_payments(tenant: TenantSlug | None = None) -> list[ReconcileReport]:
+def reconcile_payments(
+    tenant: TenantSlug | None = None, fan_out: bool = False
+) -> list[ReconcileReport] | list[ChildRun]:
     """Learn from Stripe what was paid, refunded or disputed, and mark rows and orders.
 
     Args:
         tenant: Tenant slug; leave empty to reconcile every tenant.
+        fan_out: With every tenant: one flow run per tenant through the deployment
+            reconcile-payments/tenant, spread by the work pool over its workers (see
+            docs/deploying.md). Off: every tenant runs in this process.
     """
     settings = flow_settings()
     check_configuration(settings, needs_stripe=True)
+    if fan_out and not tenant:
+        tenants = find_tenants(settings, None)
+        return fan_out_per_tenant("reconcile", RECONCILE_CHILD, tenants, {}, reconcile_run_name)
     logger = get_run_logger()
     asked = find_tenants(settings, tenant)
     everyone = find_tenants(settings, None) if tenant else asked

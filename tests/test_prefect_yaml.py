@@ -28,6 +28,13 @@ DEPLOYMENTS = {
     "outstanding-balance-email/manual": "flows/outstanding_balance_email.py:outstanding_balance_email",
     "resend-payment-link/coach": "flows/resend_payment_link.py:resend_payment_link",
     "reconcile-payments/every-15-minutes": "flows/reconcile_payments.py:reconcile_payments",
+    # One tenant each, started by the two scheduled runs above when they fan out.
+    "backfill-payment-links/tenant": "flows/backfill_payment_links.py:backfill_payment_links",
+    "reconcile-payments/tenant": "flows/reconcile_payments.py:reconcile_payments",
+}
+FAN_OUT = {
+    "backfill-payment-links/nightly": "backfill-payment-links/tenant",
+    "reconcile-payments/every-15-minutes": "reconcile-payments/tenant",
 }
 
 
@@ -37,9 +44,12 @@ def project() -> dict[str, Any]:
 
 
 def deployment(full_name: str) -> dict[str, Any]:
+    """The deployment `<flow name>/<name>`: two flows may each have a deployment of the same name."""
     name = full_name.split("/", 1)[1]
-    matches = [d for d in project()["deployments"] if d["name"] == name]
-    assert len(matches) == 1, f"prefect.yaml has {len(matches)} deployments named {name!r}"
+    matches = [
+        d for d in project()["deployments"] if d["name"] == name and d["entrypoint"] == DEPLOYMENTS[full_name]
+    ]
+    assert len(matches) == 1, f"prefect.yaml has {len(matches)} deployments named {full_name!r}"
     return matches[0]
 
 
@@ -50,9 +60,11 @@ def load_flow(entrypoint: str) -> Flow:
     return load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{function}")
 
 
-def test_the_file_deploys_the_four_flows_and_nothing_else():
-    found = {d["name"]: d["entrypoint"] for d in project()["deployments"]}
-    assert found == {full_name.split("/")[1]: entrypoint for full_name, entrypoint in DEPLOYMENTS.items()}
+def test_the_file_deploys_the_four_flows_and_their_per_tenant_children_and_nothing_else():
+    found = sorted((d["name"], d["entrypoint"]) for d in project()["deployments"])
+    assert found == sorted(
+        (full_name.split("/")[1], entrypoint) for full_name, entrypoint in DEPLOYMENTS.items()
+    )
 
 
 def test_nothing_is_built_or_pushed_and_every_run_pulls_from_the_project_dir():
@@ -95,15 +107,31 @@ def test_deployment_sets_only_parameters_the_flow_takes_with_valid_values(full_n
 
 def test_nightly_backfill_commits_for_every_tenant_at_2am_new_york():
     config = deployment("backfill-payment-links/nightly")
-    assert config["parameters"] == {"commit": True}  # no tenant: every tenant
+    assert config["parameters"] == {"commit": True, "fan_out": True}  # no tenant: every tenant
     assert [(s["cron"], s["timezone"]) for s in config["schedules"]] == [("0 2 * * *", "America/New_York")]
     flow = load_flow(DEPLOYMENTS["backfill-payment-links/nightly"])
-    assert flow.validate_parameters(config["parameters"]) == {"tenant": None, "commit": True}
+    assert flow.validate_parameters(config["parameters"]) == {"tenant": None, "commit": True, "fan_out": True}
 
 
 def test_reconcile_runs_every_15_minutes():
     (schedule,) = deployment("reconcile-payments/every-15-minutes")["schedules"]
     assert schedule.get("interval") == 900 or schedule.get("cron") == "*/15 * * * *"
+
+
+@pytest.mark.parametrize("parent", FAN_OUT)
+def test_scheduled_runs_fan_out_one_at_a_time_to_children_without_schedule_or_limit(parent):
+    """The parent drops a run that collides with one still going (CANCEL_NEW); its children must
+    not share that limit (it would cancel every child but the first), nor a schedule, nor fan out."""
+    assert deployment(parent)["parameters"]["fan_out"] is True
+    assert deployment(parent)["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
+    child = deployment(FAN_OUT[parent])
+    assert child["entrypoint"] == deployment(parent)["entrypoint"]
+    assert not child.get("schedules") and not child.get("concurrency_limit")
+    assert "fan_out" not in (child.get("parameters") or {}) and "tenant" not in (
+        child.get("parameters") or {}
+    )
+    flow = load_flow(child["entrypoint"])
+    assert flow.validate_parameters({"tenant": "riverside-hoops"})["fan_out"] is False
 
 
 @pytest.mark.parametrize("full_name", ["outstanding-balance-email/manual", "resend-payment-link/coach"])

@@ -22,6 +22,8 @@ DEPLOYMENTS = {
     "outstanding-balance-email/manual",
     "resend-payment-link/coach",
     "reconcile-payments/every-15-minutes",
+    "backfill-payment-links/tenant",
+    "reconcile-payments/tenant",
 }
 
 
@@ -82,7 +84,7 @@ def test_deployed_blast_runs_on_a_worker_and_mails_only_the_test_address(setting
             d["enforce_parameter_schema"] and d["work_pool_name"] == "paylinks" for d in deployed.values()
         )
         nightly = deployed["backfill-payment-links/nightly"]
-        assert nightly["parameters"] == {"commit": True}
+        assert nightly["parameters"] == {"commit": True, "fan_out": True}
         assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in nightly["schedules"]] == [
             ("0 2 * * *", "America/New_York")
         ]
