@@ -17,7 +17,7 @@ from paylinks.runtime import engine_for
 from paylinks.settings import Settings
 from paylinks.stripe_gateway import StripeGateway, has_stripe_key
 from paylinks.tenants import Tenant
-from tasks.prefect_support import retry_if_transient
+from tasks.prefect_support import retry_if_transient, stripe_gateway
 
 STRIPE_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
 
@@ -49,7 +49,7 @@ def ensure_price_tiers(
 ) -> dict[tuple[int, int], str]:
     """Find or create the Stripe Price of every (product, amount) about to be minted."""
     return backfill.ensure_price_tiers(
-        engine_for(settings.database_url), StripeGateway(settings), tenant, where, plan, rows
+        engine_for(settings.database_url), stripe_gateway(settings, where=where), tenant, where, plan, rows
     )
 
 
@@ -59,7 +59,7 @@ def retire_stale_links(
 ) -> RetireOutcome:
     """Deactivate links whose bill went away or changed; let go of links minted elsewhere."""
     return backfill.retire_stale_links(
-        engine_for(settings.database_url), StripeGateway(settings), tenant, where, steps
+        engine_for(settings.database_url), stripe_gateway(settings, where=where), tenant, where, steps
     )
 
 
@@ -77,9 +77,9 @@ def reserve_payment_links(
 
 @task(cache_policy=NO_CACHE, task_run_name="mint-payment-links-batch-{batch_number}", **STRIPE_RETRIES)
 def mint_payment_links(settings: Settings, jobs: list[MintJob], batch_number: int) -> list[MintResult]:
-    """Mint one batch of links concurrently, paced to PAYLINKS_STRIPE_MAX_RPS."""
+    """Mint one batch of links concurrently, paced with every worker acting in the account."""
     concurrency = min(16, max(1, int(settings.stripe_max_rps)))
-    return backfill.mint_payment_links(StripeGateway(settings), jobs, concurrency)
+    return backfill.mint_payment_links(stripe_gateway(settings), jobs, concurrency)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load-payment-links-batch-{batch_number}")
@@ -91,4 +91,4 @@ def load_payment_links(settings: Settings, results: list[MintResult], batch_numb
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
 def relink_payment_links(settings: Settings, tenant: Tenant, steps: list[Step]) -> list[int]:
     """Rows (and their links' metadata) follow their bill's new parent, order or description."""
-    return backfill.relink_rows(engine_for(settings.database_url), StripeGateway(settings), tenant, steps)
+    return backfill.relink_rows(engine_for(settings.database_url), stripe_gateway(settings), tenant, steps)

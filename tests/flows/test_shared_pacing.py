@@ -1,0 +1,121 @@
+"""Stripe's limits are per account: workers in separate processes share one pace through the
+Prefect server's global concurrency limits, and pace themselves alone (with a warning) when the
+limit was never set up."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import stripe
+from prefect.settings import PREFECT_API_URL
+
+from paylinks.planning import StripeWhere
+from paylinks.settings import Settings
+from paylinks.stripe_gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer
+from stripe_emulator import EmulatorServer
+from tasks.prefect_support import SharedPacer, ensure_stripe_limits, stripe_limit_name
+from tests.flows.pacing_worker import gather_workers, start_workers
+from tests.helpers import settings_env
+
+KEY = "sk_test_paylinks_tests"
+LIMIT = 10  # link creations per second: the emulator's limit and the shared limit's rate
+BURST = 5  # the shared limit's `limit`: half a second's worth
+
+
+def _settings(tmp_path: Path, api_base: str, **changes: object) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'unused.db'}",
+        stripe_api_base=api_base,
+        stripe_api_key=KEY,
+        outbox_dir=tmp_path / "outbox",
+        **changes,
+    )
+
+
+def _worker_env(tmp_path: Path, settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
+    env.update(settings_env(settings))
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    return env
+
+
+def _account_with_a_price(server: EmulatorServer) -> str:
+    client = stripe.StripeClient(KEY, base_addresses={"api": server.url})
+    product = client.v1.products.create(params={"name": "Season fee"})
+    return client.v1.prices.create(params={"product": product.id, "unit_amount": 4500, "currency": "usd"}).id
+
+
+@pytest.mark.slow
+def test_two_workers_on_one_account_stay_within_its_limit_only_when_they_share_it(tmp_path):
+    # Two accounts, each on an emulator allowing LIMIT link creations a second: two workers
+    # sharing the limit mint in one, two workers pacing themselves alone in the other, all at once.
+    shared_account, alone_account = (f"acct_pacing{uuid.uuid4().hex[:10]}" for _ in range(2))
+    with (
+        EmulatorServer(host="127.0.0.1", port=0, link_create_rps=LIMIT, account_id=shared_account) as shared_stripe,
+        EmulatorServer(host="127.0.0.1", port=0, link_create_rps=LIMIT, account_id=alone_account) as alone_stripe,
+    ):
+        changes = {}
+        runs = {}
+        for account, server, is_shared in ((shared_account, shared_stripe, True), (alone_account, alone_stripe, False)):
+            settings = _settings(
+                tmp_path, server.url, stripe_max_rps=100, stripe_link_create_rps=LIMIT, stripe_max_retries=20
+            )
+            if is_shared:
+                changes = ensure_stripe_limits(settings, [account], livemode=False)
+            env = _worker_env(tmp_path, settings)
+            price = _account_with_a_price(server)
+            runs[is_shared] = start_workers(env, account=account, price_id=price, count=25, shared=is_shared)
+        shared, alone = gather_workers(runs[True]), gather_workers(runs[False])
+
+    print(f"\nshared: {shared}\nalone:  {alone}")
+    assert [(c.name, c.action, c.rate, c.burst) for c in changes] == [
+        (f"stripe-{shared_account}-test", "created", 25.0, 13),
+        (f"stripe-{shared_account}-test-payment-links", "created", float(LIMIT), BURST),
+    ]
+    assert shared.minted == alone.minted == 50
+    # Sharing: at most the limit plus its burst in any second, and hardly a 429.
+    assert shared.busiest_second <= LIMIT + BURST
+    # Each worker alone keeps to the limit, so together they send up to twice it: Stripe says 429.
+    assert alone.busiest_second > LIMIT + BURST
+    assert alone.rate_limited >= 3 * max(1, shared.rate_limited)
+
+
+def test_a_missing_limit_warns_once_naming_it_and_the_setup_then_paces_locally(tmp_path, caplog):
+    account = f"acct_missing{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, "http://127.0.0.1:9", stripe_max_rps=5)
+    pacer = SharedPacer(lambda: StripeWhere(account=account, livemode=False), LocalPacer(settings))
+    caplog.set_level(logging.WARNING)
+
+    started = time.monotonic()
+    for _ in range(6):
+        pacer.acquire(REQUEST)
+    elapsed = time.monotonic() - started
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    missing = stripe_limit_name(account, False, REQUEST)
+    assert len([w for w in warnings if missing in w]) == 1, warnings
+    assert "paylinks limits setup" in warnings[0]
+    assert elapsed >= 0.9, "six permits at 5/s take a second: paced locally"
+    pacer.acquire(PAYMENT_LINK_CREATE)  # the other limit is missing too: its own one warning
+    assert sum(stripe_limit_name(account, False, PAYMENT_LINK_CREATE) in r.getMessage() for r in caplog.records) == 1
+
+
+def test_setting_up_the_limits_again_changes_nothing_and_a_new_rate_updates_them(tmp_path):
+    account = f"acct_setup{uuid.uuid4().hex[:10]}"
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    first = ensure_stripe_limits(settings, [account, account], livemode=True)
+    again = ensure_stripe_limits(settings, [account], livemode=True)
+    slower = ensure_stripe_limits(settings.model_copy(update={"stripe_link_create_rps": 20.0}), [account], True)
+
+    assert [c.describe() for c in first] == [
+        f"created   stripe-{account}-live: 100/s, burst 50",
+        f"created   stripe-{account}-live-payment-links: 25/s, burst 13",
+    ]
+    assert [c.action for c in again] == ["unchanged", "unchanged"]
+    assert [(c.action, c.rate) for c in slower] == [("unchanged", 100.0), ("updated", 20.0)]
