@@ -156,9 +156,11 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], empty: str = "_none_") -> 
 # created by `paylinks limits setup`.
 STRIPE_REQUEST_RPS = {False: 25.0, True: 100.0}  # by livemode
 # Permits are taken from the server in blocks of a quarter second's worth and spent here at the
-# limit's rate: one `rate_limit` call costs 10-130 ms (measured against a local Prefect server, the
-# higher figure on a loaded machine), so a call per Stripe request would itself cap a worker below
-# 10 requests/s. A block bounds what one process can hold unused to a quarter second of the rate.
+# limit's rate. Measured against a local Prefect server: `prefect.concurrency.sync.rate_limit` costs
+# 10-130 ms a call (the higher figure on a loaded machine), the client's increment it wraps ~8 ms,
+# and every refused ask also restarts the limit's decay clock; a server call per Stripe request
+# would cap a worker near 10 requests/s and starve the limit. With blocks, a worker asks about four
+# times a second, and can hold at most a quarter second of the rate unused.
 STRIPE_BLOCK_SECONDS = 0.25
 # The limit's `limit` (its burst after a quiet spell) is two blocks: a full second's burst on top of
 # a second's rate lets twice the rate through in the first second, which Stripe answers with 429s.
