@@ -156,3 +156,36 @@ def test_a_backfill_with_nothing_to_do_asks_stripe_nothing_even_through_the_shar
     again = backfill_payment_links(commit=True)
 
     assert all(report.loaded == 0 for report in again)
+
+
+def test_every_gateway_of_a_process_in_one_account_shares_its_pace(tmp_path):
+    # Gateways are built per task call: pacing each alone would let N of them send N times the rate.
+    waits: list[float] = []
+    settings = _settings(tmp_path, f"http://127.0.0.1:9/{uuid.uuid4().hex}", stripe_max_rps=5)
+    first, second = StripeGateway(settings, sleep=waits.append), StripeGateway(settings, sleep=waits.append)
+    elsewhere = StripeGateway(settings, account=f"acct_other{uuid.uuid4().hex[:8]}", sleep=waits.append)
+
+    for gateway in (first, second, first, second, elsewhere):
+        gateway.pacer.acquire(REQUEST)
+
+    # 5/s: each permit 0.2 s after the one before, whichever gateway asks (no real time passes:
+    # the waits are recorded, not slept); another (connected) account has a pace of its own.
+    assert len(waits) == 3 and waits == pytest.approx([0.2, 0.4, 0.6], abs=0.05)
+
+
+def test_minting_a_link_takes_a_link_permit_and_a_request_permit(tmp_path):
+    asked: list[str] = []
+
+    class Recorder:
+        def acquire(self, kind: str) -> None:
+            asked.append(kind)
+
+    with EmulatorServer(host="127.0.0.1", port=0) as server:
+        gateway = StripeGateway(_settings(tmp_path, server.url), pacer=Recorder())
+        price = _account_with_a_price(server)
+        gateway.create_payment_link(price_id=price, metadata={"payment_link_row_id": "1"}, idempotency_key="k-1")
+        gateway.retrieve_payment_link(gateway.create_payment_link(
+            price_id=price, metadata={"payment_link_row_id": "2"}, idempotency_key="k-2"
+        ).id)
+
+    assert asked == [PAYMENT_LINK_CREATE, REQUEST, PAYMENT_LINK_CREATE, REQUEST, REQUEST]
