@@ -300,7 +300,7 @@ class _LimitBlocks:
             return
 
 
-_blocks: dict[tuple[str, int, float], _LimitBlocks] = {}
+_blocks: dict[tuple[str | None, str, int, float], _LimitBlocks] = {}  # by (API, name, limit, rate)
 _limits_read: dict[tuple[str | None, str], tuple[int, float] | None] = {}  # by (flow run, limit name)
 _warned: set[tuple[str | None, str]] = set()
 _shared_lock = threading.Lock()
@@ -437,7 +437,7 @@ class SharedPacer:
             )
             return None
         limit, rate = found
-        key = (name, limit, rate)
+        key = (_api_url(), name, limit, rate)
         with _shared_lock:
             blocks = _blocks.get(key)
             if blocks is None:
@@ -445,12 +445,16 @@ class SharedPacer:
         return blocks
 
 
+def _api_url() -> str | None:
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
 def shared_limits_configured() -> bool:
     """Whether runs talk to a Prefect server (PREFECT_API_URL), whose limits other workers share;
     an ephemeral API lives in this process alone."""
-    from prefect.settings import get_current_settings
-
-    return bool(get_current_settings().api.url)
+    return bool(_api_url())
 
 
 def stripe_pacer(

@@ -3,17 +3,22 @@ Prefect workers would: `python -m tests.flows.pacing_worker ACCOUNT PRICE COUNT 
 
 `run_workers` starts them together and gathers what they did; each worker prints, as JSON, how
 many links it minted, how many calls Stripe answered 429 (retried), and when each request left.
+For a benchmark of two workers on one account: a Prefect server (`prefect_test_harness()` will
+do), `tasks.prefect_support.ensure_stripe_limits(settings, [account], livemode)`, then
+`run_workers(worker_env(settings, prefect_home), account=..., price_id=..., count=..., shared=True)`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from paylinks.settings import PROJECT_ROOT, Settings, load_settings
 from paylinks.stripe_gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, Pacer, StripeGateway
@@ -73,6 +78,19 @@ def mint_links_as_worker(
         "rate_limited": sum(g.retries for g in gateways),
         "sent": sorted(t for r in recorders for t in r.sent[REQUEST]),
     }
+
+
+def worker_env(settings: Settings, prefect_home: Path) -> dict[str, str]:
+    """The environment of a worker process: `settings` as PAYLINKS_*, and this process's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.helpers import settings_env
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
+    env.update(settings_env(settings))
+    env["PREFECT_HOME"] = str(prefect_home)
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value() or ""
+    return env
 
 
 @dataclass

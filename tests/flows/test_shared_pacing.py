@@ -5,7 +5,6 @@ limit was never set up."""
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import stripe
-from prefect.settings import PREFECT_API_URL
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -23,7 +21,7 @@ from paylinks.settings import Settings
 from paylinks.stripe_gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, StripeGateway
 from stripe_emulator import EmulatorServer
 from tasks.prefect_support import SharedPacer, ensure_stripe_limits, stripe_limit_name
-from tests.flows.pacing_worker import gather_workers, start_workers
+from tests.flows.pacing_worker import gather_workers, start_workers, worker_env
 from tests.helpers import settings_env
 
 KEY = "sk_test_paylinks_tests"
@@ -39,14 +37,6 @@ def _settings(tmp_path: Path, api_base: str, **changes: object) -> Settings:
         outbox_dir=tmp_path / "outbox",
         **changes,
     )
-
-
-def _worker_env(tmp_path: Path, settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
-    env.update(settings_env(settings))
-    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
-    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
-    return env
 
 
 def _account_with_a_price(server: EmulatorServer) -> str:
@@ -72,7 +62,7 @@ def test_two_workers_on_one_account_stay_within_its_limit_only_when_they_share_i
             )
             if is_shared:
                 changes = ensure_stripe_limits(settings, [account], livemode=False)
-            env = _worker_env(tmp_path, settings)
+            env = worker_env(settings, tmp_path / "prefect-home")
             price = _account_with_a_price(server)
             runs[is_shared] = start_workers(env, account=account, price_id=price, count=25, shared=is_shared)
         shared, alone = gather_workers(runs[True]), gather_workers(runs[False])
