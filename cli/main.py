@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+limits_app = typer.Typer(help="Stripe's rate limits, shared by every worker through Prefect.", no_args_is_help=True)
+app.add_typer(limits_app, name="limits")
 
 
 class Edge:
@@ -614,6 +616,40 @@ def token_create(
     token = guarded(create)
     console.print(f"API token for {email} in {', '.join(c.slug for c in clubs)} (shown only now):")
     console.print(token, markup=False, soft_wrap=True)
+
+
+# -- Stripe's limits ------------------------------------------------------------------------
+@limits_app.command("setup")
+def limits_setup(ctx: typer.Context) -> None:
+    """Create or update the Prefect global concurrency limits that pace every worker's Stripe calls:
+    per account in use (the key's own and every tenant's connected account) and mode, one for
+    requests (25/s test, 100/s live) and one for payment link creation. Safe to run again."""
+    from paylinks.backfill import stripe_where
+    from paylinks.runtime import engine_for
+    from paylinks.stripe_gateway import StripeGateway, key_is_live
+    from paylinks.tenants import all_tenants
+    from tasks.prefect_support import ensure_stripe_limits, shared_limits_configured, with_secret_blocks
+
+    settings = guarded(lambda: with_secret_blocks(ctx.obj.settings))
+    _preflight(settings, None, needs_stripe=True)
+    engine = engine_for(settings.database_url)
+    where = guarded(lambda: _with_db_errors(settings, lambda: stripe_where(engine, StripeGateway(settings), settings)))
+    with engine.connect() as connection:
+        connected = [t.stripe_account for t in all_tenants(connection) if t.stripe_account]
+    livemode = key_is_live(StripeGateway(settings).api_key)
+    if not shared_limits_configured():
+        err_console.print(
+            "note: PREFECT_API_URL is not set, so these limits go to this machine's ephemeral Prefect "
+            "database; workers share them only through a Prefect server.",
+            soft_wrap=True,
+            markup=False,
+        )
+    try:
+        changes = ensure_stripe_limits(settings, [where.account, *connected], livemode)
+    except Exception as error:  # the Prefect API: unreachable, refusing
+        fail(f"cannot set up the limits on the Prefect API: {type(error).__name__}: {error}")
+    for change in changes:
+        console.print(change.describe(), markup=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
         default=None, description="Base URL of a local Stripe emulator; unset means real Stripe."
     )
     stripe_max_rps: float = Field(default=20.0, gt=0, le=100, description="Stripe calls per second, at most.")
+    stripe_link_create_rps: float = Field(
+        default=25.0, gt=0, le=100, description="Payment links created per second, at most (Stripe's own limit: 25/s)."
+    )
     stripe_mint_batch_size: int = Field(default=50, ge=1, le=1000, description="Links minted per task run.")
     stripe_max_retries: int = Field(
         default=6, ge=0, le=20, description="Retries of one Stripe call on 429/5xx."

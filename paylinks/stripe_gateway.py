@@ -1,21 +1,24 @@
 """The Stripe room: every call paylinks makes to Stripe, through the real `stripe` SDK.
 
-One `StripeGateway` per run. It paces calls to `PAYLINKS_STRIPE_MAX_RPS` (Stripe's limit is the
-pipeline's speed limit), retries what can succeed on a second try (429, 5xx, connection errors)
-with exponential backoff and jitter under the same idempotency key, and turns what cannot
-(a rejected key, a 4xx) into clear errors. `PAYLINKS_STRIPE_API_BASE` points it at the local
+Stripe's limits are per account and mode, so pacing is too: every gateway of a process acting in
+the same account and mode shares one pacer (`LocalPacer`, at `PAYLINKS_STRIPE_MAX_RPS`, and payment
+link creation also at `PAYLINKS_STRIPE_LINK_CREATE_RPS`), and a `Pacer` passed in (the Prefect tasks
+pass one over global concurrency limits) shares it across processes. A gateway retries what can
+succeed on a second try (429, 5xx, connection errors) with exponential backoff and jitter under
+the same idempotency key, and turns what cannot (a rejected key, a 4xx) into clear errors. `PAYLINKS_STRIPE_API_BASE` points it at the local
 emulator instead of Stripe.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import stripe
 
@@ -65,7 +68,10 @@ def is_transient(error: BaseException) -> bool:
 
 
 class RateLimiter:
-    """A thread-safe pacer: hands out at most `rate` permits per second, evenly spaced."""
+    """A thread-safe pacer: hands out at most `rate` permits per second, evenly spaced.
+
+    `reserve()` books the next slot and says how long to wait for it, so limiters can be shared
+    by callers that sleep their own way (a test's fake sleep, say)."""
 
     def __init__(
         self,
@@ -79,13 +85,74 @@ class RateLimiter:
         self._next_slot = clock()
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
+    def reserve(self) -> float:
         with self._lock:
             now = self._clock()
             slot = max(self._next_slot, now)
             self._next_slot = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)
+        return slot - now
+
+    def acquire(self) -> None:
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
+
+
+# What a pacer is asked for: every request takes a "request" permit; creating a payment link
+# also takes a "payment_link_create" one (Stripe limits link creation on its own, even in live mode).
+REQUEST = "request"
+PAYMENT_LINK_CREATE = "payment_link_create"
+PACED_KINDS = (REQUEST, PAYMENT_LINK_CREATE)
+
+
+class Pacer(Protocol):
+    """Blocks until one more call of `kind` (REQUEST or PAYMENT_LINK_CREATE) may go to Stripe."""
+
+    def acquire(self, kind: str) -> None: ...
+
+
+# One RateLimiter per (account and mode, kind, rate) in this process: gateways are built per task
+# call, and all of them acting in one account must share its limit.
+_local_limiters: dict[tuple[str, str, float], RateLimiter] = {}
+_local_limiters_lock = threading.Lock()
+
+
+def local_limiter(where: str, kind: str, rate: float) -> RateLimiter:
+    """The process-wide limiter of `kind` calls at `rate`/s for the account and mode `where` names."""
+    key = (where, kind, float(rate))
+    with _local_limiters_lock:
+        limiter = _local_limiters.get(key)
+        if limiter is None:
+            limiter = _local_limiters[key] = RateLimiter(rate)
+        return limiter
+
+
+def pacing_key(settings: Settings, account: str | None) -> str:
+    """Names the account and mode calls land in without asking Stripe: the API base, a hash of
+    the key (one key acts in one account and mode) and the connected account, if any."""
+    digest = hashlib.sha256(_api_key(settings).encode()).hexdigest()[:16]
+    return f"{settings.stripe_api_base or 'stripe'}|{digest}|{account or ''}"
+
+
+class LocalPacer:
+    """Paces one process: requests at `PAYLINKS_STRIPE_MAX_RPS`, link creations at
+    `PAYLINKS_STRIPE_LINK_CREATE_RPS`, shared by every gateway of the process in the same
+    account and mode. Other processes are not counted: see `tasks.prefect_support` for that."""
+
+    def __init__(
+        self, settings: Settings, account: str | None = None, sleep: Callable[[float], None] = time.sleep
+    ):
+        where = pacing_key(settings, account)
+        self._limiters = {
+            REQUEST: local_limiter(where, REQUEST, settings.stripe_max_rps),
+            PAYMENT_LINK_CREATE: local_limiter(where, PAYMENT_LINK_CREATE, settings.stripe_link_create_rps),
+        }
+        self._sleep = sleep
+
+    def acquire(self, kind: str) -> None:
+        wait = self._limiters[kind].reserve()
+        if wait > 0:
+            self._sleep(wait)
 
 
 @dataclass(frozen=True)
@@ -109,15 +176,21 @@ class StripeGateway:
     """Small, typed facade over the Stripe endpoints paylinks uses."""
 
     def __init__(
-        self, settings: Settings, *, account: str | None = None, sleep: Callable[[float], None] = time.sleep
+        self,
+        settings: Settings,
+        *,
+        account: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ):
         """`account`: a Connect account (`acct_…`) every call acts in, sent as `Stripe-Account`
-        through the SDK's `stripe_account` option; None acts in the key's own account."""
+        through the SDK's `stripe_account` option; None acts in the key's own account.
+        `pacer`: what every call waits on (default: this process's `LocalPacer` for the account)."""
         self.settings = settings
         self.account = account or None
         self._context: StripeContext | None = None
         self._sleep = sleep
-        self._limiter = RateLimiter(settings.stripe_max_rps, sleep=sleep)
+        self.pacer: Pacer = pacer if pacer is not None else LocalPacer(settings, self.account, sleep=sleep)
         self._random = random.Random()
         self.calls = 0
         self.retries = 0
@@ -131,11 +204,14 @@ class StripeGateway:
         self._counter_lock = threading.Lock()
 
     # -- the one way out -------------------------------------------------------------------
-    def call(self, describe: str, request: Callable[[], T]) -> T:
-        """Run one Stripe request, paced and retried; `describe` names it in errors."""
+    def call(self, describe: str, request: Callable[[], T], kind: str = REQUEST) -> T:
+        """Run one Stripe request, paced and retried; `describe` names it in errors. A `kind`
+        other than REQUEST (PAYMENT_LINK_CREATE) takes that permit as well as a request's."""
         attempts = self.settings.stripe_max_retries + 1
         for attempt in range(1, attempts + 1):
-            self._limiter.acquire()
+            if kind != REQUEST:
+                self.pacer.acquire(kind)
+            self.pacer.acquire(REQUEST)
             with self._counter_lock:
                 self.calls += 1
             try:
@@ -245,6 +321,7 @@ class StripeGateway:
             lambda: self._client.v1.payment_links.create(
                 params=params, options=self._options(idempotency_key=idempotency_key)
             ),
+            kind=PAYMENT_LINK_CREATE,
         )
         return _minted(link)
 

@@ -17,7 +17,7 @@ from paylinks.runtime import engine_for
 from paylinks.settings import Settings
 from paylinks.stripe_gateway import StripeGateway, has_stripe_key
 from paylinks.tenants import Tenant
-from tasks.prefect_support import retry_if_transient
+from tasks.prefect_support import retry_if_transient, stripe_gateway
 
 STRIPE_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
 
@@ -50,7 +50,7 @@ def ensure_price_tiers(
 ) -> dict[tuple[int, int], str]:
     """Find or create the Stripe Price of every (product, amount) about to be minted."""
     return backfill.ensure_price_tiers(
-        engine_for(settings.database_url), _gateway(settings, tenant), tenant, where, plan, rows
+        engine_for(settings.database_url), _gateway(settings, tenant, where), tenant, where, plan, rows
     )
 
 
@@ -60,7 +60,7 @@ def retire_stale_links(
 ) -> RetireOutcome:
     """Deactivate links whose bill went away or changed; let go of links minted elsewhere."""
     return backfill.retire_stale_links(
-        engine_for(settings.database_url), _gateway(settings, tenant), tenant, where, steps
+        engine_for(settings.database_url), _gateway(settings, tenant, where), tenant, where, steps
     )
 
 
@@ -80,10 +80,10 @@ def reserve_payment_links(
 def mint_payment_links(
     settings: Settings, jobs: list[MintJob], batch_number: int, account: str | None = None
 ) -> list[MintResult]:
-    """Mint one batch of links concurrently, paced to PAYLINKS_STRIPE_MAX_RPS, in `account`
+    """Mint one batch of links concurrently, paced with every worker acting in `account`
     (the tenant's connected Stripe account; None: the platform's)."""
     concurrency = min(16, max(1, int(settings.stripe_max_rps)))
-    return backfill.mint_payment_links(StripeGateway(settings, account=account), jobs, concurrency)
+    return backfill.mint_payment_links(stripe_gateway(settings, account=account), jobs, concurrency)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load-payment-links-batch-{batch_number}")
@@ -98,6 +98,7 @@ def relink_payment_links(settings: Settings, tenant: Tenant, steps: list[Step]) 
     return backfill.relink_rows(engine_for(settings.database_url), _gateway(settings, tenant), tenant, steps)
 
 
-def _gateway(settings: Settings, tenant: Tenant) -> StripeGateway:
-    """The gateway for this tenant's calls: in its own connected account, if it has one."""
-    return StripeGateway(settings, account=tenant.stripe_account)
+def _gateway(settings: Settings, tenant: Tenant, where: StripeWhere | None = None) -> StripeGateway:
+    """The gateway for this tenant's calls: in its own connected account, if it has one, paced
+    with every worker acting in that account."""
+    return stripe_gateway(settings, account=tenant.stripe_account, where=where)

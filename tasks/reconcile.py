@@ -13,9 +13,9 @@ from paylinks import backfill, reconcile
 from paylinks.reconcile import ReconcileReport, StripeNews
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import StripeGateway
 from paylinks.tenants import Tenant
 from tasks.backfill import STRIPE_RETRIES
+from tasks.prefect_support import stripe_gateway
 
 
 def _per_account(prefix: str) -> Callable[[], str]:
@@ -35,7 +35,7 @@ def fetch_stripe_news(settings: Settings, stripe_account: str | None, tenants: l
     scan of its checkout sessions: one read for every tenant on the account (`stripe_account`
     None: the platform's own)."""
     engine = engine_for(settings.database_url)
-    gateway = StripeGateway(settings, account=stripe_account)
+    gateway = stripe_gateway(settings, account=stripe_account)
     calls_before = gateway.calls
     where = backfill.stripe_where(engine, gateway, settings)  # asks Stripe once ever per key and account
     news = reconcile.fetch_stripe_news(engine, gateway, tenants, reconcile.read_cursor(engine, where))
@@ -57,6 +57,6 @@ def apply_stripe_news(
 def replace_spent_links(settings: Settings, tenant: Tenant, row_ids: list[int]) -> tuple[list[int], list]:
     """Fresh links for rows whose slow payment failed (the spent link can never take payment)."""
     engine = engine_for(settings.database_url)
-    gateway = StripeGateway(settings, account=tenant.stripe_account)
+    gateway = stripe_gateway(settings, account=tenant.stripe_account)
     where = backfill.stripe_where(engine, gateway, settings)
     return backfill.mint_replacements(engine, gateway, tenant, where, row_ids)
