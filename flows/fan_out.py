@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -66,6 +66,15 @@ class ChildRun:
     message: str = ""
     worker: str | None = None
     figures: dict[str, str] = field(default_factory=dict)
+    # Every tenant the run reports on: the tenant alone, or (a reconcile of one Stripe account)
+    # every tenant on its account, each with its own summary and row in the parent's table.
+    covers: list[str] = field(default_factory=list)
+
+    def for_each_tenant(self) -> list[ChildRun]:
+        """This run as seen by each tenant it covers (same run, each tenant's own figures)."""
+        if not self.covers or self.covers == [self.tenant]:
+            return [self]
+        return [replace(self, tenant=slug, figures={}, covers=[slug]) for slug in self.covers]
 
     @property
     def completed(self) -> bool:
@@ -86,17 +95,20 @@ def fan_out_per_tenant(
     tenants: Sequence[Tenant],
     parameters: dict[str, Any],
     run_name: Callable[[str], str],
+    *,
+    covers: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ChildRun]:
     """One flow run of `deployment` per tenant (`tenant` set, plus `parameters`), run by the pool.
 
-    `run_name(slug)` names each child. Waits for every child to end, publishes the parent's
-    summary artifact (`<subject>-all-tenants`), and raises FanOutIncompleteError when any did not
-    complete. Returns the children.
+    `run_name(slug)` names each child. `covers[slug]`: every tenant that child reports on (a
+    reconcile child reconciles one Stripe account, for every tenant on it). Waits for every child
+    to end, publishes the parent's summary artifact (`<subject>-all-tenants`, a row per tenant),
+    and raises FanOutIncompleteError when any did not complete. Returns the children.
     """
     logger = get_run_logger()
     _require_deployment(deployment)
     parent_id = _parent_flow_run_id()
-    children = [ChildRun(tenant=club.slug) for club in tenants]
+    children = [ChildRun(tenant=club.slug, covers=list((covers or {}).get(club.slug, [club.slug]))) for club in tenants]
     for child in children:
         try:
             flow_run = run_deployment(
@@ -120,15 +132,16 @@ def fan_out_per_tenant(
     )
 
     _wait_for(children, WAIT_LIMIT_SECONDS.get(subject, 3600))
-    for child in children:
-        if child.flow_run_id:
+    per_tenant = [seen for child in children for seen in child.for_each_tenant()]
+    for seen in per_tenant:
+        if seen.flow_run_id:
             try:
-                child.figures = _summary_figures(subject, child)
-            except Exception as error:  # the table still lists the child, without its figures
-                logger.warning("could not read the summary of %s: %s", child.tenant, _first_line(error))
+                seen.figures = _summary_figures(subject, seen)
+            except Exception as error:  # the table still lists the tenant, without its figures
+                logger.warning("could not read the summary of %s: %s", seen.tenant, _first_line(error))
     publish_table(
         artifact_key(subject, "all-tenants"),
-        [_row(subject, child) for child in children],
+        [_row(subject, seen) for seen in per_tenant],
         description=f"{subject.capitalize()} of every tenant: one flow run each",
     )
     failed = [child for child in children if not child.completed]
@@ -143,7 +156,7 @@ def fan_out_per_tenant(
     if failed:
         raise FanOutIncompleteError(
             f"{subject} incomplete for {len(failed)} of {len(children)} tenants: "
-            + "; ".join(f"{c.tenant} ({c.state.lower()}: {c.message or 'no message'})" for c in failed)
+            + "; ".join(f"{', '.join(c.covers or [c.tenant])} ({c.state.lower()}: {c.message or 'no message'})" for c in failed)
             + f"; see the artifact {artifact_key(subject, 'all-tenants')}",
             children,
         )

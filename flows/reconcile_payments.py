@@ -44,28 +44,39 @@ class ReconcileIncompleteError(PaylinksError):
     flow_run_name=from_parameters(reconcile_run_name),
 )
 def reconcile_payments(
-    tenant: TenantSlug | None = None, fan_out: bool = False
+    tenant: TenantSlug | None = None, fan_out: bool = False, whole_account: bool = False
 ) -> list[ReconcileReport] | list[ChildRun]:
     """Learn from Stripe what was paid, refunded or disputed, and mark rows and orders.
 
     Args:
         tenant: Tenant slug; leave empty to reconcile every tenant.
-        fan_out: With every tenant: one flow run per tenant through the deployment
+        fan_out: With every tenant: one flow run per Stripe account through the deployment
             reconcile-payments/tenant, spread by the work pool over its workers (see
             docs/deploying.md). Off: every tenant runs in this process.
+        whole_account: With a tenant: report on every tenant on its Stripe account too (the
+            account's news is read and applied for all of them either way).
     """
     settings = flow_settings()
     check_configuration(settings, needs_stripe=True)
     if fan_out and not tenant:
-        tenants = find_tenants(settings, None)
-        return fan_out_per_tenant("reconcile", RECONCILE_CHILD, tenants, {}, reconcile_run_name)
+        # One child per Stripe account, named after its first tenant, reporting on all of them:
+        # each account's events are read once, not once per tenant.
+        groups = list(tenants_by_account(find_tenants(settings, None)).values())
+        return fan_out_per_tenant(
+            "reconcile",
+            RECONCILE_CHILD,
+            [group[0] for group in groups],
+            {"whole_account": True},
+            lambda slug: reconcile_run_name(slug, whole_account=True),
+            covers={group[0].slug: [club.slug for club in group] for group in groups},
+        )
     logger = get_run_logger()
     asked = find_tenants(settings, tenant)
     everyone = find_tenants(settings, None) if tenant else asked
     reports: list[ReconcileReport] = []
     failed: dict[str, str] = {}
     for on_account in tenants_by_account(everyone, asked).values():
-        wanted = [club.slug for club in on_account if club in asked]
+        wanted = [club.slug for club in on_account if whole_account or club in asked]
         try:
             reports += reconcile_account(settings, on_account, report_on=wanted)
         except Exception as error:  # this account's trouble fails its tenants; the others still run

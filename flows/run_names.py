@@ -48,9 +48,10 @@ def resend_run_name(tenant: str, player: str, dry_run: bool = False, **_: Any) -
     return f"resend-{tenant}-{_player_words(player)}" + ("-dry-run" if dry_run else "")
 
 
-def reconcile_run_name(tenant: str | None = None, **_: Any) -> str:
-    """`reconcile-all`, `reconcile-riverside-hoops`."""
-    return f"reconcile-{tenant or EVERY_TENANT}"
+def reconcile_run_name(tenant: str | None = None, whole_account: bool = False, **_: Any) -> str:
+    """`reconcile-all`, `reconcile-riverside-hoops`, `reconcile-riverside-hoops-account` (its
+    whole Stripe account)."""
+    return f"reconcile-{tenant or EVERY_TENANT}" + ("-account" if tenant and whole_account else "")
 
 
 def _player_words(player: str) -> str:

@@ -253,8 +253,14 @@ class StripeGateway:
     def context(self) -> StripeContext:
         """The account and mode this gateway's key acts in (one request, then remembered)."""
         if self._context is None:
-            account = self.call("reading the Stripe account", lambda: self._client.v1.accounts.retrieve_current(options=self._options()))
-            self._context = StripeContext(account=account.id, livemode=key_is_live(_api_key(self.settings)))
+
+            def read() -> StripeContext:
+                if self._context is not None:  # learnt while this call waited for its permit
+                    return self._context
+                account = self._client.v1.accounts.retrieve_current(options=self._options())
+                return StripeContext(account=account.id, livemode=key_is_live(_api_key(self.settings)))
+
+            self._context = self.call("reading the Stripe account", read)
         return self._context
 
     # -- products and prices --------------------------------------------------------------

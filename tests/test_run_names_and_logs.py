@@ -38,6 +38,7 @@ TENANT = "riverside-hoops"
         (resend_run_name(TENANT, "  "), "resend-riverside-hoops-player"),
         (reconcile_run_name(None), "reconcile-all"),
         (reconcile_run_name(TENANT), "reconcile-riverside-hoops"),
+        (reconcile_run_name(TENANT, whole_account=True), "reconcile-riverside-hoops-account"),
     ],
 )
 def test_run_names_say_what_the_run_does(name, expected):

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -31,6 +32,7 @@ from tests.helpers import TENANT
 
 GOOD = ["riverside-hoops", "northside-eagles", "westside-wolves"]
 BROKEN = "eastside-ghosts"  # no currency: Stripe refuses its prices, so its backfill fails
+CONNECTED = "acct_fanOutNorthside"  # GOOD[1]'s own Stripe account
 WORKERS = ("fan-out-worker-a", "fan-out-worker-b")
 
 
@@ -182,6 +184,10 @@ def test_nightly_and_reconcile_fan_out_one_run_per_tenant_over_two_workers(
 ):
     add_tenant(engine, GOOD[2], offset=2)
     add_tenant(engine, BROKEN, offset=3, currency="")
+    # One club is paid into its own Stripe (Connect) account: reconcile fans out per account.
+    httpx.post(f"{emulator.url}/_emulator/accounts", data={"id": CONNECTED}).raise_for_status()
+    with engine.begin() as connection:
+        connection.execute(sa.update(tenants).where(tenants.c.slug == GOOD[1]).values(stripe_account=CONNECTED))
     logs = [tmp_path / f"{name}.log" for name in WORKERS]
 
     with ExitStack() as stack:
@@ -230,7 +236,10 @@ def test_nightly_and_reconcile_fan_out_one_run_per_tenant_over_two_workers(
             total, linked = counts[slug]
             assert total > 0 and linked == total, (slug, counts[slug])
         assert counts[BROKEN][1] == 0
-        assert emulator.emulator.counts()["payment_links"] == sum(linked for _, linked in counts.values())
+        assert emulator.emulator.counts()["payment_links"] + emulator.emulator.counts(CONNECTED)[
+            "payment_links"
+        ] == sum(linked for _, linked in counts.values())
+        assert emulator.emulator.counts(CONNECTED)["payment_links"] == counts[GOOD[1]][1]
         backfill_workers = {slug: run["labels"]["prefect.worker.name"] for slug, run in by_tenant.items()}
         assert set(backfill_workers.values()) == set(WORKERS), backfill_workers
 
@@ -252,19 +261,31 @@ def test_nightly_and_reconcile_fan_out_one_run_per_tenant_over_two_workers(
             parent_artifact(server, parent_id, "backfill-all-tenants", runs=2),
             {BROKEN},
         )
-        assert emulator.emulator.counts()["payment_links"] == sum(
-            linked for _, linked in links_by_tenant(engine).values()
-        )
+        assert emulator.emulator.counts()["payment_links"] + emulator.emulator.counts(CONNECTED)[
+            "payment_links"
+        ] == sum(linked for _, linked in links_by_tenant(engine).values())
 
         started = time.monotonic()
         parent_id = run_deployment(server, env, "reconcile-payments/every-15-minutes")
         parent = wait_final(server, parent_id, logs)
         reconcile_seconds = time.monotonic() - started
         children = children_of(server, ids["reconcile-payments/tenant"])
-        # Nothing is wrong for reconcile: the tenant without a currency has no links to ask about.
-        reconciled = assert_children(
-            children, parent, parent_artifact(server, parent_id, "reconcile-all-tenants")
-        )
+        # One child per Stripe account, each reading its account once and reporting on every
+        # tenant on it: the platform's three clubs share one, the connected club has its own.
+        assert parent["state_type"] == "COMPLETED", parent["state"]["message"]
+        covered = {BROKEN: [BROKEN, GOOD[0], GOOD[2]], GOOD[1]: [GOOD[1]]}  # named after the first by slug
+        assert sorted(c["parameters"]["tenant"] for c in children) == sorted(covered)
+        assert all(c["parameters"]["whole_account"] is True for c in children)
+        assert all(c["state_type"] == "COMPLETED" for c in children), [c["state"] for c in children]
+        by_first = {c["parameters"]["tenant"]: c for c in children}
+        rows = {row["tenant"]: row for row in parent_artifact(server, parent_id, "reconcile-all-tenants")}
+        assert set(rows) == {*GOOD, BROKEN}
+        for first, slugs in covered.items():
+            for slug in slugs:  # each tenant's row: its account's run, its own figures
+                assert rows[slug]["flow run id"] == by_first[first]["id"], rows[slug]
+                assert rows[slug]["state"] == "COMPLETED"
+                assert rows[slug]["events read"] != "", rows[slug]
+        reconciled = by_first
 
     print(
         f"\nfan-out backfill: {backfill_seconds:.0f} s for the parent; children "
