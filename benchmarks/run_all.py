@@ -109,7 +109,7 @@ class StripeRequests:
         self.lock = threading.Lock()
         self.by_account: Counter[str] = Counter()
         self.link_creations: defaultdict[str, list[float]] = defaultdict(list)
-        self.link_refusals: Counter[str] = Counter()
+        self.link_refusals: defaultdict[str, list[float]] = defaultdict(list)
 
     def install(self) -> None:
         from stripe_emulator.state import Account
@@ -128,7 +128,7 @@ class StripeRequests:
                 if admitted:
                     counter.link_creations[account.id].append(time.monotonic())
                 else:
-                    counter.link_refusals[account.id] += 1
+                    counter.link_refusals[account.id].append(time.monotonic())
             return admitted
 
         Account.admit_request = counted_request
@@ -446,7 +446,7 @@ def mint_phase(sizes: dict) -> list[Row]:
         [report] = flow_backfill(settings, "mint")
         account = server.emulator.account(None).id
         times = sorted(REQUESTS.link_creations[account])
-        refused = REQUESTS.link_refusals[account]
+        refused = len(REQUESTS.link_refusals[account])
         at_stripe = server.emulator.counts()["payment_links"]
     rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
     rows = minted_rows(engine)
@@ -933,6 +933,17 @@ def two_workers(sizes: dict) -> list[Row]:
                 "PAYLINKS_STRIPE_API_BASE": server.url,
                 "PAYLINKS_STRIPE_MAX_RPS": str(limit),
             }
+            if "limits_app" in (ROOT / "cli" / "main.py").read_text():
+                # The shared limits exist only once created, as an operator's deploy step does.
+                setup = subprocess.run(
+                    [sys.executable, "-m", "cli", "limits", "setup"],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                if setup.returncode != 0:
+                    raise RuntimeError(f"paylinks limits setup failed: {setup.stderr.strip()[-300:]}")
             workers = [
                 subprocess.Popen(
                     [sys.executable, __file__, "--child", "tenant", slug],
@@ -949,12 +960,12 @@ def two_workers(sizes: dict) -> list[Row]:
             per_account = {}
             for account in sorted(set(accounts)):
                 times = sorted(REQUESTS.link_creations[account])
-                refused = REQUESTS.link_refusals[account]
+                refusals = REQUESTS.link_refusals[account]
                 span = (times[-1] - times[0]) if len(times) > 1 else float("inf")
                 per_account[account] = (
                     (len(times) - 1) / span,
-                    (len(times) + refused) / span,
-                    refused,
+                    peak_per_second(times + refusals),
+                    len(refusals),
                     server.emulator.counts(account)["payment_links"],
                 )
         right = all(w.returncode == 0 for w in workers) and minted == 2 * links == sum(
@@ -981,10 +992,12 @@ def two_workers(sizes: dict) -> list[Row]:
             )
             continue
         aggregate = sum(v[0] for v in per_account.values())
-        within = all(v[1] <= limit * 1.02 for v in per_account.values())
+        # An account's rate is within its limit when no second saw more link creations asked
+        # than the limit (the emulator answers any beyond it with a 429).
+        within = all(v[1] <= limit for v in per_account.values())
         measured = "; ".join(
-            f"{account}: {rate:.1f}/s admitted, {tried:.1f}/s asked, {refused} 429s"
-            for account, (rate, tried, refused, _) in per_account.items()
+            f"{account}: {rate:.1f}/s minted, at most {peak} asked in any second, {refused} 429s"
+            for account, (rate, peak, refused, _) in per_account.items()
         )
         if len(per_account) == 2:
             rows.append(
@@ -1000,6 +1013,16 @@ def two_workers(sizes: dict) -> list[Row]:
         else:
             rows.append(Row(figure, setting, measured, target, within, True))
     return rows
+
+
+def peak_per_second(times: list[float]) -> int:
+    """The most of these moments that fall within any one second."""
+    times, peak, first = sorted(times), 0, 0
+    for last, moment in enumerate(times):
+        while moment - times[first] >= 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
 
 
 FIGURES: dict[str, Callable[[dict], list[Row]]] = {
