@@ -51,7 +51,7 @@ office: $(STAMP)
 	@PAYLINKS_OFFICE_SESSION_SECRET="$${PAYLINKS_OFFICE_SESSION_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
 		$(BIN)/paylinks serve --port 8000
 
-# Every figure of issue 10's table measured in one run, printed as one table (about 15 minutes on
+# Every figure paylinks is held to, measured in one run, printed as one table (about 20 minutes on
 # 2 cores; PostgreSQL at 127.0.0.1:5432 for the balance query). Exit status 1 when a figure fails.
 # BENCH_ARGS=--record appends the run and its machine to benchmarks/RESULTS.md; --quick checks the
 # harness in under a minute; --only NAME (see --list) measures one figure.
