@@ -948,117 +948,120 @@ def two_workers(sizes: dict) -> list[Row]:
         "100 ms latency; 25/s link creation enforced per account"
     )
     rows = []
-    for figure, accounts, target in figures:
-        reason = per_tenant_accounts_missing() or (
-            shared_pacing_missing() if accounts[0] == accounts[1] else None
-        )
-        if reason and not os.environ.get("PAYLINKS_BENCH_RUN_ANYWAY"):
-            rows.append(Row(figure, setting, f"not run: {reason}", target, False))
-            continue
-        with (
-            prefect_server_on_postgres() as api_url,
-            throwaway_postgres() as url,
-            EmulatorServer(latency_ms=100, link_create_rps=limit) as server,
-        ):
-            migrations.upgrade(url)
-            engine = sa.create_engine(url)
-            for account in sorted(set(accounts)):
-                httpx.post(f"{server.url}/_emulator/accounts", data={"id": account}).raise_for_status()
-            for n, (slug, account) in enumerate(zip(("alpha", "beta"), accounts, strict=True)):
-                build_club(engine, slug, links // 2, first_id=1 + n * links)
-                with engine.begin() as connection:
-                    connection.execute(
-                        sa.text("UPDATE tenants SET stripe_account = :a WHERE slug = :s"),
-                        {"a": account, "s": slug},
+    prefect = contextlib.ExitStack()  # one Prefect server on PostgreSQL for both, started when first needed
+    api_url = None
+    with prefect:
+        for figure, accounts, target in figures:
+            reason = per_tenant_accounts_missing() or (
+                shared_pacing_missing() if accounts[0] == accounts[1] else None
+            )
+            if reason and not os.environ.get("PAYLINKS_BENCH_RUN_ANYWAY"):
+                rows.append(Row(figure, setting, f"not run: {reason}", target, False))
+                continue
+            api_url = api_url or prefect.enter_context(prefect_server_on_postgres())
+            with (
+                throwaway_postgres() as url,
+                EmulatorServer(latency_ms=100, link_create_rps=limit) as server,
+            ):
+                migrations.upgrade(url)
+                engine = sa.create_engine(url)
+                for account in sorted(set(accounts)):
+                    httpx.post(f"{server.url}/_emulator/accounts", data={"id": account}).raise_for_status()
+                for n, (slug, account) in enumerate(zip(("alpha", "beta"), accounts, strict=True)):
+                    build_club(engine, slug, links // 2, first_id=1 + n * links)
+                    with engine.begin() as connection:
+                        connection.execute(
+                            sa.text("UPDATE tenants SET stripe_account = :a WHERE slug = :s"),
+                            {"a": account, "s": slug},
+                        )
+                REQUESTS.reset()
+                env = {
+                    **os.environ,
+                    "PREFECT_API_URL": api_url,
+                    "PAYLINKS_DATABASE_URL": url,
+                    "PAYLINKS_STRIPE_API_KEY": KEY,
+                    "PAYLINKS_STRIPE_API_BASE": server.url,
+                    "PAYLINKS_STRIPE_MAX_RPS": str(limit),
+                }
+                if "limits_app" in (ROOT / "cli" / "main.py").read_text():
+                    # The shared limits exist only once created, as an operator's deploy step does.
+                    setup = subprocess.run(
+                        [sys.executable, "-m", "cli", "limits", "setup"],
+                        cwd=ROOT,
+                        env=env,
+                        capture_output=True,
+                        text=True,
                     )
-            REQUESTS.reset()
-            env = {
-                **os.environ,
-                "PREFECT_API_URL": api_url,
-                "PAYLINKS_DATABASE_URL": url,
-                "PAYLINKS_STRIPE_API_KEY": KEY,
-                "PAYLINKS_STRIPE_API_BASE": server.url,
-                "PAYLINKS_STRIPE_MAX_RPS": str(limit),
-            }
-            if "limits_app" in (ROOT / "cli" / "main.py").read_text():
-                # The shared limits exist only once created, as an operator's deploy step does.
-                setup = subprocess.run(
-                    [sys.executable, "-m", "cli", "limits", "setup"],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                )
-                if setup.returncode != 0:
-                    raise RuntimeError(f"paylinks limits setup failed: {setup.stderr.strip()[-300:]}")
-            workers = [
-                subprocess.Popen(
-                    [sys.executable, __file__, "--child", "tenant", slug],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-                for slug in ("alpha", "beta")
-            ]
-            outputs = [worker.communicate() for worker in workers]
-            minted = minted_rows(engine)
-            engine.dispose()
-            per_account = {}
-            for account in sorted(set(accounts)):
-                times = sorted(REQUESTS.link_creations[account])
-                refusals = REQUESTS.link_refusals[account]
-                span = (times[-1] - times[0]) if len(times) > 1 else float("inf")
-                per_account[account] = (
-                    (len(times) - 1) / span,
-                    peak_per_second(times + refusals),
-                    len(refusals),
-                    server.emulator.counts(account)["payment_links"],
-                )
-        right = all(w.returncode == 0 for w in workers) and minted == 2 * links == sum(
-            v[3] for v in per_account.values()
-        )
-        if not right:
-            why = next(
-                (
-                    err.strip().splitlines()[-1]
-                    for (_, err), w in zip(outputs, workers, strict=True)
-                    if w.returncode and err.strip()
-                ),
-                "",
+                    if setup.returncode != 0:
+                        raise RuntimeError(f"paylinks limits setup failed: {setup.stderr.strip()[-300:]}")
+                workers = [
+                    subprocess.Popen(
+                        [sys.executable, __file__, "--child", "tenant", slug],
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                    for slug in ("alpha", "beta")
+                ]
+                outputs = [worker.communicate() for worker in workers]
+                minted = minted_rows(engine)
+                engine.dispose()
+                per_account = {}
+                for account in sorted(set(accounts)):
+                    times = sorted(REQUESTS.link_creations[account])
+                    refusals = REQUESTS.link_refusals[account]
+                    span = (times[-1] - times[0]) if len(times) > 1 else float("inf")
+                    per_account[account] = (
+                        (len(times) - 1) / span,
+                        peak_per_second(times + refusals),
+                        len(refusals),
+                        server.emulator.counts(account)["payment_links"],
+                    )
+            right = all(w.returncode == 0 for w in workers) and minted == 2 * links == sum(
+                v[3] for v in per_account.values()
             )
-            rows.append(
-                Row(
-                    figure,
-                    setting,
-                    f"outcome WRONG: {minted} rows minted of {2 * links} {why}"[:300],
-                    target,
-                    False,
-                    False,
+            if not right:
+                why = next(
+                    (
+                        err.strip().splitlines()[-1]
+                        for (_, err), w in zip(outputs, workers, strict=True)
+                        if w.returncode and err.strip()
+                    ),
+                    "",
                 )
-            )
-            continue
-        aggregate = sum(v[0] for v in per_account.values())
-        # An account's rate is within its limit when no second saw more link creations asked
-        # than the limit (the emulator answers any beyond it with a 429).
-        within = all(v[1] <= limit for v in per_account.values())
-        measured = "; ".join(
-            f"{account}: {rate:.1f}/s minted, at most {peak} asked in any second, {refused} 429s"
-            for account, (rate, peak, refused, _) in per_account.items()
-        )
-        if len(per_account) == 2:
-            rows.append(
-                Row(
-                    figure,
-                    setting,
-                    f"aggregate {aggregate / limit:.2f}× the limit; {measured}",
-                    target,
-                    aggregate >= 1.8 * limit and within,
-                    True,
+                rows.append(
+                    Row(
+                        figure,
+                        setting,
+                        f"outcome WRONG: {minted} rows minted of {2 * links} {why}"[:300],
+                        target,
+                        False,
+                        False,
+                    )
                 )
+                continue
+            aggregate = sum(v[0] for v in per_account.values())
+            # An account's rate is within its limit when no second saw more link creations asked
+            # than the limit (the emulator answers any beyond it with a 429).
+            within = all(v[1] <= limit for v in per_account.values())
+            measured = "; ".join(
+                f"{account}: {rate:.1f}/s minted, at most {peak} asked in any second, {refused} 429s"
+                for account, (rate, peak, refused, _) in per_account.items()
             )
-        else:
-            rows.append(Row(figure, setting, measured, target, within, True))
+            if len(per_account) == 2:
+                rows.append(
+                    Row(
+                        figure,
+                        setting,
+                        f"aggregate {aggregate / limit:.2f}× the limit; {measured}",
+                        target,
+                        aggregate >= 1.8 * limit and within,
+                        True,
+                    )
+                )
+            else:
+                rows.append(Row(figure, setting, measured, target, within, True))
     return rows
 
 
