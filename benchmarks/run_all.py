@@ -15,6 +15,11 @@ Usage: .venv/bin/python benchmarks/run_all.py [--quick] [--only NAME] [--record]
     --quick   small sizes (under a minute), to check the harness itself
     --only    one figure (repeatable); names: see --list
     --record  append the table and the machine (cores, RAM, CPU, Python, OS) to benchmarks/RESULTS.md
+
+PostgreSQL: PAYLINKS_BENCH_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres),
+where throwaway databases are created and dropped. Prefect: the server in PREFECT_API_URL, else one
+started for the run. PAYLINKS_BENCH_RUN_ANYWAY=1 runs the two-worker figures on a build that lacks
+their features (to try the harness; their outcome check then fails).
 """
 
 from __future__ import annotations
