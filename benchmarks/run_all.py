@@ -18,8 +18,7 @@ Usage: .venv/bin/python benchmarks/run_all.py [--quick] [--only NAME] [--record]
 
 PostgreSQL: PAYLINKS_BENCH_POSTGRES_URL (default postgresql+psycopg://postgres@127.0.0.1:5432/postgres),
 where throwaway databases are created and dropped. Prefect: the server in PREFECT_API_URL, else one
-started for the run. PAYLINKS_BENCH_RUN_ANYWAY=1 runs the two-worker figures on a build that lacks
-their features (to try the harness; their outcome check then fails).
+started for the run.
 """
 
 from __future__ import annotations
@@ -873,26 +872,6 @@ def blast(sizes: dict) -> list[Row]:
     ]
 
 
-def _sources(*folders: str) -> str:
-    return "".join(p.read_text() for folder in folders for p in sorted((ROOT / folder).glob("*.py")))
-
-
-def per_tenant_accounts_missing() -> str | None:
-    """Why a tenant's own Stripe account is not used by the flows in this build, or None."""
-    if not re.search(r"StripeGateway\([^)]*account=", _sources("tasks", "flows")):
-        return "the flows do not yet act in a tenant's own Stripe account (tenants.stripe_account)"
-    return None
-
-
-def shared_pacing_missing() -> str | None:
-    """Why processes do not yet share an account's budget in this build, or None."""
-    if not re.search(
-        r"prefect\.concurrency|global_concurrency|rate_limit\(", _sources("paylinks", "tasks", "flows")
-    ):
-        return "pacing shared across processes (a Prefect limit per Stripe account) is not in this build"
-    return None
-
-
 @contextlib.contextmanager
 def prefect_server_on_postgres() -> Iterator[str]:
     """A second Prefect server, its database a throwaway PostgreSQL one, as several machines would share."""
@@ -957,12 +936,6 @@ def two_workers(sizes: dict) -> list[Row]:
     api_url = None
     with prefect:
         for figure, accounts, target in figures:
-            reason = per_tenant_accounts_missing() or (
-                shared_pacing_missing() if accounts[0] == accounts[1] else None
-            )
-            if reason and not os.environ.get("PAYLINKS_BENCH_RUN_ANYWAY"):
-                rows.append(Row(figure, setting, f"not run: {reason}", target, False))
-                continue
             api_url = api_url or prefect.enter_context(prefect_server_on_postgres())
             with (
                 throwaway_postgres() as url,
@@ -988,17 +961,16 @@ def two_workers(sizes: dict) -> list[Row]:
                     "PAYLINKS_STRIPE_API_BASE": server.url,
                     "PAYLINKS_STRIPE_MAX_RPS": str(limit),
                 }
-                if "limits_app" in (ROOT / "cli" / "main.py").read_text():
-                    # The shared limits exist only once created, as an operator's deploy step does.
-                    setup = subprocess.run(
-                        [sys.executable, "-m", "cli", "limits", "setup"],
-                        cwd=ROOT,
-                        env=env,
-                        capture_output=True,
-                        text=True,
-                    )
-                    if setup.returncode != 0:
-                        raise RuntimeError(f"paylinks limits setup failed: {setup.stderr.strip()[-300:]}")
+                # The shared limits exist only once created, as an operator's deploy step does.
+                setup = subprocess.run(
+                    [sys.executable, "-m", "cli", "limits", "setup"],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
+                if setup.returncode != 0:
+                    raise RuntimeError(f"paylinks limits setup failed: {setup.stderr.strip()[-300:]}")
                 workers = [
                     subprocess.Popen(
                         [sys.executable, __file__, "--child", "tenant", slug],
