@@ -219,11 +219,13 @@ def sqlite_url(label: str) -> str:
 
 
 def bench_settings(database_url: str, api_base: str, max_rps: float = 100.0, **more):
-    """Settings for a run. A rate above 100/s (the setting's ceiling) is for building clubs only."""
+    """Settings for a run, paced to `max_rps` for every request, link creation included (the
+    emulator decides what limit it enforces). A rate above 100/s (the setting's ceiling) is for
+    building clubs only."""
     from paylinks.settings import Settings
 
     settings = Settings(database_url=database_url, stripe_api_key=KEY, stripe_api_base=api_base, **more)
-    return settings.model_copy(update={"stripe_max_rps": max_rps})
+    return settings.model_copy(update={"stripe_max_rps": max_rps, "stripe_link_create_rps": max_rps})
 
 
 def build_club(
