@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import hashlib
+import hmac
 import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,3 +118,20 @@ def smtp_server(handler: object) -> Iterator[int]:
         yield port
     finally:
         controller.stop()
+
+
+def stripe_signed_headers(payload: str, secret: str, at: int | None = None) -> dict[str, str]:
+    """The headers Stripe sends a webhook with: Stripe-Signature `t=<unix time>,v1=HMAC-SHA256(secret, "t.payload")`."""
+    timestamp = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
+    return {"stripe-signature": f"t={timestamp},v1={digest}", "content-type": "application/json"}
+
+
+def wait_for(check, timeout: float = 10.0) -> bool:
+    """Whether `check()` came true within `timeout` seconds (asked every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()

@@ -16,12 +16,11 @@ PAYLINKS_TEST_SOAK_STEPS and runs that many with a random seed, printing its fig
 from __future__ import annotations
 
 import contextvars
-import inspect
 import email
 import email.policy
+import inspect
 import os
 import re
-import socket
 import threading
 import time
 from collections import Counter, defaultdict
@@ -36,7 +35,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import stripe
-from aiosmtpd.controller import Controller
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -54,6 +52,7 @@ from paylinks.db import (
     products,
     tenants,
 )
+from tests.helpers import smtp_server
 
 pytestmark = pytest.mark.slow
 
@@ -1138,24 +1137,18 @@ class ClubLives(RuleBasedStateMachine):
 @pytest.fixture
 def mail_desk() -> Iterator[tuple[MailDesk, int]]:
     desk = MailDesk()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(desk, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server(desk) as port:
         yield desk, port
-    finally:
-        controller.stop()
 
 
 @pytest.fixture
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Task retries without their production pauses (seconds to minutes), so a fault costs little."""
+    from prefect.tasks import Task
+
     import tasks.backfill
     import tasks.email
     import tasks.reconcile
-    from prefect.tasks import Task
 
     for module in (tasks.backfill, tasks.email, tasks.reconcile):
         for value in vars(module).values():

@@ -4,8 +4,6 @@ reconcile and webhooks find them there; a club whose account Stripe does not kno
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 
@@ -19,7 +17,7 @@ from paylinks.db import payment_links, price_tiers, tenants
 from paylinks.demo_data import DemoTenant, SeedReport, _seed_tenant, seed_demo
 from paylinks.payments import Outcome
 from paylinks.tenants import Tenant, all_tenants, set_stripe_account
-from tests.helpers import cli_env, current_settings, run_cli
+from tests.helpers import cli_env, current_settings, run_cli, stripe_signed_headers, wait_for
 
 HOOPS, EAGLES, FALCONS = "riverside-hoops", "northside-eagles", "eastside-falcons"
 HOOPS_ACCOUNT, EAGLES_ACCOUNT = "acct_riversideHoops01", "acct_northsideEagles1"
@@ -231,16 +229,5 @@ def test_the_operator_command_checks_the_account_then_saves_it(three_clubs, engi
 
 def post_signed(office_url: str, event: dict) -> httpx.Response:
     payload = json.dumps(event)
-    timestamp = int(time.time())
-    digest = hmac.new(WEBHOOK_SECRET.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
-    headers = {"stripe-signature": f"t={timestamp},v1={digest}", "content-type": "application/json"}
+    headers = stripe_signed_headers(payload, WEBHOOK_SECRET)
     return httpx.post(f"{office_url}/stripe/webhook", content=payload, headers=headers, timeout=30)
-
-
-def wait_for(check, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()

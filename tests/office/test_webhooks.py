@@ -4,8 +4,6 @@ is answered and ignored."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 
@@ -13,14 +11,12 @@ import httpx
 import sqlalchemy as sa
 
 from paylinks.db import payment_links, stripe_events
+from tests.helpers import stripe_signed_headers, wait_for
 from tests.office.conftest import TENANT, WEBHOOK_SECRET
 
 
 def signed(payload: str, secret: str = WEBHOOK_SECRET, at: int | None = None) -> dict[str, str]:
-    """The Stripe-Signature header Stripe sends: t=<unix time>,v1=HMAC-SHA256(secret, "t.payload")."""
-    timestamp = int(time.time()) if at is None else at
-    digest = hmac.new(secret.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256).hexdigest()
-    return {"stripe-signature": f"t={timestamp},v1={digest}", "content-type": "application/json"}
+    return stripe_signed_headers(payload, secret, at)
 
 
 def post(office, payload: str, headers: dict[str, str]) -> httpx.Response:
@@ -41,15 +37,6 @@ def paid_event(engine, stripe_client) -> tuple[dict, int]:
 def row_status(engine, row_id: int) -> str:
     with engine.connect() as connection:
         return connection.execute(sa.select(payment_links.c.status).where(payment_links.c.id == row_id)).scalar()
-
-
-def wait_for(check, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def test_bad_signatures_change_nothing(minted_club, engine, office, stripe_client):
