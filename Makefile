@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-fast soak ui emulator office benchmark clean
+.PHONY: install demo lint test test-fast soak ui emulator office benchmark clean
 
 # The install's own chatter goes to .venv/install.log, shown only if it fails.
 $(STAMP): pyproject.toml
@@ -24,9 +24,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/paylinks demo
 
+# The lint and format gate: the same rules for every package, in a second or two.
+LINTED := paylinks flows tasks office cli stripe_emulator tests benchmarks sql
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
 # Brings what the tests need: Chromium here (installed if missing), PostgreSQL inside pytest (a
 # throwaway server when none answers), Stripe's fixtures vendored; each says where it came from.
-test: $(STAMP)
+test: lint
 	@$(BIN)/python tests/support/chromium.py
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 

@@ -29,8 +29,8 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="paylinks-bench-prefect-")
 import sqlalchemy as sa  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 
-from paylinks import migrations  # noqa: E402
-from paylinks.db import parents, payment_links, players, products, tenants  # noqa: E402
+from paylinks.store import migrations
+from paylinks.store.tables import parents, payment_links, players, products, tenants
 
 
 class Counter:
@@ -122,12 +122,12 @@ def main() -> None:
     emulator = EmulatorServer(host="127.0.0.1", port=0).start()
     try:
         from flows.outstanding_balance_email import outstanding_balance_email
-        from paylinks.balances import outstanding_balances
-        from paylinks.emailing import message_for, prepare_balance_emails
-        from paylinks.mail import transport_from_settings
+        from paylinks.club.balances import outstanding_balances
+        from paylinks.club.tenants import tenant_by_slug
+        from paylinks.messaging.blasts import message_for, prepare_balance_emails
+        from paylinks.messaging.transports import transport_from_settings
         from paylinks.settings import Settings
-        from paylinks.stripe_gateway import StripeGateway
-        from paylinks.tenants import tenant_by_slug
+        from paylinks.stripe_api.gateway import StripeGateway
         from tasks.prefect_support import settings_for_runs
 
         settings = Settings(
@@ -140,7 +140,9 @@ def main() -> None:
         context = StripeGateway(settings).context()
         engine = sa.create_engine(database_url)
         with engine.begin() as connection:
-            connection.execute(sa.update(payment_links).values(stripe_account=context.account, livemode=context.livemode))
+            connection.execute(
+                sa.update(payment_links).values(stripe_account=context.account, livemode=context.livemode)
+            )
         with engine.connect() as connection:
             club = tenant_by_slug(connection, "bench")
             sheet = outstanding_balances(connection, club, context)

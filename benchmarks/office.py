@@ -31,8 +31,9 @@ import httpx  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 from aiosmtpd.controller import Controller  # noqa: E402
 
-from paylinks import migrations  # noqa: E402
-from paylinks.db import Role, parents, payment_links, players, products, tenants, users  # noqa: E402
+from paylinks.store import migrations
+from paylinks.store.tables import parents, payment_links, players, products, tenants, users
+from paylinks.vocabulary import Role
 
 SLUG = "bench"
 BILLED_PLAYERS = 12
@@ -87,11 +88,17 @@ def build_club(database_url: str, count: int) -> list[str]:
             sa.insert(tenants).values(slug=SLUG, name="Bench Club", reply_to_email="club@bench.example")
         ).inserted_primary_key[0]
         connection.execute(
-            sa.insert(products).values(tenant_id=tenant_id, name="Season dues", amount_cents=25000, bill_signed_players=True)
+            sa.insert(products).values(
+                tenant_id=tenant_id, name="Season dues", amount_cents=25000, bill_signed_players=True
+            )
         )
         parent_rows = [
-            {"tenant_id": tenant_id, "first_name": name(rng, 2), "last_name": name(rng, 3),
-             "email": f"parent{i}@families.example"}
+            {
+                "tenant_id": tenant_id,
+                "first_name": name(rng, 2),
+                "last_name": name(rng, 3),
+                "email": f"parent{i}@families.example",
+            }
             for i in range(count)
         ]
         connection.execute(sa.insert(parents), parent_rows)
@@ -100,9 +107,14 @@ def build_club(database_url: str, count: int) -> list[str]:
         for i, parent_id in enumerate(parent_ids):
             first = name(rng, 2)
             player_rows.append(
-                {"tenant_id": tenant_id, "parent_id": parent_id, "first_name": first,
-                 "last_name": parent_rows[i]["last_name"], "team": f"U{10 + i % 6}",
-                 "status": "signed" if i < BILLED_PLAYERS else "registered"}
+                {
+                    "tenant_id": tenant_id,
+                    "parent_id": parent_id,
+                    "first_name": first,
+                    "last_name": parent_rows[i]["last_name"],
+                    "team": f"U{10 + i % 6}",
+                    "status": "signed" if i < BILLED_PLAYERS else "registered",
+                }
             )
             names.append(f"{first} {parent_rows[i]['last_name']}")
         connection.execute(sa.insert(players), player_rows)
@@ -123,10 +135,10 @@ def main() -> int:
 
     from flows.backfill_payment_links import backfill_payment_links
     from office.server import OfficeServer
-    from paylinks.accounts import add_user, hash_password
-    from paylinks.audit import COMMAND_LINE
+    from paylinks.access.accounts import add_user, hash_password
+    from paylinks.access.audit import COMMAND_LINE
+    from paylinks.club.tenants import tenant_by_slug
     from paylinks.settings import Settings
-    from paylinks.tenants import tenant_by_slug
     from stripe_emulator import EmulatorServer
     from tasks.prefect_support import settings_for_runs
 
@@ -145,23 +157,42 @@ def main() -> int:
         webhook_url=f"http://127.0.0.1:{office_port}/stripe/webhook", webhook_secret=WEBHOOK_SECRET
     ) as emulator:
         settings = Settings(
-            database_url=database_url, stripe_api_base=emulator.url, stripe_api_key="sk_test_bench",
-            stripe_max_rps=100, email_transport="smtp", smtp_host="127.0.0.1", smtp_port=smtp_port,
-            allow_test_links=True, office_session_secret=SECRET, stripe_webhook_secret=WEBHOOK_SECRET,
+            database_url=database_url,
+            stripe_api_base=emulator.url,
+            stripe_api_key="sk_test_bench",
+            stripe_max_rps=100,
+            email_transport="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=smtp_port,
+            allow_test_links=True,
+            office_session_secret=SECRET,
+            stripe_webhook_secret=WEBHOOK_SECRET,
         )
         with settings_for_runs(settings):
             backfill_payment_links(tenant=SLUG, commit=True)
         engine = sa.create_engine(database_url)
         with engine.begin() as connection:
-            added = add_user(connection, "coach@bench.example", tenant_by_slug(connection, SLUG), Role.coach, actor=COMMAND_LINE)
+            added = add_user(
+                connection,
+                "coach@bench.example",
+                tenant_by_slug(connection, SLUG),
+                Role.coach,
+                actor=COMMAND_LINE,
+            )
             connection.execute(
-                sa.update(users).where(users.c.id == added.user.id)
+                sa.update(users)
+                .where(users.c.id == added.user.id)
                 .values(password_hash=hash_password(PASSWORD), password_is_temporary=False)
             )
-        with OfficeServer(settings, port=office_port) as office, httpx.Client(base_url=office.url, timeout=30) as client:
+        with (
+            OfficeServer(settings, port=office_port) as office,
+            httpx.Client(base_url=office.url, timeout=30) as client,
+        ):
             page = client.get("/login")
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-            client.post("/login", data={"email": "coach@bench.example", "password": PASSWORD, "csrf_token": token})
+            client.post(
+                "/login", data={"email": "coach@bench.example", "password": PASSWORD, "csrf_token": token}
+            )
 
             # 1. search: a part of a real name, as a coach types it; each answer must list that player.
             rng = random.Random(11)
@@ -176,14 +207,21 @@ def main() -> int:
                 found += answer.status_code == 200 and ("players/" in answer.text)
             p95 = percentile(latencies, 0.95)
             results.append(
-                (f"coach search, {args.players:,} players (p95)", f"{p95:.1f} ms", "≤ 100 ms", p95 <= 100 and found == args.searches)
+                (
+                    f"coach search, {args.players:,} players (p95)",
+                    f"{p95:.1f} ms",
+                    "≤ 100 ms",
+                    p95 <= 100 and found == args.searches,
+                )
             )
 
             # 2. resend: the click → the parent's message accepted by the SMTP server.
             with engine.connect() as connection:
                 billed = connection.execute(
-                    sa.select(players.c.id, parents.c.email).join(parents, parents.c.id == players.c.parent_id)
-                    .where(players.c.status == "signed").order_by(players.c.id)
+                    sa.select(players.c.id, parents.c.email)
+                    .join(parents, parents.c.id == players.c.parent_id)
+                    .where(players.c.status == "signed")
+                    .order_by(players.c.id)
                 ).all()
             resend_times = []
             for player_id, email in billed[:5]:
@@ -194,13 +232,16 @@ def main() -> int:
                 accepted = inbox.wait_for(email, timeout=30)
                 resend_times.append(accepted - began if accepted else float("inf"))
             worst = max(resend_times)
-            results.append(("resend click → accepted by SMTP (worst of 5)", f"{worst:.2f} s", "≤ 2 s", worst <= 2))
+            results.append(
+                ("resend click → accepted by SMTP (worst of 5)", f"{worst:.2f} s", "≤ 2 s", worst <= 2)
+            )
 
             # 3. a payment at the emulator → the row `paid`, learnt from the webhook alone.
             with engine.connect() as connection:
                 links = connection.execute(
                     sa.select(payment_links.c.id, payment_links.c.stripe_payment_link_url)
-                    .where(payment_links.c.status == "pending").order_by(payment_links.c.id)
+                    .where(payment_links.c.status == "pending")
+                    .order_by(payment_links.c.id)
                 ).all()[5:10]
             paid_times = []
             for row_id, url in links:
@@ -208,13 +249,22 @@ def main() -> int:
                 httpx.post(url, timeout=30).raise_for_status()
                 while time.monotonic() - began < 30:
                     with engine.connect() as connection:
-                        status = connection.execute(sa.select(payment_links.c.status).where(payment_links.c.id == row_id)).scalar()
+                        status = connection.execute(
+                            sa.select(payment_links.c.status).where(payment_links.c.id == row_id)
+                        ).scalar()
                     if status == "paid":
                         break
                     time.sleep(0.01)
                 paid_times.append(time.monotonic() - began if status == "paid" else float("inf"))
             worst = max(paid_times)
-            results.append(("payment at Stripe → row paid, webhooks on (worst of 5)", f"{worst:.2f} s", "≤ 2 s", worst <= 2))
+            results.append(
+                (
+                    "payment at Stripe → row paid, webhooks on (worst of 5)",
+                    f"{worst:.2f} s",
+                    "≤ 2 s",
+                    worst <= 2,
+                )
+            )
         engine.dispose()
     smtp.stop()
 

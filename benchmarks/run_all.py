@@ -211,7 +211,7 @@ def prefect_server() -> Iterator[str]:
 
 
 def sqlite_url(label: str) -> str:
-    from paylinks import migrations
+    from paylinks.store import migrations
 
     url = f"sqlite:///{tempfile.mkdtemp(prefix=f'paylinks-bench-{label}-')}/club.db"
     migrations.upgrade(url)
@@ -242,7 +242,7 @@ def build_club(
     already there (ids and urls made up here), for figures that only read them."""
     import sqlalchemy as sa
 
-    from paylinks.db import parents, payment_links, players, products, tenants
+    from paylinks.store.tables import parents, payment_links, players, products, tenants
 
     with engine.begin() as connection:
         tenant_id = connection.execute(
@@ -319,7 +319,7 @@ def build_club(
 def minted_rows(engine, tenant_id: int | None = None) -> int:
     import sqlalchemy as sa
 
-    from paylinks.db import payment_links
+    from paylinks.store.tables import payment_links
 
     query = (
         sa.select(sa.func.count())
@@ -334,14 +334,15 @@ def minted_rows(engine, tenant_id: int | None = None) -> int:
 
 def bare_backfill(engine, settings, slug: str) -> dict[str, int]:
     """The backfill's steps as a plain loop over the same batches: no Prefect, no task runs."""
-    from paylinks import backfill
-    from paylinks.stripe_gateway import StripeGateway
-    from paylinks.tenants import tenant_by_slug
+    from paylinks.billing import backfill
+    from paylinks.club.tenants import tenant_by_slug
+    from paylinks.stripe_api.gateway import StripeGateway
+    from paylinks.stripe_api.where import stripe_where
 
     with engine.connect() as connection:
         tenant = tenant_by_slug(connection, slug)
     gateway = StripeGateway(settings)
-    where = backfill.stripe_where(engine, gateway, settings)
+    where = stripe_where(engine, gateway, settings)
     rows = backfill.extract_billing_rows(engine, tenant, where)
     plan = backfill.plan(rows, where)
     tiers = backfill.ensure_price_tiers(engine, gateway, tenant, where, plan, rows)
@@ -633,7 +634,7 @@ def reconcile(sizes: dict) -> list[Row]:
     import sqlalchemy as sa
 
     from flows.reconcile_payments import reconcile_payments
-    from paylinks.db import payment_links
+    from paylinks.store.tables import payment_links
     from stripe_emulator import EmulatorServer
     from tasks.prefect_support import settings_for_runs
 
@@ -727,10 +728,10 @@ def balance_query(sizes: dict) -> list[Row]:
     """One tenant's outstanding balances, in PostgreSQL holding every tenant's links."""
     import sqlalchemy as sa
 
-    from paylinks import migrations
-    from paylinks.balances import outstanding_balances
-    from paylinks.stripe_gateway import StripeContext
-    from paylinks.tenants import tenant_by_slug
+    from paylinks.club.balances import outstanding_balances
+    from paylinks.club.tenants import tenant_by_slug
+    from paylinks.store import migrations
+    from paylinks.stripe_api.gateway import StripeContext
 
     tenants, players_count, queries = (
         sizes["balance_tenants"],
@@ -805,12 +806,12 @@ def blast(sizes: dict) -> list[Row]:
     from aiosmtpd.controller import Controller
 
     from flows.outstanding_balance_email import outstanding_balance_email
-    from paylinks.balances import outstanding_balances
-    from paylinks.db import email_log
-    from paylinks.emailing import message_for, prepare_balance_emails
-    from paylinks.mail import transport_from_settings
-    from paylinks.stripe_gateway import StripeGateway
-    from paylinks.tenants import tenant_by_slug
+    from paylinks.club.balances import outstanding_balances
+    from paylinks.club.tenants import tenant_by_slug
+    from paylinks.messaging.blasts import message_for, prepare_balance_emails
+    from paylinks.messaging.transports import transport_from_settings
+    from paylinks.store.tables import email_log
+    from paylinks.stripe_api.gateway import StripeGateway
     from stripe_emulator import EmulatorServer
     from tasks.prefect_support import settings_for_runs
 
@@ -917,7 +918,7 @@ def two_workers(sizes: dict) -> list[Row]:
     import httpx
     import sqlalchemy as sa
 
-    from paylinks import migrations
+    from paylinks.store import migrations
     from stripe_emulator import EmulatorServer
 
     links, limit = sizes["worker_links"], 25.0

@@ -18,10 +18,10 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from paylinks.demo_data import DEMO_CONNECTED_ACCOUNT, DEMO_CONNECTED_TENANT
+from paylinks.demo.data import DEMO_CONNECTED_ACCOUNT, DEMO_CONNECTED_TENANT
 from paylinks.errors import ConfigurationError
-from paylinks.payments import Outcome
-from paylinks.present import label
+from paylinks.payments.ledger import Outcome
+from paylinks.present.reports import label
 from paylinks.settings import PROJECT_ROOT, EmailTransportName, Settings
 
 DEMO_EMULATOR_PORT = 12111
@@ -90,10 +90,10 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     from flows.backfill_payment_links import backfill_payment_links
     from flows.outstanding_balance_email import outstanding_balance_email
     from flows.reconcile_payments import reconcile_payments
-    from paylinks import migrations
-    from paylinks.demo_data import seed_demo
-    from paylinks.emailing import SkipReason
+    from paylinks.demo.data import seed_demo
+    from paylinks.messaging.blasts import SkipReason
     from paylinks.runtime import engine_for
+    from paylinks.store import migrations
 
     _step(
         console,
@@ -108,11 +108,11 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
         f"  demo club: {', '.join(seeded.tenants)} — {seeded.parents} parents, {seeded.players} players, "
         f"{seeded.orders} orders"
     )
-    # The club office's people for the first demo club (paylinks.accounts; `make office` serves it).
-    from paylinks.accounts import add_user
-    from paylinks.audit import COMMAND_LINE
-    from paylinks.db import Role
-    from paylinks.tenants import tenant_by_slug
+    # The club office's people for the first demo club (paylinks.access.accounts; `make office` serves it).
+    from paylinks.access.accounts import add_user
+    from paylinks.access.audit import COMMAND_LINE
+    from paylinks.club.tenants import tenant_by_slug
+    from paylinks.vocabulary import Role
 
     with engine_for(settings.database_url).begin() as connection:
         club = tenant_by_slug(connection, seeded.tenants[0])
@@ -145,7 +145,9 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     for report in backfill_payment_links(commit=True):
         tallies[report.tenant].links_minted = report.loaded
         where = f" in Stripe account {report.where.account}" if report.where else ""
-        console.print(f"  {report.tenant}: {report.tiers_created} price tiers, {report.loaded} links minted{where}")
+        console.print(
+            f"  {report.tenant}: {report.tiers_created} price tiers, {report.loaded} links minted{where}"
+        )
     report_again = backfill_payment_links(commit=True)
     console.print(f"  run again: {sum(r.loaded for r in report_again)} links minted (idempotent)")
 
@@ -167,8 +169,11 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     _step(console, f"{PAYMENTS_PER_TENANT} parents per club pay through their link pages")
     _pay_some_links(settings, tallies, console)
     first = next(iter(tallies))
-    _step(console, f"meanwhile at {first}: the club cancels a bill the family then pays anyway, "
-          "and a family pays by bank debit")
+    _step(
+        console,
+        f"meanwhile at {first}: the club cancels a bill the family then pays anyway, "
+        "and a family pays by bank debit",
+    )
     debit_session = _life_happens(settings, first, emulator.url, console)
     _step(console, "reconcile: learn from Stripe what was paid")
     for report in reconcile_payments():
@@ -194,12 +199,16 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
 def _connect_demo_account(settings: Settings, emulator_url: str, console: Console) -> None:
     """One demo club is paid into its own Stripe account: connected at the emulator, then set as
     an operator would (`paylinks tenant account`)."""
+    from paylinks.club.tenants import set_stripe_account
     from paylinks.runtime import engine_for
-    from paylinks.tenants import set_stripe_account
 
     with httpx.Client(timeout=10) as client:
-        client.post(f"{emulator_url}/_emulator/accounts", data={"id": DEMO_CONNECTED_ACCOUNT}).raise_for_status()
-    set_stripe_account(engine_for(settings.database_url), settings, DEMO_CONNECTED_TENANT, DEMO_CONNECTED_ACCOUNT)
+        client.post(
+            f"{emulator_url}/_emulator/accounts", data={"id": DEMO_CONNECTED_ACCOUNT}
+        ).raise_for_status()
+    set_stripe_account(
+        engine_for(settings.database_url), settings, DEMO_CONNECTED_TENANT, DEMO_CONNECTED_ACCOUNT
+    )
     console.print(
         f"  {DEMO_CONNECTED_TENANT} is paid into its own Stripe account {DEMO_CONNECTED_ACCOUNT} (Connect); "
         "the other club into the platform's"
@@ -305,7 +314,7 @@ def _pay_some_links(settings: Settings, tallies: dict[str, TenantTally], console
 
 
 def _money(amount_cents: int, currency: str = "usd") -> str:
-    from paylinks.rendering import format_money
+    from paylinks.money import format_money
 
     return format_money(int(amount_cents), currency)
 

@@ -26,7 +26,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-limits_app = typer.Typer(help="Stripe's rate limits, shared by every worker through Prefect.", no_args_is_help=True)
+limits_app = typer.Typer(
+    help="Stripe's rate limits, shared by every worker through Prefect.", no_args_is_help=True
+)
 app.add_typer(limits_app, name="limits")
 
 
@@ -46,6 +48,7 @@ class Edge:
 @app.callback()
 def _edge(ctx: typer.Context) -> None:
     ctx.obj = Edge()
+
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -67,7 +70,7 @@ def guarded(action: Callable[[], Any]) -> Any:
 
 
 def money(amount_cents: int, currency: str = "usd") -> str:
-    from paylinks.rendering import format_money
+    from paylinks.money import format_money
 
     return format_money(int(amount_cents), currency)
 
@@ -76,7 +79,7 @@ def money(amount_cents: int, currency: str = "usd") -> str:
 @db_app.command("upgrade")
 def db_upgrade(ctx: typer.Context, revision: str = typer.Argument("head")) -> None:
     """Apply migrations to PAYLINKS_DATABASE_URL (default: a SQLite file under ./var)."""
-    from paylinks import migrations
+    from paylinks.store import migrations
 
     settings = ctx.obj.settings
     guarded(lambda: _with_db_errors(settings, lambda: migrations.upgrade(settings.database_url, revision)))
@@ -86,7 +89,7 @@ def db_upgrade(ctx: typer.Context, revision: str = typer.Argument("head")) -> No
 @db_app.command("downgrade")
 def db_downgrade(ctx: typer.Context, revision: str = typer.Argument("base")) -> None:
     """Revert migrations (default: all of them)."""
-    from paylinks import migrations
+    from paylinks.store import migrations
 
     settings = ctx.obj.settings
     guarded(lambda: _with_db_errors(settings, lambda: migrations.downgrade(settings.database_url, revision)))
@@ -112,9 +115,9 @@ def _with_db_errors(settings: Settings, action: Callable[[], Any]) -> Any:
 @app.command("seed-demo")
 def seed_demo_command(ctx: typer.Context) -> None:
     """Load the demo club (two tenants, about 40 players) into the database."""
-    from paylinks.db import check_database
-    from paylinks.demo_data import seed_demo
+    from paylinks.demo.data import seed_demo
     from paylinks.runtime import engine_for
+    from paylinks.store.tables import check_database
 
     settings = ctx.obj.settings
     guarded(lambda: _require_sqlite_file(settings))
@@ -130,10 +133,10 @@ def seed_demo_command(ctx: typer.Context) -> None:
 
 # -- flows ----------------------------------------------------------------------------------
 def _preflight(settings: Settings, tenant: str | None, needs_stripe: bool) -> None:
-    from paylinks.db import check_database
+    from paylinks.club.tenants import resolve_tenants
     from paylinks.runtime import engine_for
-    from paylinks.stripe_gateway import check_stripe_settings
-    from paylinks.tenants import resolve_tenants
+    from paylinks.store.tables import check_database
+    from paylinks.stripe_api.gateway import check_stripe_settings
 
     def check() -> None:
         _require_sqlite_file(settings)
@@ -208,7 +211,7 @@ def backfill(
 
 
 def print_backfill_report(report: Any) -> None:
-    from paylinks.present import backfill_tables
+    from paylinks.present.reports import backfill_tables
 
     summary, steps, skipped, findings = backfill_tables(report)
     print_tables([summary, steps] if steps.rows else [summary])
@@ -216,7 +219,7 @@ def print_backfill_report(report: Any) -> None:
 
 
 def print_tables(tables: list[Any]) -> None:
-    """Presenter tables (`paylinks.present.Table`) on the console: a summary of figures
+    """Presenter tables (`paylinks.present.reports.Table`) on the console: a summary of figures
     without a header row, the others with one; urls and ids never wrapped."""
     for presented in tables:
         figures = presented.columns == ("figure", "value")
@@ -254,7 +257,7 @@ def blast(
         settings,
         lambda: outstanding_balance_email(
             tenant=tenant, test_email=test_address, send=send, blast_key=blast_key
-        )
+        ),
     )
     print_blast_report(report)
 
@@ -269,7 +272,7 @@ def _valid_address(address: str, option: str) -> str:
 
 
 def print_blast_report(report: Any) -> None:
-    from paylinks.present import blast_tables
+    from paylinks.present.reports import blast_tables
 
     summary, recipients, held_back = blast_tables(report)
     print_tables([summary, recipients] + ([held_back] if held_back.rows else []))
@@ -287,15 +290,14 @@ def resend(
 ) -> None:
     """Resend a player's open payment links: each parent who owes some of them gets their own email."""
     from flows.resend_payment_link import resend_payment_link
-    from paylinks.present import resend_tables
+    from paylinks.present.reports import resend_tables
 
     settings = ctx.obj.settings
     to_address = _valid_address(to, "--to") if to else None
     _preflight(settings, tenant, needs_stripe=True)
     guarded(lambda: _find_player(settings, tenant, player))
     report = _run_flow(
-        settings,
-        lambda: resend_payment_link(tenant=tenant, player=player, to=to_address, dry_run=dry_run)
+        settings, lambda: resend_payment_link(tenant=tenant, player=player, to=to_address, dry_run=dry_run)
     )
     summary, parents, held_back = resend_tables(report)
     print_tables([summary] + ([parents] if parents.rows else []) + ([held_back] if held_back.rows else []))
@@ -306,9 +308,9 @@ def resend(
 
 
 def _find_player(settings: Settings, tenant: str, query: str) -> Any:
-    from paylinks.players import find_player
+    from paylinks.club.players import find_player
+    from paylinks.club.tenants import tenant_by_slug
     from paylinks.runtime import engine_for
-    from paylinks.tenants import tenant_by_slug
 
     with engine_for(settings.database_url).connect() as connection:
         return find_player(connection, tenant_by_slug(connection, tenant), query)
@@ -325,11 +327,11 @@ def lookup(
     Several players matching is fine here: each is shown with their links. Only links that can
     be paid now show their url; an open one that cannot says why.
     """
-    from paylinks.balances import player_links_now
-    from paylinks.players import UnknownPlayerError, find_players
+    from paylinks.club.balances import player_links_now
+    from paylinks.club.players import UnknownPlayerError, find_players
+    from paylinks.club.tenants import tenant_by_slug
     from paylinks.runtime import engine_for
-    from paylinks.stripe_gateway import StripeGateway
-    from paylinks.tenants import tenant_by_slug
+    from paylinks.stripe_api.gateway import StripeGateway
 
     settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=True)
@@ -346,7 +348,7 @@ def lookup(
 
 
 def _print_player_links(match: Any, links: list, currency: str) -> None:
-    from paylinks.present import label
+    from paylinks.present.reports import label
 
     console.print(match.describe() + (f", {match.parent_email}" if match.parent_email else ""), markup=False)
     if not links:
@@ -378,7 +380,7 @@ def reconcile(
 ) -> None:
     """Learn from Stripe what was paid, refunded or disputed; mark rows and their orders."""
     from flows.reconcile_payments import ReconcileIncompleteError, reconcile_payments
-    from paylinks.present import reconcile_tables
+    from paylinks.present.reports import reconcile_tables
 
     settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=True)
@@ -500,8 +502,8 @@ def tenant_account(
     The account is checked with Stripe first (GET /v1/account with Stripe-Account); one that
     does not answer is refused and nothing is saved.
     """
+    from paylinks.club.tenants import set_stripe_account
     from paylinks.runtime import engine_for
-    from paylinks.tenants import set_stripe_account
 
     if platform == (account_id is not None):
         fail("give the club's account id (acct_...), or --platform to use the platform's account, not both")
@@ -525,14 +527,16 @@ app.add_typer(token_app, name="token")
 @app.command()
 def serve(
     ctx: typer.Context,
-    host: str = typer.Option("127.0.0.1", help="Address to bind (put a TLS proxy in front for anything but loopback)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to bind (put a TLS proxy in front for anything but loopback)."
+    ),
     port: int = typer.Option(8000, min=1, max=65535, help="Port to listen on."),
 ) -> None:
     """Run the club office: pages for admins and coaches, the admin endpoint, Stripe's webhooks."""
     from office.app import check_office_settings, office_settings
     from office.server import serve as serve_office
-    from paylinks.db import check_database
     from paylinks.runtime import engine_for
+    from paylinks.store.tables import check_database
 
     settings = guarded(lambda: office_settings(ctx.obj.settings))
     guarded(lambda: check_office_settings(settings))
@@ -544,9 +548,9 @@ def serve(
 
 
 def _office_tenant(settings: Settings, slug: str) -> Any:
-    from paylinks.db import check_database
+    from paylinks.club.tenants import tenant_by_slug
     from paylinks.runtime import engine_for
-    from paylinks.tenants import tenant_by_slug
+    from paylinks.store.tables import check_database
 
     engine = engine_for(settings.database_url)
     guarded(lambda: check_database(engine))
@@ -565,10 +569,10 @@ def user_add(
     ),
 ) -> None:
     """Give a person a role in a tenant; a new account gets a one-time password, printed once."""
-    from paylinks.accounts import add_user
-    from paylinks.audit import COMMAND_LINE
-    from paylinks.db import Role
+    from paylinks.access.accounts import add_user
+    from paylinks.access.audit import COMMAND_LINE
     from paylinks.runtime import engine_for
+    from paylinks.vocabulary import Role
 
     try:
         chosen = Role(role.strip().lower())
@@ -579,7 +583,9 @@ def user_add(
 
     def add() -> Any:
         with engine_for(settings.database_url).begin() as connection:
-            return add_user(connection, email, club, chosen, actor=COMMAND_LINE, reset_password=reset_password)
+            return add_user(
+                connection, email, club, chosen, actor=COMMAND_LINE, reset_password=reset_password
+            )
 
     added = guarded(add)
     console.print(f"{added.user.email} is {chosen.value} of {club.slug}")
@@ -587,7 +593,9 @@ def user_add(
         console.print(f"one-time password: {added.one_time_password}", markup=False)
         console.print("it is shown only now; the first login asks for a new password")
     else:
-        console.print("the account already existed and keeps its password (--reset-password issues a new one)")
+        console.print(
+            "the account already existed and keeps its password (--reset-password issues a new one)"
+        )
 
 
 @token_app.command("create")
@@ -597,8 +605,8 @@ def token_create(
     tenant: list[str] = typer.Option(..., help="Tenant slug (repeat for a token that acts in several)."),
 ) -> None:
     """Create an API token for the admin endpoint; it is printed once and stored only hashed."""
-    from paylinks.accounts import AccountError, create_api_token, user_by_email
-    from paylinks.audit import COMMAND_LINE
+    from paylinks.access.accounts import AccountError, create_api_token, user_by_email
+    from paylinks.access.audit import COMMAND_LINE
     from paylinks.runtime import engine_for
 
     settings = ctx.obj.settings
@@ -624,16 +632,18 @@ def limits_setup(ctx: typer.Context) -> None:
     """Create or update the Prefect global concurrency limits that pace every worker's Stripe calls:
     per account in use (the key's own and every tenant's connected account) and mode, one for
     requests (25/s test, 100/s live) and one for payment link creation. Safe to run again."""
-    from paylinks.backfill import stripe_where
+    from paylinks.club.tenants import all_tenants
     from paylinks.runtime import engine_for
-    from paylinks.stripe_gateway import StripeGateway, key_is_live
-    from paylinks.tenants import all_tenants
+    from paylinks.stripe_api.gateway import StripeGateway, key_is_live
+    from paylinks.stripe_api.where import stripe_where
     from tasks.prefect_support import ensure_stripe_limits, shared_limits_configured, with_secret_blocks
 
     settings = guarded(lambda: with_secret_blocks(ctx.obj.settings))
     _preflight(settings, None, needs_stripe=True)
     engine = engine_for(settings.database_url)
-    where = guarded(lambda: _with_db_errors(settings, lambda: stripe_where(engine, StripeGateway(settings), settings)))
+    where = guarded(
+        lambda: _with_db_errors(settings, lambda: stripe_where(engine, StripeGateway(settings), settings))
+    )
     with engine.connect() as connection:
         connected = [t.stripe_account for t in all_tenants(connection) if t.stripe_account]
     livemode = key_is_live(StripeGateway(settings).api_key)

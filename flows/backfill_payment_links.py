@@ -13,13 +13,13 @@ from prefect import flow, get_run_logger
 
 from flows.fan_out import BACKFILL_CHILD, ChildRun, fan_out_per_tenant
 from flows.run_names import backfill_run_name, from_parameters
-from paylinks.backfill import BackfillReport
+from paylinks.billing.backfill import BackfillReport
+from paylinks.billing.plan import Action, Plan
+from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
-from paylinks.planning import Action, Plan
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import StripeRequestError
-from paylinks.tenants import Tenant
+from paylinks.stripe_api.gateway import StripeRequestError
 from tasks.backfill import (
     ensure_price_tiers,
     extract_billing_rows,
@@ -142,7 +142,9 @@ def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> Bac
         return report
     rows = extract_billing_rows(settings, tenant, where)
     plan = plan_payment_links(rows, where)
-    report = BackfillReport(tenant=tenant.slug, commit=commit, plan=plan, currency=tenant.currency, where=where)
+    report = BackfillReport(
+        tenant=tenant.slug, commit=commit, plan=plan, currency=tenant.currency, where=where
+    )
     if not commit:
         publish_backfill_summary(report)
         logger.info(
@@ -190,7 +192,9 @@ def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillRep
     to_mint = [step for step in plan.to_mint if step.row_id not in report.retire.left_alone]
     to_mint += report.retire.to_remint
     if report.retire.to_remint:  # links verified missing here need a tier in this account too
-        tiers = ensure_price_tiers(settings, tenant, where, _with_tiers_for(plan, report.retire.to_remint), rows)
+        tiers = ensure_price_tiers(
+            settings, tenant, where, _with_tiers_for(plan, report.retire.to_remint), rows
+        )
     jobs = reserve_payment_links(settings, tenant, where, to_mint, tiers)
 
     batch_size = settings.stripe_mint_batch_size

@@ -35,8 +35,8 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled
 
+from paylinks.club.tenants import Tenant
 from paylinks.errors import ConfigurationError, PaylinksError
-from paylinks.tenants import Tenant
 from tasks.prefect_support import artifact_key, publish_table
 
 BACKFILL_CHILD = "backfill-payment-links/tenant"
@@ -108,7 +108,10 @@ def fan_out_per_tenant(
     logger = get_run_logger()
     _require_deployment(deployment)
     parent_id = _parent_flow_run_id()
-    children = [ChildRun(tenant=club.slug, covers=list((covers or {}).get(club.slug, [club.slug]))) for club in tenants]
+    children = [
+        ChildRun(tenant=club.slug, covers=list((covers or {}).get(club.slug, [club.slug])))
+        for club in tenants
+    ]
     for child in children:
         try:
             flow_run = run_deployment(
@@ -156,7 +159,10 @@ def fan_out_per_tenant(
     if failed:
         raise FanOutIncompleteError(
             f"{subject} incomplete for {len(failed)} of {len(children)} tenants: "
-            + "; ".join(f"{', '.join(c.covers or [c.tenant])} ({c.state.lower()}: {c.message or 'no message'})" for c in failed)
+            + "; ".join(
+                f"{', '.join(c.covers or [c.tenant])} ({c.state.lower()}: {c.message or 'no message'})"
+                for c in failed
+            )
             + f"; see the artifact {artifact_key(subject, 'all-tenants')}",
             children,
         )

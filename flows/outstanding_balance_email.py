@@ -15,12 +15,12 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.run_names import blast_run_name, from_parameters
-from paylinks.db import EmailType
-from paylinks.emailing import BlastMode, BlastReport, SendOutcome, SendResult, SkipReason
 from paylinks.errors import PaylinksError
-from paylinks.mail import MailDeliveryError
+from paylinks.messaging.blasts import BlastMode, BlastReport, SendOutcome, SendResult, SkipReason
+from paylinks.messaging.transports import MailDeliveryError
 from paylinks.params import EmailAddress, TenantSlug, is_valid_address
 from paylinks.settings import EmailTransportName
+from paylinks.vocabulary import EmailType
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,
@@ -84,7 +84,9 @@ def outstanding_balance_email(
         blast=blast,
         emails=emails,
         held_back=sheet.held_back,
-        outbox_dir=str(settings.outbox_dir) if settings.email_transport is EmailTransportName.outbox else None,
+        outbox_dir=str(settings.outbox_dir)
+        if settings.email_transport is EmailTransportName.outbox
+        else None,
         test_recipient=str(test_email) if test_email else None,
     )
 

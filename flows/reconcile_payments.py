@@ -17,12 +17,12 @@ from prefect import flow, get_run_logger
 
 from flows.fan_out import RECONCILE_CHILD, ChildRun, fan_out_per_tenant
 from flows.run_names import from_parameters, reconcile_run_name
+from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
-from paylinks.payments import Outcome
-from paylinks.reconcile import ReconcileReport
+from paylinks.payments.ledger import Outcome
+from paylinks.payments.reconcile import ReconcileReport
 from paylinks.settings import Settings
-from paylinks.tenants import Tenant
 from tasks.common import check_configuration, find_tenants
 from tasks.prefect_support import flow_settings
 from tasks.reconcile import apply_stripe_news, fetch_stripe_news, replace_spent_links
@@ -95,7 +95,9 @@ def reconcile_payments(
     return reports
 
 
-def tenants_by_account(everyone: Iterable[Tenant], asked: Iterable[Tenant] | None = None) -> dict[str | None, list[Tenant]]:
+def tenants_by_account(
+    everyone: Iterable[Tenant], asked: Iterable[Tenant] | None = None
+) -> dict[str | None, list[Tenant]]:
     """Every tenant on each Stripe account (None: the platform's) one of `asked` uses, in the
     order of `asked`: an account's news is read once and applied for all its tenants."""
     everyone = list(everyone)
@@ -153,7 +155,9 @@ def reconcile_account(
             publish_reconcile_summary(report)
             reports.append(report)
         elif report.result.applied or report.replacement_errors:
-            logger.info("reconcile of %s's account also applied news for %s", ", ".join(sorted(wanted)), report.tenant)
+            logger.info(
+                "reconcile of %s's account also applied news for %s", ", ".join(sorted(wanted)), report.tenant
+            )
         _log_report(report)
     return reports
 
@@ -172,7 +176,9 @@ def _log_report(report: ReconcileReport) -> None:
         report.newly_applied,
     )
     for row_id, error in report.replacement_errors:
-        get_run_logger().warning("reconcile %s: row %s has no fresh link yet: %s", report.tenant, row_id, error)
+        get_run_logger().warning(
+            "reconcile %s: row %s has no fresh link yet: %s", report.tenant, row_id, error
+        )
 
 
 def _first_line(error: BaseException) -> str:

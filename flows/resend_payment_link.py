@@ -15,11 +15,11 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows.run_names import from_parameters, resend_run_name
-from paylinks.db import EmailType
-from paylinks.emailing import ResendOutcome, ResendReport, ResendToParent
 from paylinks.errors import PaylinksError
-from paylinks.mail import MailDeliveryError
+from paylinks.messaging.blasts import ResendOutcome, ResendReport, ResendToParent
+from paylinks.messaging.transports import MailDeliveryError
 from paylinks.params import EmailAddress, TenantSlug
+from paylinks.vocabulary import EmailType
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,
@@ -83,7 +83,9 @@ def resend_payment_link(
         recipient = str(to) if to else email.address
         if dry_run or recipient is None:
             outcome = ResendOutcome.dry_run if dry_run else ResendOutcome.unreachable
-            report.parents.append(ResendToParent(email.parent_id, email.parent_name, recipient, email, outcome))
+            report.parents.append(
+                ResendToParent(email.parent_id, email.parent_name, recipient, email, outcome)
+            )
             continue
         state = send_email(
             settings,
@@ -104,7 +106,9 @@ def resend_payment_link(
             error = state.result(raise_on_failure=False)
             detail = str(error) if isinstance(error, (MailDeliveryError, PaylinksError)) else state.message
             report.parents.append(
-                ResendToParent(email.parent_id, email.parent_name, recipient, email, ResendOutcome.failed, detail)
+                ResendToParent(
+                    email.parent_id, email.parent_name, recipient, email, ResendOutcome.failed, detail
+                )
             )
     publish_resend_summary(report)
     get_run_logger().info(

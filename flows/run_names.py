@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from paylinks.club.players import parse_player_query
 from paylinks.errors import PaylinksError
-from paylinks.players import parse_player_query
 
 EVERY_TENANT = "all"
 _PLAYER_WORDS_MAX = 40

@@ -20,15 +20,16 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import Engine
 
-from office.app import Office
+from office.deps import Office
 from office.runs import start_blast
 from office.security import client_address
-from paylinks import accounts, audit
-from paylinks.audit import Actor
-from paylinks.db import AuditAction, Role, tenants
+from paylinks.access import accounts, audit
+from paylinks.access.audit import Actor
+from paylinks.club.tenants import tenant_from_row
 from paylinks.params import normalized_email
 from paylinks.settings import Settings
-from paylinks.tenants import tenant_from_row
+from paylinks.store.tables import tenants
+from paylinks.vocabulary import AuditAction, Role
 
 logger = logging.getLogger("paylinks.office")
 router = APIRouter()
@@ -49,11 +50,15 @@ def outstanding_balance_endpoint(request: Request) -> JSONResponse:
     office: Office = request.app.state.office
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        return _refuse(401, "an API token is required: Authorization: Bearer <token>", **{"www-authenticate": "Bearer"})
+        return _refuse(
+            401, "an API token is required: Authorization: Bearer <token>", **{"www-authenticate": "Bearer"}
+        )
     with office.engine.begin() as connection:
         holder = accounts.token_holder(connection, token.strip())
     if holder is None:
-        return _refuse(401, "this API token is not valid (unknown or revoked)", **{"www-authenticate": "Bearer"})
+        return _refuse(
+            401, "this API token is not valid (unknown or revoked)", **{"www-authenticate": "Bearer"}
+        )
 
     params = request.query_params
     slug = params.get("tenant")
@@ -73,7 +78,10 @@ def outstanding_balance_endpoint(request: Request) -> JSONResponse:
 
     unknown = set(params) - {"tenant", "test_email", "send", "blast_key"}
     if unknown:
-        return _refuse(422, f"unknown parameter(s): {', '.join(sorted(unknown))}; use test_email, send, blast_key, tenant")
+        return _refuse(
+            422,
+            f"unknown parameter(s): {', '.join(sorted(unknown))}; use test_email, send, blast_key, tenant",
+        )
     test_email: str | None = None
     if params.get("test_email"):
         try:
@@ -85,15 +93,27 @@ def outstanding_balance_endpoint(request: Request) -> JSONResponse:
         return _refuse(422, "send must be true or false")
     send = send_word in TRUE_WORDS
     if test_email and send:
-        return _refuse(422, "choose test_email (one sample to that address) or send=true (every parent), not both")
+        return _refuse(
+            422, "choose test_email (one sample to that address) or send=true (every parent), not both"
+        )
     blast_key = params.get("blast_key") or None
     if blast_key is not None and len(blast_key) > 150:
         return _refuse(422, "blast_key must be at most 150 characters")
 
-    started = start_blast(office.settings, tenant=tenant.slug, test_email=test_email, send=send, blast_key=blast_key)
-    action = AuditAction.blast_send if send else AuditAction.blast_test if test_email else AuditAction.blast_preview
+    started = start_blast(
+        office.settings, tenant=tenant.slug, test_email=test_email, send=send, blast_key=blast_key
+    )
+    action = (
+        AuditAction.blast_send
+        if send
+        else AuditAction.blast_test
+        if test_email
+        else AuditAction.blast_preview
+    )
     what = "send to every parent" if send else f"test email to {test_email}" if test_email else "preview"
-    actor = Actor(holder.user.id, holder.user.email, client_address(request, office.settings.office_behind_proxy))
+    actor = Actor(
+        holder.user.id, holder.user.email, client_address(request, office.settings.office_behind_proxy)
+    )
     with office.engine.begin() as connection:
         audit.record(
             connection,
@@ -120,7 +140,9 @@ async def stripe_webhook(request: Request, background: BackgroundTasks) -> JSONR
     if not signature:
         return _refuse(400, "no Stripe-Signature header")
     try:
-        stripe.Webhook.construct_event(payload, signature, secret.get_secret_value(), tolerance=WEBHOOK_TOLERANCE_S)
+        stripe.Webhook.construct_event(
+            payload, signature, secret.get_secret_value(), tolerance=WEBHOOK_TOLERANCE_S
+        )
         event = json.loads(payload)
     except (stripe.SignatureVerificationError, ValueError):
         return _refuse(400, "the signature does not match this payload, or is too old")
@@ -132,8 +154,8 @@ async def stripe_webhook(request: Request, background: BackgroundTasks) -> JSONR
 
 def apply_webhook_event(engine: Engine, settings: Settings, event: Mapping[str, Any]) -> None:
     """Apply one verified event with reconcile's own code; never raises (the answer has gone)."""
-    from paylinks.backfill import replace_spent_links
-    from paylinks.payments import ApplyResult, apply_event
+    from paylinks.billing.backfill import replace_spent_links
+    from paylinks.payments.ledger import ApplyResult, apply_event
 
     try:
         # Idempotent on the event id: a retried delivery, or reconcile seeing it too, changes nothing.

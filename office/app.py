@@ -9,19 +9,19 @@ row or run answers 404.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Engine
 
+from office import api, pages
+from office.deps import Office
 from office.security import CSRF_FIELD, SessionMiddleware, SessionSigner
-from paylinks.accounts import ThrottleLimits
+from paylinks.access.accounts import ThrottleLimits
 from paylinks.errors import ConfigurationError
-from paylinks.rendering import format_money
+from paylinks.money import format_money
 from paylinks.runtime import engine_for
 from paylinks.settings import PROJECT_ROOT, Settings
 
@@ -40,17 +40,6 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
 }
-
-
-@dataclass(frozen=True)
-class Office:
-    """What every route needs, built once per app."""
-
-    settings: Settings
-    engine: Engine
-    signer: SessionSigner
-    templates: Jinja2Templates
-    throttle: ThrottleLimits
 
 
 def office_settings(settings: Settings) -> Settings:
@@ -116,8 +105,6 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
     app = FastAPI(title="paylinks club office", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.office = office
 
-    from office import api, pages
-
     app.include_router(api.router)
     app.include_router(pages.router)
     app.add_exception_handler(pages.LoginRequired, pages.login_redirect)
@@ -138,7 +125,10 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
         return error_response(request, error.status_code, str(error.detail), dict(error.headers or {}))
 
     app.add_middleware(
-        SessionMiddleware, signer=signer, behind_proxy=settings.office_behind_proxy, extra_headers=SECURITY_HEADERS
+        SessionMiddleware,
+        signer=signer,
+        behind_proxy=settings.office_behind_proxy,
+        extra_headers=SECURITY_HEADERS,
     )
     return app
 
@@ -147,12 +137,20 @@ def is_api_path(path: str) -> bool:
     return path.startswith(("/admin/", "/stripe/"))
 
 
-def error_response(request: Request, status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    request: Request, status: int, detail: str, headers: dict[str, str] | None = None
+) -> Response:
     """JSON for the API and the webhook, a page for a person."""
     if is_api_path(request.url.path):
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
     office: Office = request.app.state.office
-    titles = {400: "Bad request", 401: "Please log in", 403: "Not allowed", 404: "Not found", 429: "Slow down"}
+    titles = {
+        400: "Bad request",
+        401: "Please log in",
+        403: "Not allowed",
+        404: "Not found",
+        429: "Slow down",
+    }
     return office.templates.TemplateResponse(
         request,
         "error.html",
@@ -165,7 +163,6 @@ def error_response(request: Request, status: int, detail: str, headers: dict[str
 def _when(moment: Any) -> str:
     if moment is None:
         return ""
-    from paylinks.accounts import as_utc
+    from paylinks.access.accounts import as_utc
 
     return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
-

@@ -14,17 +14,19 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from office.app import Office
+from office.deps import Office
 from office.runs import recent_runs, run_flow_in_process, start_blast, tenant_run
 from office.security import CSRF_FIELD, SessionState, client_address
-from paylinks import accounts, audit, club_office
-from paylinks.accounts import LoginThrottled, User
-from paylinks.audit import Actor
-from paylinks.db import AuditAction, PaidMethod, Role, tenants
+from paylinks.access import accounts, audit
+from paylinks.access.accounts import LoginThrottled, User
+from paylinks.access.audit import Actor
+from paylinks.club import office as club_office
+from paylinks.club.tenants import Tenant, tenant_from_row
 from paylinks.errors import PaylinksError
+from paylinks.money import format_money
 from paylinks.params import normalized_email
-from paylinks.rendering import format_money
-from paylinks.tenants import Tenant, tenant_from_row
+from paylinks.store.tables import tenants
+from paylinks.vocabulary import AuditAction, PaidMethod, Role
 
 router = APIRouter()
 
@@ -116,7 +118,9 @@ async def checked_form(request: Request) -> FormData:
     """The POSTed form, once its CSRF token matches the session's."""
     form = await request.form()
     token = form.get(CSRF_FIELD)
-    if not office_of(request).signer.csrf_ok(session_of(request).session, token if isinstance(token, str) else None):
+    if not office_of(request).signer.csrf_ok(
+        session_of(request).session, token if isinstance(token, str) else None
+    ):
         raise HTTPException(403, EXPIRED_FORM)
     return form
 
@@ -188,7 +192,12 @@ def login(request: Request, form: FormData = Depends(checked_form)) -> Response:
         return response
     if outcome is None:
         return render(
-            request, "login.html", status_code=401, next=next_path, email=email, error="Wrong email or password."
+            request,
+            "login.html",
+            status_code=401,
+            next=next_path,
+            email=email,
+            error="Wrong email or password.",
         )
     session_of(request).replace(session_of(request).session.logged_in(outcome.id, outcome.session_epoch))
     return see_other("/password" if outcome.password_is_temporary else next_path)
@@ -247,7 +256,9 @@ def tenant_home(request: Request, q: str = "", access: Access = Depends(tenant_a
 
 
 @router.get("/t/{slug}/players", response_class=HTMLResponse)
-def search(request: Request, q: str = "", fragment: bool = False, access: Access = Depends(tenant_access)) -> Response:
+def search(
+    request: Request, q: str = "", fragment: bool = False, access: Access = Depends(tenant_access)
+) -> Response:
     result = _search(request, access, q)
     if fragment:  # answered as they type: only the list, swapped in by office.js
         return render(request, "_results.html", access=access, result=result)
@@ -272,8 +283,14 @@ def player_page(
 
 
 def _player_response(
-    request: Request, access: Access, player_id: int, *, notice: str | None = None, error: str | None = None,
-    status_code: int = 200, to: str = "",
+    request: Request,
+    access: Access,
+    player_id: int,
+    *,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+    to: str = "",
 ) -> HTMLResponse:
     with office_of(request).engine.connect() as connection:
         card = club_office.player_card(connection, access.tenant, player_id)
@@ -295,7 +312,10 @@ def _player_response(
 
 @router.post("/t/{slug}/players/{player_id}/resend")
 def resend(
-    request: Request, player_id: int, form: FormData = Depends(checked_form), access: Access = Depends(tenant_access)
+    request: Request,
+    player_id: int,
+    form: FormData = Depends(checked_form),
+    access: Access = Depends(tenant_access),
 ) -> Response:
     from flows.resend_payment_link import resend_payment_link
 
@@ -310,7 +330,9 @@ def resend(
         try:
             to = normalized_email(to_typed)
         except ValueError as error:
-            return _player_response(request, access, player_id, error=str(error), status_code=422, to=to_typed)
+            return _player_response(
+                request, access, player_id, error=str(error), status_code=422, to=to_typed
+            )
     parameters = {"tenant": access.tenant.slug, "player": str(player_id), "to": to, "dry_run": False}
     try:
         run_id, report = run_flow_in_process(office.settings, resend_payment_link, parameters)
@@ -318,7 +340,10 @@ def resend(
     except PaylinksError as error:
         run_id, sentence = None, f"Nothing sent: {error}"
     except Exception as error:  # the run failed; Prefect recorded it
-        run_id, sentence = None, f"Nothing sent: the run failed ({type(error).__name__}); the engineer can see why in Prefect."
+        run_id, sentence = (
+            None,
+            f"Nothing sent: the run failed ({type(error).__name__}); the engineer can see why in Prefect.",
+        )
     detail = f"{card.name} (player #{player_id}): {sentence}" + (f" Run {run_id}." if run_id else "")
     with office.engine.begin() as connection:
         entry_id = audit.record(
@@ -335,7 +360,7 @@ def describe_resend(report: Any, currency: str) -> str:
     """The resend's report in words: what was sent, to whom, and when (one clause per parent)."""
     from datetime import UTC, datetime
 
-    from paylinks.emailing import ResendOutcome
+    from paylinks.messaging.blasts import ResendOutcome
 
     at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if report.nothing_owed:
@@ -347,16 +372,20 @@ def describe_resend(report: Any, currency: str) -> str:
         if parent.outcome is ResendOutcome.sent:
             clauses.append(f"Sent {items} to {parent.recipient}")
         elif parent.outcome is ResendOutcome.unreachable:
-            clauses.append(f"Nothing sent to {parent.parent_name}: no email on file (use “Send to another address”)")
+            clauses.append(
+                f"Nothing sent to {parent.parent_name}: no email on file (use “Send to another address”)"
+            )
         elif parent.outcome is ResendOutcome.failed:
             clauses.append(f"Not sent to {parent.recipient}: {parent.error or 'the mail server refused it'}")
         else:
             clauses.append(f"{parent.outcome.value.capitalize()}: {items} for {parent.parent_name}")
     sentence = "; ".join(clauses) + f" at {at}."
     if report.held_back:
-        sentence += f" {len(report.held_back)} item(s) held back: " + "; ".join(
-            f"{item.description} ({item.reason.value})" for item in report.held_back
-        ) + "."
+        sentence += (
+            f" {len(report.held_back)} item(s) held back: "
+            + "; ".join(f"{item.description} ({item.reason.value})" for item in report.held_back)
+            + "."
+        )
     return sentence
 
 
@@ -364,7 +393,9 @@ def describe_resend(report: Any, currency: str) -> str:
 
 
 @router.get("/t/{slug}/admin", response_class=HTMLResponse)
-def admin_page(request: Request, done: int | None = None, access: Access = Depends(tenant_access)) -> HTMLResponse:
+def admin_page(
+    request: Request, done: int | None = None, access: Access = Depends(tenant_access)
+) -> HTMLResponse:
     access.require_admin()
     office = office_of(request)
     with office.engine.connect() as connection:
@@ -414,7 +445,10 @@ def open_items_csv(request: Request, access: Access = Depends(tenant_access)) ->
 
 @router.post("/t/{slug}/refunds/{payment_id}/resolve")
 def resolve_refund(
-    request: Request, payment_id: int, form: FormData = Depends(checked_form), access: Access = Depends(tenant_access)
+    request: Request,
+    payment_id: int,
+    form: FormData = Depends(checked_form),
+    access: Access = Depends(tenant_access),
 ) -> Response:
     access.require_admin()
     try:
@@ -423,7 +457,12 @@ def resolve_refund(
         raise HTTPException(422, "Choose how it was resolved: refunded by hand, or kept as credit.") from None
     with office_of(request).engine.begin() as connection:
         entry_id = club_office.resolve_refund(
-            connection, access.tenant, payment_id, resolution, field(form, "note", 1000), actor=access.visitor.actor
+            connection,
+            access.tenant,
+            payment_id,
+            resolution,
+            field(form, "note", 1000),
+            actor=access.visitor.actor,
         )
     if entry_id is None:
         raise HTTPException(404, NOT_FOUND)
@@ -432,10 +471,13 @@ def resolve_refund(
 
 @router.post("/t/{slug}/rows/{row_id}/paid-offline")
 def mark_paid_offline(
-    request: Request, row_id: int, form: FormData = Depends(checked_form), access: Access = Depends(tenant_access)
+    request: Request,
+    row_id: int,
+    form: FormData = Depends(checked_form),
+    access: Access = Depends(tenant_access),
 ) -> Response:
-    from paylinks import offline_payments
-    from paylinks.stripe_gateway import StripeGateway
+    from paylinks.payments import offline as offline_payments
+    from paylinks.stripe_api.gateway import StripeGateway
 
     office = office_of(request)
     player_id = offline_payments.row_player(office.engine, access.tenant, row_id)
@@ -448,7 +490,11 @@ def mark_paid_offline(
         method = None
     if method not in offline_payments.OFFLINE_METHODS:
         return _player_response(
-            request, access, player_id, error="Choose how it was paid: cash, cheque or other.", status_code=422
+            request,
+            access,
+            player_id,
+            error="Choose how it was paid: cash, cheque or other.",
+            status_code=422,
         )
     try:
         done = offline_payments.mark_paid_offline(
@@ -463,7 +509,9 @@ def mark_paid_offline(
     except offline_payments.UnknownRowError:
         raise HTTPException(404, NOT_FOUND) from None
     except PaylinksError as error:
-        return _player_response(request, access, player_id, error=f"Not marked paid: {error}", status_code=409)
+        return _player_response(
+            request, access, player_id, error=f"Not marked paid: {error}", status_code=409
+        )
     return see_other(f"/t/{access.tenant.slug}/players/{player_id}?done={done.audit_id}")
 
 
@@ -483,9 +531,9 @@ class BlastPreview:
 
 
 def blast_preview(office: Office, tenant: Tenant) -> BlastPreview:
-    from paylinks.balances import outstanding_balances
-    from paylinks.emailing import prepare_balance_emails
-    from paylinks.stripe_gateway import StripeGateway
+    from paylinks.club.balances import outstanding_balances
+    from paylinks.messaging.blasts import prepare_balance_emails
+    from paylinks.stripe_api.gateway import StripeGateway
 
     # Only links minted in the tenant's account and mode are offered (as the blast does).
     context = StripeGateway(office.settings, account=tenant.stripe_account).context()
@@ -541,17 +589,28 @@ def blast_test(
     try:
         run_id, report = run_flow_in_process(office.settings, outstanding_balance_email, parameters)
     except PaylinksError as error:
-        return render(request, "blast.html", 422, step=1, test_result=None, error=f"Not sent: {error}", **context)
+        return render(
+            request, "blast.html", 422, step=1, test_result=None, error=f"Not sent: {error}", **context
+        )
     except Exception as error:
         return render(
-            request, "blast.html", 502, step=1, test_result=None,
-            error=f"Not sent: the run failed ({type(error).__name__}).", **context,
+            request,
+            "blast.html",
+            502,
+            step=1,
+            test_result=None,
+            error=f"Not sent: the run failed ({type(error).__name__}).",
+            **context,
         )
     sent = bool(report.sent)
     result = f"Test email sent to {address}." if sent else "Nothing to test: no parent owes anything."
     with office.engine.begin() as connection:
         audit.record(
-            connection, access.visitor.actor, AuditAction.blast_test, access.tenant.id, f"{result} Run {run_id}."
+            connection,
+            access.visitor.actor,
+            AuditAction.blast_test,
+            access.tenant.id,
+            f"{result} Run {run_id}.",
         )
     return render(request, "blast.html", step=2 if sent else 1, test_result=result, error=None, **context)
 
@@ -581,7 +640,9 @@ def blast_send(
             ),
         )
     blast_key = field(form, "blast_key", 150) or None
-    started = start_blast(office.settings, tenant=access.tenant.slug, test_email=None, send=True, blast_key=blast_key)
+    started = start_blast(
+        office.settings, tenant=access.tenant.slug, test_email=None, send=True, blast_key=blast_key
+    )
     with office.engine.begin() as connection:
         audit.record(
             connection,

@@ -109,7 +109,12 @@ def start_blast(
     from flows.outstanding_balance_email import outstanding_balance_email
     from tasks.prefect_support import settings_for_runs
 
-    parameters: dict[str, Any] = {"tenant": tenant, "test_email": test_email, "send": send, "blast_key": blast_key}
+    parameters: dict[str, Any] = {
+        "tenant": tenant,
+        "test_email": test_email,
+        "send": send,
+        "blast_key": blast_key,
+    }
     if _deployment_available(BLAST_DEPLOYMENT):
         from prefect.deployments import run_deployment
 

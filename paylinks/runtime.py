@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from paylinks.db import create_db_engine
+from paylinks.store.tables import create_db_engine
 
 if TYPE_CHECKING:
-    from paylinks.mail import MailTransport
+    from paylinks.messaging.transports import MailTransport
     from paylinks.settings import Settings
 
 
@@ -25,7 +25,7 @@ _transports: dict[tuple, MailTransport] = {}
 
 def mail_transport(settings: Settings) -> MailTransport:
     """The process's transport for these settings: one SMTP connection reused by every send."""
-    from paylinks.mail import transport_from_settings
+    from paylinks.messaging.transports import transport_from_settings
 
     key = (
         settings.email_transport,

@@ -72,7 +72,10 @@ class Settings(BaseSettings):
     )
     stripe_max_rps: float = Field(default=20.0, gt=0, le=100, description="Stripe calls per second, at most.")
     stripe_link_create_rps: float = Field(
-        default=25.0, gt=0, le=100, description="Payment links created per second, at most (Stripe's own limit: 25/s)."
+        default=25.0,
+        gt=0,
+        le=100,
+        description="Payment links created per second, at most (Stripe's own limit: 25/s).",
     )
     stripe_mint_batch_size: int = Field(default=50, ge=1, le=1000, description="Links minted per task run.")
     stripe_max_retries: int = Field(
@@ -114,7 +117,10 @@ class Settings(BaseSettings):
         default=None, description="Name of a Prefect Secret block holding the office session secret."
     )
     office_session_hours: float = Field(
-        default=8.0, gt=0, le=24 * 30, description="How long an office login lasts before the person logs in again."
+        default=8.0,
+        gt=0,
+        le=24 * 30,
+        description="How long an office login lasts before the person logs in again.",
     )
     office_behind_proxy: bool = Field(
         default=False,
@@ -151,7 +157,9 @@ class Settings(BaseSettings):
                 "postgresql+psycopg://user:password@host:5432/database"
             ) from None
         if url.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ValueError(f"names a {url.get_backend_name()} database; paylinks runs on sqlite or postgresql")
+            raise ValueError(
+                f"names a {url.get_backend_name()} database; paylinks runs on sqlite or postgresql"
+            )
         return value
 
     @field_validator("stripe_api_key", mode="before")

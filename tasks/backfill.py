@@ -1,7 +1,7 @@
 """Prefect tasks of the backfill: find the account → extract → plan → ensure tiers → retire →
 reserve → mint → load → relink.
 
-Each task is a thin, verb-named wrapper over `paylinks.backfill`; only the ones calling Stripe
+Each task is a thin, verb-named wrapper over `paylinks.billing.backfill`; only the ones calling Stripe
 retry, and only on transient failures.
 """
 
@@ -10,13 +10,14 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks import backfill
-from paylinks.backfill import BillingRows, MintJob, MintResult, RetireOutcome
-from paylinks.planning import Plan, Step, StripeWhere
+from paylinks.billing import backfill
+from paylinks.billing.backfill import BillingRows, MintJob, MintResult, RetireOutcome
+from paylinks.billing.plan import Plan, Step
+from paylinks.club.tenants import Tenant
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import StripeGateway, has_stripe_key
-from paylinks.tenants import Tenant
+from paylinks.stripe_api.gateway import StripeGateway, has_stripe_key
+from paylinks.stripe_api.where import StripeWhere, stripe_where
 from tasks.prefect_support import retry_if_transient, stripe_gateway
 
 STRIPE_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
@@ -29,7 +30,7 @@ def find_stripe_account(settings: Settings, tenant: Tenant, required: bool) -> S
     configured plans without it."""
     if not required and not has_stripe_key(settings):
         return None
-    return backfill.stripe_where(engine_for(settings.database_url), _gateway(settings, tenant), settings)
+    return stripe_where(engine_for(settings.database_url), _gateway(settings, tenant), settings)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="extract-billing-rows-{tenant.slug}")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks.db import check_database
+from paylinks.club.tenants import Tenant, resolve_tenants
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import check_stripe_settings
-from paylinks.tenants import Tenant, resolve_tenants
+from paylinks.store.tables import check_database
+from paylinks.stripe_api.gateway import check_stripe_settings
 
 
 @task(cache_policy=NO_CACHE)

@@ -7,17 +7,17 @@ from datetime import date
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks import emailing
-from paylinks.balances import BalanceSheet, outstanding_balances, player_balances
-from paylinks.db import EmailType
-from paylinks.emailing import BlastRun, PreparedEmail, SendOutcome
-from paylinks.mail import check_links_mailable
-from paylinks.players import PlayerMatch, find_player
-from paylinks.rendering import ParentBalance
+from paylinks.club.balances import BalanceSheet, outstanding_balances, player_balances
+from paylinks.club.players import PlayerMatch, find_player
+from paylinks.club.tenants import Tenant
+from paylinks.messaging import blasts as emailing
+from paylinks.messaging.blasts import BlastRun, PreparedEmail, SendOutcome
+from paylinks.messaging.render import ParentBalance
+from paylinks.messaging.transports import check_links_mailable
 from paylinks.runtime import engine_for, mail_transport
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import StripeContext, StripeGateway
-from paylinks.tenants import Tenant
+from paylinks.stripe_api.gateway import StripeContext, StripeGateway
+from paylinks.vocabulary import EmailType
 from tasks.prefect_support import retry_if_transient
 
 SEND_RETRIES = dict(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_if_transient)
@@ -87,7 +87,11 @@ def finish_blast(settings: Settings, tenant: Tenant, blast: BlastRun) -> None:
 def extract_sent_parents(settings: Settings, tenant: Tenant, run_key: str) -> set[int]:
     """Parents this blast already reached over this transport (a rerun skips them)."""
     return emailing.sent_parent_ids(
-        engine_for(settings.database_url), tenant, EmailType.outstanding_balance, run_key, settings.email_transport
+        engine_for(settings.database_url),
+        tenant,
+        EmailType.outstanding_balance,
+        run_key,
+        settings.email_transport,
     )
 
 

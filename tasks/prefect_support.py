@@ -20,11 +20,10 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import SecretStr
 
 from paylinks.errors import ConfigurationError
-from paylinks.mail import MailDeliveryError
-from paylinks.planning import StripeWhere
-from paylinks.present import Table
+from paylinks.messaging.transports import MailDeliveryError
+from paylinks.present.reports import Table
 from paylinks.settings import Settings, load_settings
-from paylinks.stripe_gateway import (
+from paylinks.stripe_api.gateway import (
     PACED_KINDS,
     PAYMENT_LINK_CREATE,
     REQUEST,
@@ -35,6 +34,7 @@ from paylinks.stripe_gateway import (
     is_transient,
     key_is_live,
 )
+from paylinks.stripe_api.where import StripeWhere
 
 # The settings of runs started in this process by a caller that has them as a value (the CLI,
 # the demo, the office, tests). A run started by a worker has none and reads its environment.
@@ -151,7 +151,7 @@ def markdown_table(rows: Sequence[Mapping[str, Any]], empty: str = "_none_") -> 
 
 # -- Stripe's limits, shared by every worker ---------------------------------------------------
 # Stripe limits each account and mode (25 requests/s in test mode, 100/s live, and 25 payment link
-# creations/s on top). A process paces itself (paylinks.stripe_gateway.LocalPacer); processes share
+# creations/s on top). A process paces itself (paylinks.stripe_api.gateway.LocalPacer); processes share
 # a pace through Prefect global concurrency limits with slot decay, one per account, mode and kind,
 # created by `paylinks limits setup`.
 STRIPE_REQUEST_RPS = {False: 25.0, True: 100.0}  # by livemode
@@ -229,7 +229,10 @@ def ensure_stripe_limits(settings: Settings, accounts: Sequence[str], livemode: 
                         action = "unchanged"
                     else:
                         client.update_global_concurrency_limit(
-                            name, GlobalConcurrencyLimitUpdate(limit=burst, slot_decay_per_second=rate, active=True)
+                            name,
+                            GlobalConcurrencyLimitUpdate(
+                                limit=burst, slot_decay_per_second=rate, active=True
+                            ),
                         )
                         action = "updated"
                 changes.append(LimitChange(name=name, action=action, rate=rate, burst=burst))
@@ -285,7 +288,9 @@ class _LimitBlocks:
         while True:
             self.server_calls += 1
             try:
-                granted = self._client.increment_concurrency_slots([self.name], self.block, "rate_limit").json()
+                granted = self._client.increment_concurrency_slots(
+                    [self.name], self.block, "rate_limit"
+                ).json()
             except httpx.HTTPStatusError as error:
                 if error.response.status_code != 423:
                     raise
@@ -345,7 +350,11 @@ def _read_limit(run_id: str | None, name: str) -> tuple[int, float] | None:
     try:
         with get_client(sync_client=True) as client:
             known = client.read_global_concurrency_limit_by_name(name)
-        found = (known.limit, known.slot_decay_per_second) if known.active and known.slot_decay_per_second > 0 else None
+        found = (
+            (known.limit, known.slot_decay_per_second)
+            if known.active and known.slot_decay_per_second > 0
+            else None
+        )
     except ObjectNotFound:
         found = None
     with _shared_lock:
@@ -457,9 +466,7 @@ def shared_limits_configured() -> bool:
     return bool(_api_url())
 
 
-def stripe_pacer(
-    settings: Settings, where: Callable[[], StripeWhere], account: str | None = None
-) -> Pacer:
+def stripe_pacer(settings: Settings, where: Callable[[], StripeWhere], account: str | None = None) -> Pacer:
     """The pacer tasks hand to gateways: shared through the Prefect server's global limits when
     there is a server, this process's own otherwise. `where` names the account and mode; it is
     called on the first permit asked for."""
@@ -474,11 +481,11 @@ def stripe_gateway(
 
     The account for the limit's name comes without asking Stripe: a connected `account` is its own
     name, `where` is the run's (from `find_stripe_account`), and otherwise the key's account is read
-    from the database (`paylinks.backfill.stripe_where`); only a key never seen asks Stripe once.
+    from the database (`paylinks.stripe_api.where.stripe_where`); only a key never seen asks Stripe once.
     A gateway that makes no request asks the Prefect server nothing either.
     """
-    from paylinks.backfill import stripe_where
     from paylinks.runtime import engine_for
+    from paylinks.stripe_api.where import stripe_where
 
     def where_for() -> StripeWhere:
         if account:

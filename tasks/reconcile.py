@@ -9,11 +9,13 @@ from collections.abc import Callable
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks import backfill, reconcile
-from paylinks.reconcile import ReconcileReport, StripeNews
+from paylinks.billing import backfill
+from paylinks.club.tenants import Tenant
+from paylinks.payments import reconcile
+from paylinks.payments.reconcile import ReconcileReport, StripeNews
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
-from paylinks.tenants import Tenant
+from paylinks.stripe_api.where import stripe_where
 from tasks.backfill import STRIPE_RETRIES
 from tasks.prefect_support import stripe_gateway
 
@@ -37,7 +39,7 @@ def fetch_stripe_news(settings: Settings, stripe_account: str | None, tenants: l
     engine = engine_for(settings.database_url)
     gateway = stripe_gateway(settings, account=stripe_account)
     calls_before = gateway.calls
-    where = backfill.stripe_where(engine, gateway, settings)  # asks Stripe once ever per key and account
+    where = stripe_where(engine, gateway, settings)  # asks Stripe once ever per key and account
     news = reconcile.fetch_stripe_news(engine, gateway, tenants, reconcile.read_cursor(engine, where))
     news.where = where
     news.stripe_requests = gateway.calls - calls_before
@@ -58,5 +60,5 @@ def replace_spent_links(settings: Settings, tenant: Tenant, row_ids: list[int]) 
     """Fresh links for rows whose slow payment failed (the spent link can never take payment)."""
     engine = engine_for(settings.database_url)
     gateway = stripe_gateway(settings, account=tenant.stripe_account)
-    where = backfill.stripe_where(engine, gateway, settings)
+    where = stripe_where(engine, gateway, settings)
     return backfill.mint_replacements(engine, gateway, tenant, where, row_ids)

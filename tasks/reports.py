@@ -5,11 +5,11 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks.backfill import BackfillReport
-from paylinks.emailing import BlastReport, ResendReport
-from paylinks.present import backfill_tables, blast_tables, reconcile_tables, resend_tables
-from paylinks.reconcile import ReconcileReport
-from paylinks.rendering import format_money
+from paylinks.billing.backfill import BackfillReport
+from paylinks.messaging.blasts import BlastReport, ResendReport
+from paylinks.money import format_money
+from paylinks.payments.reconcile import ReconcileReport
+from paylinks.present.reports import backfill_tables, blast_tables, reconcile_tables, resend_tables
 from tasks.prefect_support import (
     artifact_key,
     publish_table,
@@ -40,7 +40,9 @@ def publish_blast_summary(report: BlastReport) -> None:
     tables = blast_tables(report)
     publish_tables("blast", report.tenant, tables)
     recipients = next(t for t in tables if t.key == "recipients")
-    publish_table(artifact_key("blast", report.tenant, recipients.key), recipients.records(), recipients.title)
+    publish_table(
+        artifact_key("blast", report.tenant, recipients.key), recipients.records(), recipients.title
+    )
 
 
 @task(cache_policy=NO_CACHE)

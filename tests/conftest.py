@@ -31,10 +31,10 @@ for _key in [k for k in os.environ if k.startswith("PAYLINKS_") and not k.starts
 
 import stripe
 
-from paylinks import migrations
-from paylinks.demo_data import seed_demo
+from paylinks.club.tenants import Tenant, tenant_by_slug
+from paylinks.demo.data import seed_demo
 from paylinks.settings import Settings
-from paylinks.tenants import Tenant, tenant_by_slug
+from paylinks.store import migrations
 from tests.helpers import TENANT, Mailroom, smtp_server
 from tests.support import postgres_server, stripe_fixtures
 

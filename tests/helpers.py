@@ -20,8 +20,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from pydantic import SecretStr
 
-from paylinks.db import payment_links
 from paylinks.settings import ENV_PREFIX, PROJECT_ROOT, Settings
+from paylinks.store.tables import payment_links
 
 PAYLINKS = [sys.executable, "-m", "cli"]
 TENANT = "riverside-hoops"  # the demo tenant most flow tests work on

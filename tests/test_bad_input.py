@@ -25,10 +25,10 @@ from flows.backfill_payment_links import backfill_payment_links
 from flows.outstanding_balance_email import outstanding_balance_email
 from flows.reconcile_payments import reconcile_payments
 from flows.resend_payment_link import resend_payment_link
-from paylinks.db import orders, parents, players, products
-from paylinks.demo_data import seed_demo
+from paylinks.club.tenants import tenant_by_slug
+from paylinks.demo.data import seed_demo
 from paylinks.settings import Settings
-from paylinks.tenants import tenant_by_slug
+from paylinks.store.tables import orders, parents, players, products
 from tests.helpers import cli_env, run_cli, settings_env
 
 TENANT = "riverside-hoops"
@@ -111,9 +111,7 @@ CLI_ROWS: dict[str, Row] = {
         [*LOOKUP, "x'; DROP TABLE players; --"], ("no player matches", "DROP TABLE players")
     ),
     "lookup-like-wildcard": Row([*LOOKUP, "%"], ("no player matches '%'",)),
-    "resend-sql-shaped": Row(
-        ["resend", "--tenant", TENANT, "1 OR 1=1"], ("no player matches '1 OR 1=1'",)
-    ),
+    "resend-sql-shaped": Row(["resend", "--tenant", TENANT, "1 OR 1=1"], ("no player matches '1 OR 1=1'",)),
     "unknown-tenant": Row(
         ["backfill", "--tenant", "no-such-club", "--commit"],
         ("unknown tenant 'no-such-club'", "known tenants: northside-eagles, riverside-hoops"),
@@ -134,11 +132,14 @@ CLI_ROWS: dict[str, Row] = {
         ("choose --test-email", "or --send", "not both"),
     ),
     "invalid-resend-to": Row(
-        ["resend", "--tenant", TENANT, "--to", "nobody@", "Ava"], ("--to 'nobody@' is not a valid email address",)
+        ["resend", "--tenant", TENANT, "--to", "nobody@", "Ava"],
+        ("--to 'nobody@' is not a valid email address",),
     ),
     # Settings that are malformed.
     "database-url-nonsense": Row(
-        [*LOOKUP, "Ava"], ("PAYLINKS_DATABASE_URL is not a database URL",), {"PAYLINKS_DATABASE_URL": "nonsense"}
+        [*LOOKUP, "Ava"],
+        ("PAYLINKS_DATABASE_URL is not a database URL",),
+        {"PAYLINKS_DATABASE_URL": "nonsense"},
     ),
     "database-url-mysql": Row(
         [*LOOKUP, "Ava"],
@@ -148,7 +149,10 @@ CLI_ROWS: dict[str, Row] = {
     ),
     "database-unreachable": Row(
         [*LOOKUP, "Ava"],
-        ("cannot reach the database at postgresql+psycopg://paylinks:***@127.0.0.1:1/club", "PAYLINKS_DATABASE_URL"),
+        (
+            "cannot reach the database at postgresql+psycopg://paylinks:***@127.0.0.1:1/club",
+            "PAYLINKS_DATABASE_URL",
+        ),
         {"PAYLINKS_DATABASE_URL": UNREACHABLE_POSTGRES},
         never_shown=(DB_PASSWORD,),
     ),
@@ -165,13 +169,17 @@ CLI_ROWS: dict[str, Row] = {
         ["backfill"], ("PAYLINKS_STRIPE_MINT_BATCH_SIZE",), {"PAYLINKS_STRIPE_MINT_BATCH_SIZE": "0"}
     ),
     "email-transport-unknown": Row(
-        [*LOOKUP, "Ava"], ("PAYLINKS_EMAIL_TRANSPORT", "'outbox' or 'smtp'"), {"PAYLINKS_EMAIL_TRANSPORT": "pigeon"}
+        [*LOOKUP, "Ava"],
+        ("PAYLINKS_EMAIL_TRANSPORT", "'outbox' or 'smtp'"),
+        {"PAYLINKS_EMAIL_TRANSPORT": "pigeon"},
     ),
     "smtp-port-out-of-range": Row(
         [*LOOKUP, "Ava"], ("PAYLINKS_SMTP_PORT", "65535"), {"PAYLINKS_SMTP_PORT": "70000"}
     ),
     "stripe-api-base-not-a-url": Row(
-        [*LOOKUP, "Ava"], ("PAYLINKS_STRIPE_API_BASE must be an http(s) URL",), {"PAYLINKS_STRIPE_API_BASE": "stripe"}
+        [*LOOKUP, "Ava"],
+        ("PAYLINKS_STRIPE_API_BASE must be an http(s) URL",),
+        {"PAYLINKS_STRIPE_API_BASE": "stripe"},
     ),
     "stripe-key-publishable": Row(
         ["backfill", "--commit"],
@@ -195,11 +203,15 @@ CLI_ROWS: dict[str, Row] = {
     "live-key-to-a-host-that-is-not-stripe": Row(
         ["backfill", "--commit"],
         ("live Stripe key to stripe-proxy.example.com, which is not Stripe",),
-        {"PAYLINKS_STRIPE_API_BASE": "https://stripe-proxy.example.com", "PAYLINKS_STRIPE_API_KEY": "sk_live_abc123"},
+        {
+            "PAYLINKS_STRIPE_API_BASE": "https://stripe-proxy.example.com",
+            "PAYLINKS_STRIPE_API_KEY": "sk_live_abc123",
+        },
         never_shown=("sk_live_abc123",),
     ),
     "email-from-not-an-address": Row(
-        ["blast", "--tenant", TENANT], ("PAYLINKS_EMAIL_FROM is not a valid From address",),
+        ["blast", "--tenant", TENANT],
+        ("PAYLINKS_EMAIL_FROM is not a valid From address",),
         {"PAYLINKS_EMAIL_FROM": "Club billing"},
     ),
     "email-from-with-header": Row(
@@ -209,8 +221,10 @@ CLI_ROWS: dict[str, Row] = {
     ),
     "smtp-password-in-clear": Row(
         ["blast", "--tenant", TENANT, "--send"],
-        ("PAYLINKS_SMTP_SECURITY is none while a username or password is set for mail.example.com",
-         "set PAYLINKS_SMTP_SECURITY=starttls or ssl"),
+        (
+            "PAYLINKS_SMTP_SECURITY is none while a username or password is set for mail.example.com",
+            "set PAYLINKS_SMTP_SECURITY=starttls or ssl",
+        ),
         {
             "PAYLINKS_EMAIL_TRANSPORT": "smtp",
             "PAYLINKS_SMTP_HOST": "mail.example.com",
@@ -263,9 +277,15 @@ def test_rejected_stripe_key_stops_before_anything_is_written(settings, engine, 
 # -- a few rows as real processes, as an operator meets them ----------------------------------
 PROCESS_ROWS = {
     "lookup-20-digit-id": (
-        [*LOOKUP, "98765432109876543210"], {}, "no player matches '98765432109876543210' in riverside-hoops"
+        [*LOOKUP, "98765432109876543210"],
+        {},
+        "no player matches '98765432109876543210' in riverside-hoops",
     ),
-    "database-url-nonsense": ([*LOOKUP, "Ava"], {"PAYLINKS_DATABASE_URL": "nonsense"}, "is not a database URL"),
+    "database-url-nonsense": (
+        [*LOOKUP, "Ava"],
+        {"PAYLINKS_DATABASE_URL": "nonsense"},
+        "is not a database URL",
+    ),
     "stripe-max-rps-negative": (["backfill"], {"PAYLINKS_STRIPE_MAX_RPS": "-1"}, "PAYLINKS_STRIPE_MAX_RPS"),
 }
 
@@ -309,8 +329,13 @@ def _flow_calls() -> dict[str, tuple[Callable[[], Any], tuple[str, ...]]]:
     }
 
 
-FLOW_ROWS = ["blast-invalid-test-email", "backfill-tenant-not-a-slug", "reconcile-tenant-sql-shaped",
-             "resend-empty-player", "resend-invalid-to"]
+FLOW_ROWS = [
+    "blast-invalid-test-email",
+    "backfill-tenant-not-a-slug",
+    "reconcile-tenant-sql-shaped",
+    "resend-empty-player",
+    "resend-invalid-to",
+]
 
 
 @pytest.mark.parametrize("name", FLOW_ROWS)
@@ -362,7 +387,11 @@ def _first_signed_player(connection: sa.Connection, tenant_id: int) -> sa.RowMap
     return (
         connection.execute(
             sa.select(players)
-            .where(players.c.tenant_id == tenant_id, players.c.status == "signed", players.c.parent_id.is_not(None))
+            .where(
+                players.c.tenant_id == tenant_id,
+                players.c.status == "signed",
+                players.c.parent_id.is_not(None),
+            )
             .order_by(players.c.id)
         )
         .mappings()
@@ -390,7 +419,7 @@ def _add_order(connection: sa.Connection, tenant_id: int, amount_cents: int) -> 
 
 def skipped_reason(stdout: str, order_id: int) -> str:
     """The reason the "Rows skipped" table gives for this order."""
-    for player, product, order, reason in table_rows(stdout, "Rows skipped"):
+    for _player, _product, order, reason in table_rows(stdout, "Rows skipped"):
         if order == str(order_id):
             return reason
     raise AssertionError(f"order {order_id} is not among the rows skipped:\n{stdout}")
@@ -431,7 +460,9 @@ def _outbox_messages(settings: Settings) -> list[email.message.EmailMessage]:
 def _rename_first_family(engine: sa.Engine, tenant_id: int, player_first: str, parent_first: str) -> int:
     with engine.begin() as connection:
         player = _first_signed_player(connection, tenant_id)
-        connection.execute(sa.update(players).where(players.c.id == player["id"]).values(first_name=player_first))
+        connection.execute(
+            sa.update(players).where(players.c.id == player["id"]).values(first_name=player_first)
+        )
         connection.execute(
             sa.update(parents).where(parents.c.id == player["parent_id"]).values(first_name=parent_first)
         )
@@ -474,7 +505,7 @@ def test_a_script_tag_in_a_name_is_shown_as_text_never_run(settings, engine, emu
     text_part = message.get_body(("plain",)).get_content()
     assert "<script>" not in html_part and "&lt;script&gt;alert(1)&lt;/script&gt;" in html_part
     assert "<script>alert(1)</script>" in text_part  # plain text shows it as typed
-    index = (Path(settings.outbox_dir) / "index.html")
+    index = Path(settings.outbox_dir) / "index.html"
     if index.exists():
         assert "<script>" not in index.read_text()
 
@@ -496,7 +527,11 @@ def _set_parent_email(engine: sa.Engine, tenant_id: int, value: str | None, how_
             int(r["parent_id"])
             for r in connection.execute(
                 sa.select(players.c.parent_id)
-                .where(players.c.tenant_id == tenant_id, players.c.status == "signed", players.c.parent_id.is_not(None))
+                .where(
+                    players.c.tenant_id == tenant_id,
+                    players.c.status == "signed",
+                    players.c.parent_id.is_not(None),
+                )
                 .distinct()
                 .order_by(players.c.parent_id)
                 .limit(how_many)
@@ -537,9 +572,11 @@ def test_a_parent_email_that_is_not_an_address_is_named_and_the_rest_are_mailed(
         name = connection.execute(
             sa.select(parents.c.first_name + " " + parents.c.last_name).where(parents.c.id == parent_id)
         ).scalar_one()
-        logged = connection.execute(
-            sa.text("SELECT parent_id FROM email_log WHERE run_key = 'catalogue'")
-        ).scalars().all()
+        logged = (
+            connection.execute(sa.text("SELECT parent_id FROM email_log WHERE run_key = 'catalogue'"))
+            .scalars()
+            .all()
+        )
     (row,) = [row for row in table_rows(result.stdout, "┃ parent") if row[0] == name]
     assert "the email address on file is not a valid address" in " ".join(row)
     assert parent_id not in logged and len(logged) >= 5  # nothing written for that parent; the rest mailed

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from paylinks.demo_data import seed_demo
-from paylinks.rendering import Brand, EmailType, OpenItem, ParentBalance, format_money, render_email
+from paylinks.demo.data import seed_demo
+from paylinks.messaging.render import Brand, EmailType, OpenItem, ParentBalance, render_email
+from paylinks.money import format_money
 from paylinks.settings import PROJECT_ROOT
 from tests.browser import ARTIFACTS_DIR, Chromium, prefect_server, visible_text
 
@@ -74,10 +75,7 @@ def test_prefect_ui_shows_the_backfill_run_and_its_summary_artifact(settings, en
         )
         assert rows
         for row in rows:
-            assert re.search(rf"(^| ){re.escape(row['figure'])} {re.escape(row['value'])}( |$)", table), (
-                row
-            )
-
+            assert re.search(rf"(^| ){re.escape(row['figure'])} {re.escape(row['value'])}( |$)", table), row
 
 
 DEMO_RUN = "blast-riverside-hoops-send"  # the demo's real blast for one club
@@ -117,7 +115,9 @@ def test_prefect_ui_shows_a_demo_run_by_its_name_with_its_log_lines(chromium, tm
             )
         # ...and every run is named after what it did, none by Prefect's random words.
         assert all(RUN_NAME.match(run["name"]) for run in runs), sorted(run["name"] for run in runs)
-        assert {"backfill-all-dry-run", "backfill-all-commit", "reconcile-all"} <= {run["name"] for run in runs}
+        assert {"backfill-all-dry-run", "backfill-all-commit", "reconcile-all"} <= {
+            run["name"] for run in runs
+        }
 
         # The run's own lines (Prefect's first and last, and the blast's report between them),
         # as the engineer reads them on the run's page: the link Prefect's own logs print.

@@ -40,7 +40,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from paylinks.db import (
+from paylinks.store.tables import (
     email_log,
     metadata,
     minted_links,
@@ -98,13 +98,21 @@ def seed_club(engine: sa.Engine, spec: ClubSpec) -> None:
     with engine.begin() as connection:
         tenant_id = connection.execute(
             sa.insert(tenants)
-            .values(slug=spec.slug, name=spec.name, reply_to_email=f"office@{spec.domain}", currency=spec.currency)
+            .values(
+                slug=spec.slug, name=spec.name, reply_to_email=f"office@{spec.domain}", currency=spec.currency
+            )
             .returning(tenants.c.id)
         ).scalar_one()
         product_ids = [
             connection.execute(
                 sa.insert(products)
-                .values(tenant_id=tenant_id, name=name, amount_cents=amount, active=True, bill_signed_players=billed)
+                .values(
+                    tenant_id=tenant_id,
+                    name=name,
+                    amount_cents=amount,
+                    active=True,
+                    bill_signed_players=billed,
+                )
                 .returning(products.c.id)
             ).scalar_one()
             for name, amount, billed in spec.fees
@@ -169,15 +177,21 @@ def owed_items(connection: sa.Connection) -> dict[tuple[int, int], Owed]:
                     player.tenant_id, player.id, product.id, player.parent_id, None, product.amount_cents
                 )
     seen: set[tuple[int, int]] = set()
-    for order in connection.execute(sa.select(orders).where(orders.c.status == "pending").order_by(orders.c.id)):
+    for order in connection.execute(
+        sa.select(orders).where(orders.c.status == "pending").order_by(orders.c.id)
+    ):
         key = (order.player_id, order.product_id)
         player = player_rows[order.player_id]
         if player.status == "withdrawn" or not active[order.product_id] or key in seen:
             continue
         seen.add(key)
         owed[key] = Owed(
-            order.tenant_id, order.player_id, order.product_id, order.parent_id or player.parent_id,
-            order.id, order.amount_cents,
+            order.tenant_id,
+            order.player_id,
+            order.product_id,
+            order.parent_id or player.parent_id,
+            order.id,
+            order.amount_cents,
         )
     return owed
 
@@ -222,8 +236,12 @@ def links_in(message: Any) -> list[str]:
 
 def text_of(message: Any) -> str:
     return "\n".join(
-        [str(message["Subject"]), str(message["Reply-To"]), message.get_body(("plain",)).get_content(),
-         message.get_body(("html",)).get_content()]
+        [
+            str(message["Subject"]),
+            str(message["Reply-To"]),
+            message.get_body(("plain",)).get_content(),
+            message.get_body(("html",)).get_content(),
+        ]
     )
 
 
@@ -235,15 +253,16 @@ class InjectedCrash(Exception):
 # Library functions a task calls between two steps of a run: making one raise once is a crash
 # right there; the next run must repair whatever it left.
 CRASH_POINTS = (
-    ("paylinks.backfill", "reserve_payment_links"),  # after links were let go, before reserving
-    ("paylinks.backfill", "load_payment_links"),  # after links were minted, before rows know them
-    ("paylinks.backfill", "relink_rows"),  # after minting, before rows follow their bill
-    ("paylinks.backfill", "mint_replacements"),  # after a failed slow payment was applied
-    ("paylinks.reconcile", "apply_stripe_news"),  # after Stripe was read, before anything applied
-    ("paylinks.emailing", "finish_blast"),  # after every parent was mailed
+    ("paylinks.billing.backfill", "reserve_payment_links"),  # after links were let go, before reserving
+    ("paylinks.billing.backfill", "load_payment_links"),  # after links were minted, before rows know them
+    ("paylinks.billing.backfill", "relink_rows"),  # after minting, before rows follow their bill
+    ("paylinks.billing.backfill", "mint_replacements"),  # after a failed slow payment was applied
+    ("paylinks.payments.reconcile", "apply_stripe_news"),  # after Stripe was read, before anything applied
+    ("paylinks.messaging.blasts", "finish_blast"),  # after every parent was mailed
 )
-FAULTS = ("stripe_500", "stripe_429", "smtp_refuse", "smtp_drop") + tuple(f"crash:{m}.{f}" for m, f in CRASH_POINTS)
-
+FAULTS = ("stripe_500", "stripe_429", "smtp_refuse", "smtp_drop") + tuple(
+    f"crash:{m}.{f}" for m, f in CRASH_POINTS
+)
 
 
 class Picks:
@@ -489,11 +508,19 @@ class ClubLives(RuleBasedStateMachine):
         self._step()
         player = self._draw_row(data, players)
         with self.engine.begin() as connection:
-            others = connection.execute(
-                sa.select(parents.c.id).where(parents.c.tenant_id == player.tenant_id, parents.c.id != player.parent_id)
-            ).scalars().all()
+            others = (
+                connection.execute(
+                    sa.select(parents.c.id).where(
+                        parents.c.tenant_id == player.tenant_id, parents.c.id != player.parent_id
+                    )
+                )
+                .scalars()
+                .all()
+            )
             new_parent = data.choose(sorted(others))
-            connection.execute(sa.update(players).where(players.c.id == player.id).values(parent_id=new_parent))
+            connection.execute(
+                sa.update(players).where(players.c.id == player.id).values(parent_id=new_parent)
+            )
         self._club_changed(player.tenant_id)
 
     def order_is_created(self, data: Picks, amount: int, own_parent: bool) -> None:
@@ -502,12 +529,24 @@ class ClubLives(RuleBasedStateMachine):
         if player is None:
             return
         with self.engine.begin() as connection:
-            product_ids = connection.execute(
-                sa.select(products.c.id).where(products.c.tenant_id == player.tenant_id).order_by(products.c.id)
-            ).scalars().all()
-            parent_ids = connection.execute(
-                sa.select(parents.c.id).where(parents.c.tenant_id == player.tenant_id).order_by(parents.c.id)
-            ).scalars().all()
+            product_ids = (
+                connection.execute(
+                    sa.select(products.c.id)
+                    .where(products.c.tenant_id == player.tenant_id)
+                    .order_by(products.c.id)
+                )
+                .scalars()
+                .all()
+            )
+            parent_ids = (
+                connection.execute(
+                    sa.select(parents.c.id)
+                    .where(parents.c.tenant_id == player.tenant_id)
+                    .order_by(parents.c.id)
+                )
+                .scalars()
+                .all()
+            )
             connection.execute(
                 sa.insert(orders).values(
                     tenant_id=player.tenant_id,
@@ -576,7 +615,9 @@ class ClubLives(RuleBasedStateMachine):
         product = self._draw_row(data, products)
         with self.engine.begin() as connection:
             connection.execute(
-                sa.update(products).where(products.c.id == product.id).values({which: not product._mapping[which]})
+                sa.update(products)
+                .where(products.c.id == product.id)
+                .values({which: not product._mapping[which]})
             )
         self._club_changed(product.tenant_id)
 
@@ -588,16 +629,27 @@ class ClubLives(RuleBasedStateMachine):
     def _draw_link(self, data: Picks) -> str | None:
         """A link a parent holds: usually a bill's current link, sometimes an older one."""
         with self.engine.connect() as connection:
-            current = connection.execute(
-                sa.select(payment_links.c.stripe_payment_link_id)
-                .where(payment_links.c.status == "pending", payment_links.c.stripe_payment_link_id.is_not(None))
-                .order_by(payment_links.c.id)
-            ).scalars().all()
-            every = connection.execute(
-                sa.select(minted_links.c.stripe_payment_link_id).order_by(
-                    minted_links.c.payment_link_row_id, minted_links.c.mint_version
+            current = (
+                connection.execute(
+                    sa.select(payment_links.c.stripe_payment_link_id)
+                    .where(
+                        payment_links.c.status == "pending",
+                        payment_links.c.stripe_payment_link_id.is_not(None),
+                    )
+                    .order_by(payment_links.c.id)
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
+            every = (
+                connection.execute(
+                    sa.select(minted_links.c.stripe_payment_link_id).order_by(
+                        minted_links.c.payment_link_row_id, minted_links.c.mint_version
+                    )
+                )
+                .scalars()
+                .all()
+            )
         pool = current if current and data.choose(range(4)) else every
         return data.choose(pool) if pool else None
 
@@ -638,7 +690,9 @@ class ClubLives(RuleBasedStateMachine):
         found = link_id and self._holder("payment_links", link_id)
         if not found:
             return
-        session = self._emulator_post(f"{self.servers[found[0]].url}/_emulator/payment_links/{link_id}/open_session")
+        session = self._emulator_post(
+            f"{self.servers[found[0]].url}/_emulator/payment_links/{link_id}/open_session"
+        )
         if session is not None:
             self.open_sessions.append((session["id"], self._slug_of_link(link_id)))
 
@@ -648,7 +702,8 @@ class ClubLives(RuleBasedStateMachine):
         self.open_sessions.remove((session_id, slug))
         found = self._holder("checkout_sessions", session_id)
         session = self._emulator_post(
-            f"{self.servers[found[0]].url}/_emulator/checkout_sessions/{session_id}/complete", payment_method=method
+            f"{self.servers[found[0]].url}/_emulator/checkout_sessions/{session_id}/complete",
+            payment_method=method,
         )
         if session is not None:
             self._after_completion(session, slug)
@@ -662,7 +717,9 @@ class ClubLives(RuleBasedStateMachine):
             return
         base = self.servers[found[0]].url
         slug = self._slug_of_link(link_id)
-        opened = [self._emulator_post(f"{base}/_emulator/payment_links/{link_id}/open_session") for _ in range(2)]
+        opened = [
+            self._emulator_post(f"{base}/_emulator/payment_links/{link_id}/open_session") for _ in range(2)
+        ]
         for session in opened:
             if session is None:
                 continue
@@ -689,7 +746,9 @@ class ClubLives(RuleBasedStateMachine):
         intent_id, slug = data.choose(self.intents)
         server, book = self._holder("payment_intents", intent_id)
         client = stripe.StripeClient(
-            stripe_key(server, book.livemode), base_addresses={"api": self.servers[server].url}, max_network_retries=0
+            stripe_key(server, book.livemode),
+            base_addresses={"api": self.servers[server].url},
+            max_network_retries=0,
         )
         params: dict[str, Any] = {"payment_intent": intent_id}
         if partial:
@@ -705,7 +764,9 @@ class ClubLives(RuleBasedStateMachine):
         intent_id, slug = data.choose(self.intents)
         server, _book = self._holder("payment_intents", intent_id)
         form = {"status": status} if status else {}
-        if self._emulator_post(f"{self.servers[server].url}/_emulator/payment_intents/{intent_id}/dispute", **form):
+        if self._emulator_post(
+            f"{self.servers[server].url}/_emulator/payment_intents/{intent_id}/dispute", **form
+        ):
             self._news(slug)
 
     def stripe_key_changes(self, target_server: int, live: bool) -> None:
@@ -733,9 +794,13 @@ class ClubLives(RuleBasedStateMachine):
         self.fault = fault
         if fault == "smtp_refuse":
             with self.engine.connect() as connection:
-                addresses = connection.execute(
-                    sa.select(parents.c.email).where(parents.c.email.is_not(None)).order_by(parents.c.id)
-                ).scalars().all()
+                addresses = (
+                    connection.execute(
+                        sa.select(parents.c.email).where(parents.c.email.is_not(None)).order_by(parents.c.id)
+                    )
+                    .scalars()
+                    .all()
+                )
             self.smtp_refused = data.choose(addresses)
 
     def _run(self, name: str, flow: Callable[..., Any], **parameters: Any) -> Any:
@@ -889,7 +954,12 @@ class ClubLives(RuleBasedStateMachine):
         with self.engine.connect() as connection:
             owed = owed_items(connection)
             rows = connection.execute(sa.select(payment_links)).mappings().all()
-            tenant_ids = {spec.slug: connection.execute(sa.select(tenants.c.id).where(tenants.c.slug == spec.slug)).scalar_one() for spec in self.clubs}
+            tenant_ids = {
+                spec.slug: connection.execute(
+                    sa.select(tenants.c.id).where(tenants.c.slug == spec.slug)
+                ).scalar_one()
+                for spec in self.clubs
+            }
         book = self._book()
         for spec in self.clubs:
             if not self.backfilled[spec.slug] or self.unreconciled[spec.slug]:
@@ -902,12 +972,16 @@ class ClubLives(RuleBasedStateMachine):
                 row = mine.get(key)
                 assert row is not None, f"{spec.slug}: player {key[0]} owes product {key[1]} but has no row"
                 status = row["status"].value
-                assert status != "cancelled", f"{spec.slug}: row {row['id']} is cancelled but its bill is owed"
+                assert status != "cancelled", (
+                    f"{spec.slug}: row {row['id']} is cancelled but its bill is owed"
+                )
                 if status != "pending":
                     continue
                 where = f"{spec.slug}: row {row['id']}"
                 assert (row["parent_id"], row["order_id"], row["amount_cents"]) == (
-                    item.parent_id, item.order_id, item.amount_cents
+                    item.parent_id,
+                    item.order_id,
+                    item.amount_cents,
                 ), f"{where} does not follow its bill: {dict(row)} vs {item}"
                 assert row["stripe_payment_link_id"], f"{where} is owed but has no link"
                 assert (row["stripe_account"], row["livemode"]) == (book.id, book.livemode), (
@@ -915,23 +989,35 @@ class ClubLives(RuleBasedStateMachine):
                 )
                 link = book.retrieve_payment_link(row["stripe_payment_link_id"])
                 spent = link["restrictions"]["completed_sessions"]["count"]
-                assert link["active"] and spent == 0, f"{where}: its link cannot take payment ({link['active']=}, {spent=})"
+                assert link["active"] and spent == 0, (
+                    f"{where}: its link cannot take payment ({link['active']=}, {spent=})"
+                )
                 (line,) = book.list_payment_link_line_items(link["id"], {"limit": 10})["data"]
-                assert line["amount_total"] == item.amount_cents, f"{where}: link charges {line['amount_total']}"
+                assert line["amount_total"] == item.amount_cents, (
+                    f"{where}: link charges {line['amount_total']}"
+                )
                 assert link["metadata"].get("payment_link_row_id") == str(row["id"])
                 assert link["metadata"].get("mint_version") == str(row["mint_version"])
             for key, row in mine.items():
                 if row["status"].value == "pending":
-                    assert key in owed, f"{spec.slug}: row {row['id']} is still open but nothing is owed for it"
+                    assert key in owed, (
+                        f"{spec.slug}: row {row['id']} is still open but nothing is owed for it"
+                    )
 
     @invariant()
     def every_payment_is_accounted_for(self) -> None:
         """3. After a clean reconcile, every payment on our links in the current account is on
         its row, or owed back, or refunded."""
         with self.engine.connect() as connection:
-            ours = dict(connection.execute(sa.select(minted_links.c.stripe_payment_link_id, minted_links.c.tenant_id)).all())
+            ours = dict(
+                connection.execute(
+                    sa.select(minted_links.c.stripe_payment_link_id, minted_links.c.tenant_id)
+                ).all()
+            )
             slugs = dict(connection.execute(sa.select(tenants.c.id, tenants.c.slug)).all())
-            records = {r["checkout_session_id"]: r for r in connection.execute(sa.select(payments)).mappings()}
+            records = {
+                r["checkout_session_id"]: r for r in connection.execute(sa.select(payments)).mappings()
+            }
             rows = {r["id"]: r for r in connection.execute(sa.select(payment_links)).mappings()}
         book = self._book()
         sessions: list[dict[str, Any]] = []
@@ -951,28 +1037,39 @@ class ClubLives(RuleBasedStateMachine):
             intent = book.retrieve_payment_intent(session["payment_intent"])
             charge = book.retrieve_charge(intent["latest_charge"])
             expected = {"succeeded": "succeeded", "processing": "processing"}.get(intent["status"], "failed")
-            assert record["status"].value == expected, f"payment {session['id']}: ledger {record['status']}, Stripe {intent['status']}"
+            assert record["status"].value == expected, (
+                f"payment {session['id']}: ledger {record['status']}, Stripe {intent['status']}"
+            )
             row = rows[record["payment_link_row_id"]]
             if expected != "succeeded":
                 continue
-            assert record["refunded_cents"] == charge["amount_refunded"], f"payment {session['id']}: refunds not recorded"
+            assert record["refunded_cents"] == charge["amount_refunded"], (
+                f"payment {session['id']}: refunds not recorded"
+            )
             disputes = book.list_disputes({"payment_intent": intent["id"]})["data"]
             lost = any(d["status"] == "lost" for d in disputes)
             kept = charge["amount_refunded"] < charge["amount"] and not lost
             owed_back = record["refund_due"] and record["resolved_at"] is None
             if kept and not owed_back:
                 # The row it paid: `paid`, or `refund_due` while a second payment is owed back.
-                assert row["status"].value in ("paid", "refund_due") and row["stripe_checkout_session_id"] == session["id"], (
+                assert (
+                    row["status"].value in ("paid", "refund_due")
+                    and row["stripe_checkout_session_id"] == session["id"]
+                ), (
                     f"payment {session['id']} kept but row {row['id']} is {row['status']} "
                     f"(session {row['stripe_checkout_session_id']})"
                 )
             if owed_back:
-                assert row["status"].value == "refund_due", f"row {row['id']} owes money back but is {row['status']}"
+                assert row["status"].value == "refund_due", (
+                    f"row {row['id']} owes money back but is {row['status']}"
+                )
         for row in rows.values():
             if row["status"].value != "paid" or self.unreconciled[slugs[row["tenant_id"]]]:
                 continue
             record = records.get(row["stripe_checkout_session_id"])
-            assert record is not None and record["status"].value == "succeeded", f"row {row['id']} paid by nothing"
+            assert record is not None and record["status"].value == "succeeded", (
+                f"row {row['id']} paid by nothing"
+            )
             assert record["refunded_cents"] < record["amount_cents"] and record["dispute_status"] != "lost", (
                 f"row {row['id']} is paid but its money went back"
             )
@@ -983,11 +1080,15 @@ class ClubLives(RuleBasedStateMachine):
             order_status = dict(connection.execute(sa.select(orders.c.id, orders.c.status)).all())
             paid_rows = set(
                 connection.execute(
-                    sa.select(payment_links.c.order_id).where(payment_links.c.status.in_(["paid", "refunded", "refund_due"]))
+                    sa.select(payment_links.c.order_id).where(
+                        payment_links.c.status.in_(["paid", "refunded", "refund_due"])
+                    )
                 ).scalars()
             )
         for order_id in self.cancelled_orders:
-            assert order_status[order_id] == "cancelled", f"cancelled order {order_id} became {order_status[order_id]}"
+            assert order_status[order_id] == "cancelled", (
+                f"cancelled order {order_id} became {order_status[order_id]}"
+            )
         for order_id, status in order_status.items():
             if status == "paid":
                 assert order_id in paid_rows, f"order {order_id} is paid but no row of it ever was"
@@ -996,33 +1097,45 @@ class ClubLives(RuleBasedStateMachine):
     def nothing_crosses_tenants(self) -> None:
         """5. Every row, payment and email log entry names things of one tenant only."""
         with self.engine.connect() as connection:
-            crossed = connection.execute(
-                sa.select(payment_links.c.id)
-                .join(players, players.c.id == payment_links.c.player_id)
-                .join(products, products.c.id == payment_links.c.product_id)
-                .outerjoin(parents, parents.c.id == payment_links.c.parent_id)
-                .outerjoin(orders, orders.c.id == payment_links.c.order_id)
-                .where(
-                    sa.or_(
-                        players.c.tenant_id != payment_links.c.tenant_id,
-                        products.c.tenant_id != payment_links.c.tenant_id,
-                        parents.c.tenant_id != payment_links.c.tenant_id,
-                        orders.c.tenant_id != payment_links.c.tenant_id,
+            crossed = (
+                connection.execute(
+                    sa.select(payment_links.c.id)
+                    .join(players, players.c.id == payment_links.c.player_id)
+                    .join(products, products.c.id == payment_links.c.product_id)
+                    .outerjoin(parents, parents.c.id == payment_links.c.parent_id)
+                    .outerjoin(orders, orders.c.id == payment_links.c.order_id)
+                    .where(
+                        sa.or_(
+                            players.c.tenant_id != payment_links.c.tenant_id,
+                            products.c.tenant_id != payment_links.c.tenant_id,
+                            parents.c.tenant_id != payment_links.c.tenant_id,
+                            orders.c.tenant_id != payment_links.c.tenant_id,
+                        )
                     )
                 )
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
             assert not crossed, f"rows {crossed} name another tenant's player, product, parent or order"
-            crossed = connection.execute(
-                sa.select(payments.c.id)
-                .join(payment_links, payment_links.c.id == payments.c.payment_link_row_id)
-                .where(payments.c.tenant_id != payment_links.c.tenant_id)
-            ).scalars().all()
+            crossed = (
+                connection.execute(
+                    sa.select(payments.c.id)
+                    .join(payment_links, payment_links.c.id == payments.c.payment_link_row_id)
+                    .where(payments.c.tenant_id != payment_links.c.tenant_id)
+                )
+                .scalars()
+                .all()
+            )
             assert not crossed, f"payments {crossed} are filed under another tenant"
-            crossed = connection.execute(
-                sa.select(email_log.c.id)
-                .join(parents, parents.c.id == email_log.c.parent_id)
-                .where(email_log.c.tenant_id != parents.c.tenant_id)
-            ).scalars().all()
+            crossed = (
+                connection.execute(
+                    sa.select(email_log.c.id)
+                    .join(parents, parents.c.id == email_log.c.parent_id)
+                    .where(email_log.c.tenant_id != parents.c.tenant_id)
+                )
+                .scalars()
+                .all()
+            )
             assert not crossed, f"email log entries {crossed} name another tenant's parent"
 
     def _check_minted_once(self) -> None:
@@ -1039,7 +1152,9 @@ class ClubLives(RuleBasedStateMachine):
                     page = book.list_payment_links(params)
                     for link in page["data"]:
                         meta = link["metadata"]
-                        minted[(meta.get("tenant_id"), meta.get("payment_link_row_id"), meta.get("mint_version"))] += 1
+                        minted[
+                            (meta.get("tenant_id"), meta.get("payment_link_row_id"), meta.get("mint_version"))
+                        ] += 1
         twice = {key: count for key, count in minted.items() if count > 1}
         assert not twice, f"(tenant, row, mint version) minted more than once: {twice}"
 
@@ -1053,7 +1168,8 @@ class ClubLives(RuleBasedStateMachine):
         with self.engine.connect() as connection:
             owed = owed_items(connection)
             by_address = {
-                p.email.lower(): p for p in connection.execute(sa.select(parents).where(parents.c.email.is_not(None)))
+                p.email.lower(): p
+                for p in connection.execute(sa.select(parents).where(parents.c.email.is_not(None)))
             }
             rows = {
                 r["stripe_payment_link_id"]: r
@@ -1093,7 +1209,9 @@ class ClubLives(RuleBasedStateMachine):
                 item = owed.get((row["player_id"], row["product_id"]))
                 assert item is not None, f"{where}: nothing is owed for it any more"
                 assert item.parent_id == parent.id, f"{where} is owed by parent {item.parent_id}"
-                assert item.amount_cents == row["amount_cents"], f"{where} asks {row['amount_cents']}, owed {item.amount_cents}"
+                assert item.amount_cents == row["amount_cents"], (
+                    f"{where} asks {row['amount_cents']}, owed {item.amount_cents}"
+                )
                 found = self._holder("payment_links", link_id)
                 assert found is not None, f"{where}: Stripe has no link {link_id}"
                 link = found[1].retrieve_payment_link(link_id)
@@ -1129,8 +1247,6 @@ class ClubLives(RuleBasedStateMachine):
                 if other is not owner:
                     leaked = [w for w in (other.name, other.domain, *other.families) if w in text]
                     assert not leaked, f"artifact {artifact.key} mentions {leaked}"
-
-
 
 
 # -- the tests -----------------------------------------------------------------------------------
@@ -1175,7 +1291,12 @@ def run_club(env: Env, steps: int, soak: bool) -> None:
 
 
 def test_a_club_that_lives(
-    capsys: pytest.CaptureFixture, database_url: str, engine: sa.Engine, mail_desk, quick_retries, tmp_path: Path
+    capsys: pytest.CaptureFixture,
+    database_url: str,
+    engine: sa.Engine,
+    mail_desk,
+    quick_retries,
+    tmp_path: Path,
 ) -> None:
     backend = sa.make_url(database_url).get_backend_name()
     desk, port = mail_desk

@@ -12,7 +12,7 @@ import stripe
 
 from flows.backfill_payment_links import backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
-from paylinks.db import parents, payment_links, payments, players, products, tenants
+from paylinks.store.tables import parents, payment_links, payments, players, products, tenants
 
 TENANT = "alpha-fc"
 
@@ -32,12 +32,24 @@ def seed(engine: sa.Engine, slug: str = TENANT) -> dict[str, int]:
         ).scalar_one()
         player_id = connection.execute(
             sa.insert(players)
-            .values(tenant_id=tenant_id, parent_id=parent_id, first_name="Kid", last_name="Okafor", status="signed")
+            .values(
+                tenant_id=tenant_id,
+                parent_id=parent_id,
+                first_name="Kid",
+                last_name="Okafor",
+                status="signed",
+            )
             .returning(players.c.id)
         ).scalar_one()
         product_id = connection.execute(
             sa.insert(products)
-            .values(tenant_id=tenant_id, name="Season dues", amount_cents=12000, active=True, bill_signed_players=True)
+            .values(
+                tenant_id=tenant_id,
+                name="Season dues",
+                amount_cents=12000,
+                active=True,
+                bill_signed_players=True,
+            )
             .returning(products.c.id)
         ).scalar_one()
     return {"tenant": tenant_id, "parent": parent_id, "player": player_id, "product": product_id}
@@ -67,7 +79,9 @@ def pay(url: str, **form: str) -> dict[str, Any]:
 
 def refund(emulator, payment_intent: str, **params: Any) -> None:
     """The club refunds from its Stripe dashboard."""
-    client = stripe.StripeClient("sk_test_paylinks_tests", base_addresses={"api": emulator.url}, max_network_retries=0)
+    client = stripe.StripeClient(
+        "sk_test_paylinks_tests", base_addresses={"api": emulator.url}, max_network_retries=0
+    )
     client.v1.refunds.create(params={"payment_intent": payment_intent, **params})
 
 
@@ -122,7 +136,9 @@ def test_a_refund_is_not_lost_to_another_tenant_reconciled_first(settings, engin
     assert the_row(engine, beta["tenant"])["status"].value == "refunded"
 
 
-def test_a_bank_debit_that_failed_before_the_first_reconcile_is_not_left_processing(settings, engine, emulator):
+def test_a_bank_debit_that_failed_before_the_first_reconcile_is_not_left_processing(
+    settings, engine, emulator
+):
     # Found as: backfill → a parent pays by bank debit → the debit fails → the first reconcile.
     # That run scans link sessions, and a failed debit's session still reads complete and
     # unpaid: the ledger said `processing` (not chased) for a payment the bank had refused, and

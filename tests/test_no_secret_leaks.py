@@ -26,12 +26,22 @@ from paylinks.settings import PROJECT_ROOT
 STRIPE_KEY = f"sk_test_LeakCanary{secrets.token_hex(12)}"
 SMTP_PASSWORD = f"smtp-LeakCanary-{secrets.token_hex(12)}"
 # The distinctive part alone too: a key cut, masked at its start or re-encoded must not show it.
-NEEDLES = [STRIPE_KEY, STRIPE_KEY.removeprefix("sk_test_"), SMTP_PASSWORD, SMTP_PASSWORD.removeprefix("smtp-")]
+NEEDLES = [
+    STRIPE_KEY,
+    STRIPE_KEY.removeprefix("sk_test_"),
+    SMTP_PASSWORD,
+    SMTP_PASSWORD.removeprefix("smtp-"),
+]
 
 
 def paylinks(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -75,7 +85,9 @@ def files_holding_a_secret(folder: Path) -> dict[str, list[str]]:
     for path in folder.rglob("*"):
         if path.is_file():
             data = path.read_bytes()
-            found = [needle for needle in NEEDLES if needle.encode() in data or needle.encode("utf-16-le") in data]
+            found = [
+                needle for needle in NEEDLES if needle.encode() in data or needle.encode("utf-16-le") in data
+            ]
             if found:
                 hits[str(path.relative_to(folder))] = found
     return hits
@@ -136,7 +148,8 @@ def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
     # Stripe refuses the key: the failure is recorded by the Prefect API, with its exception text.
     with EmulatorServer(host="127.0.0.1", port=0, api_key="sk_test_the_only_key_it_takes") as strict:
         refused = paylinks(
-            ["backfill", "--tenant", "riverside-hoops", "--commit"], env | {"PAYLINKS_STRIPE_API_BASE": strict.url}
+            ["backfill", "--tenant", "riverside-hoops", "--commit"],
+            env | {"PAYLINKS_STRIPE_API_BASE": strict.url},
         )
     console["rejected key"] = refused.stdout + refused.stderr
     assert refused.returncode != 0 and "Stripe rejected the API key" in console["rejected key"]
@@ -154,9 +167,13 @@ def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
         minted = paylinks(["backfill", "--tenant", "riverside-hoops", "--commit"], smtp_env)
         console["backfill"] = minted.stdout + minted.stderr
         assert minted.returncode == 0, console["backfill"]
-        blast = paylinks(["blast", "--tenant", "riverside-hoops", "--send", "--blast-key", "leak-check"], smtp_env)
+        blast = paylinks(
+            ["blast", "--tenant", "riverside-hoops", "--send", "--blast-key", "leak-check"], smtp_env
+        )
     console["refused password"] = blast.stdout + blast.stderr
-    assert blast.returncode != 0 and "not delivered" in console["refused password"], console["refused password"]
+    assert blast.returncode != 0 and "not delivered" in console["refused password"], console[
+        "refused password"
+    ]
 
     leaks = {what: found_in(text) for what, text in console.items() if found_in(text)}
 
@@ -168,7 +185,11 @@ def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
     assert any("riverside-hoops" in p for p in records["flow run parameters"])
     states = " ".join(records["flow run states"] + records["task run states"])
     assert "Stripe rejected the API key" in states and "535" in states
-    leaks |= {f"Prefect {what}": found_in(" ".join(rows)) for what, rows in records.items() if found_in(" ".join(rows))}
+    leaks |= {
+        f"Prefect {what}": found_in(" ".join(rows))
+        for what, rows in records.items()
+        if found_in(" ".join(rows))
+    }
     leaks |= {f"PREFECT_HOME/{path}": found for path, found in files_holding_a_secret(prefect_home).items()}
 
     assert len(list(outbox.glob("*.eml"))) > 2
@@ -177,7 +198,10 @@ def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
     rows = paylinks_rows(database_url)
     assert any("535" in row for row in rows if row.startswith("email_log"))  # failures logged, in words
     leaks |= {"paylinks database rows": found_in("\n".join(rows))} if found_in("\n".join(rows)) else {}
-    leaks |= {f"database file {path}": found for path, found in files_holding_a_secret(tmp_path).items()
-              if path.startswith("paylinks.db")}
+    leaks |= {
+        f"database file {path}": found
+        for path, found in files_holding_a_secret(tmp_path).items()
+        if path.startswith("paylinks.db")
+    }
 
     assert leaks == {}

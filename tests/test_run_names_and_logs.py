@@ -15,7 +15,7 @@ from flows.run_names import (
     reconcile_run_name,
     resend_run_name,
 )
-from paylinks.demo_data import seed_demo
+from paylinks.demo.data import seed_demo
 from tests.helpers import cli_env, run_cli
 
 TENANT = "riverside-hoops"
@@ -98,7 +98,9 @@ def test_a_cli_run_is_named_after_what_it_does_and_its_logs_reach_the_api(
     run_lines = [log.message for log in logs if log.task_run_id is None and log.level == logging.INFO]
     assert run_lines[0] == f"Beginning flow run {expected!r} for flow {_flow_name(args)!r}"
     # The run's own report, between Prefect's first and last line.
-    assert any(not line.startswith(("Beginning flow run", "Finished in state")) for line in run_lines), run_lines
+    assert any(not line.startswith(("Beginning flow run", "Finished in state")) for line in run_lines), (
+        run_lines
+    )
     # Logged last, just before the process exits: nothing was lost at exit.
     assert run_lines[-1] == "Finished in state Completed()"
 
@@ -136,6 +138,8 @@ def test_logs_survive_the_exit_of_the_ephemeral_api(settings, engine, tmp_path):
             "SELECT count(*) FROM log WHERE flow_run_id = ? AND task_run_id IS NOT NULL", (flow_run_id,)
         ).fetchone()[0]
     assert run_lines[0] == "Beginning flow run 'reconcile-riverside-hoops' for flow 'reconcile-payments'"
-    assert any(not line.startswith(("Beginning flow run", "Finished in state")) for line in run_lines), run_lines
+    assert any(not line.startswith(("Beginning flow run", "Finished in state")) for line in run_lines), (
+        run_lines
+    )
     assert run_lines[-1] == "Finished in state Completed()"
     assert task_lines > 0

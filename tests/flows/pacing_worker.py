@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paylinks.settings import PROJECT_ROOT, Settings, load_settings
-from paylinks.stripe_gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, Pacer, StripeGateway
+from paylinks.stripe_api.gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, Pacer, StripeGateway
 
 
 class RecordingPacer:
@@ -43,8 +43,8 @@ def mint_links_as_worker(
     """Mint `count` links in the key's account (`account`, in the key's mode), `threads` at a time,
     through one worker's gateways (one per link, as tasks build them): paced with every other
     worker by the Prefect server's limits if `shared`, by this process alone otherwise."""
-    from paylinks.planning import StripeWhere
-    from paylinks.stripe_gateway import key_is_live
+    from paylinks.stripe_api.gateway import key_is_live
+    from paylinks.stripe_api.where import StripeWhere
     from tasks.prefect_support import stripe_gateway
 
     where = StripeWhere(account=account, livemode=key_is_live(settings.stripe_api_key.get_secret_value()))
@@ -119,7 +119,9 @@ def start_workers(
     command = [sys.executable, "-m", "tests.flows.pacing_worker", account, price_id, str(count)]
     command.append("shared" if shared else "local")
     return [
-        subprocess.Popen(command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command, env=env, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(workers)
     ]
 
@@ -145,7 +147,9 @@ def run_workers(
 ) -> WorkersOutcome:
     """Two (or `workers`) workers on one account, minting `count` links each, through the shared
     pacer if `shared`; waits for them. What a benchmark of shared pacing calls."""
-    processes = start_workers(env, account=account, price_id=price_id, count=count, shared=shared, workers=workers)
+    processes = start_workers(
+        env, account=account, price_id=price_id, count=count, shared=shared, workers=workers
+    )
     return gather_workers(processes)
 
 

@@ -7,9 +7,9 @@ import asyncio
 import sqlalchemy as sa
 
 from flows.backfill_payment_links import backfill_payment_links
-from paylinks.db import payment_links, price_tiers, products
-from paylinks.planning import Action, SkipReason
-from paylinks.present import backfill_tables
+from paylinks.billing.plan import Action, SkipReason
+from paylinks.present.reports import backfill_tables
+from paylinks.store.tables import payment_links, price_tiers, products
 
 TABLES = ("payment_links", "price_tiers", "products", "orders", "players", "email_log")
 

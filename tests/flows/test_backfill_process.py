@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 import stripe
 
-from paylinks.db import payment_links
 from paylinks.settings import PROJECT_ROOT
+from paylinks.store.tables import payment_links
 from tests.helpers import PAYLINKS, cli_env, run_cli
 
 
@@ -112,8 +112,7 @@ def test_missing_stripe_key_for_real_stripe_is_refused_before_any_work(settings,
 
 
 def test_unreachable_database_is_one_clear_message(settings, tmp_path):
-    env = cli_env(tmp_path, PAYLINKS_DATABASE_URL="postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none"
-    )
+    env = cli_env(tmp_path, PAYLINKS_DATABASE_URL="postgresql+psycopg://nobody:s3cret@127.0.0.1:1/none")
     result = run_cli(["backfill"], env)
     assert result.returncode == 2
     assert "cannot reach the database" in result.stderr
@@ -124,7 +123,8 @@ def test_rejected_stripe_key_stops_the_run_without_printing_the_key(settings, en
     from stripe_emulator import EmulatorServer
 
     with EmulatorServer(host="127.0.0.1", port=0, api_key="sk_test_the_right_one") as strict:
-        env = cli_env(tmp_path,
+        env = cli_env(
+            tmp_path,
             PAYLINKS_STRIPE_API_BASE=strict.url,
             PAYLINKS_STRIPE_API_KEY="sk_test_wrong_key_0123456789",
         )

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 
 from flows.backfill_payment_links import BackfillIncompleteError, backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
-from paylinks.db import payment_links, price_tiers, tenants
-from paylinks.demo_data import DemoTenant, SeedReport, _seed_tenant, seed_demo
-from paylinks.payments import Outcome
-from paylinks.tenants import Tenant, all_tenants, set_stripe_account
+from paylinks.club.tenants import Tenant, all_tenants, set_stripe_account
+from paylinks.demo.data import DemoTenant, SeedReport, _seed_tenant, seed_demo
+from paylinks.payments.ledger import Outcome
+from paylinks.store.tables import payment_links, price_tiers, tenants
 from tests.helpers import cli_env, current_settings, run_cli, stripe_signed_headers, wait_for
 
 HOOPS, EAGLES, FALCONS = "riverside-hoops", "northside-eagles", "eastside-falcons"

@@ -17,9 +17,21 @@ import sqlalchemy as sa
 from flows.backfill_payment_links import backfill_payment_links
 from flows.outstanding_balance_email import outstanding_balance_email
 from flows.resend_payment_link import resend_payment_link
-from paylinks.balances import Withheld
-from paylinks.db import (
-    EmailType,
+from paylinks.club.balances import Withheld
+from paylinks.club.tenants import tenant_by_slug
+from paylinks.messaging.blasts import (
+    BlastReport,
+    ClaimKind,
+    PreparedEmail,
+    ResendOutcome,
+    SkipReason,
+    claim_send,
+)
+from paylinks.messaging.render import RenderedEmail
+from paylinks.money import format_money
+from paylinks.present.reports import blast_tables
+from paylinks.settings import PROJECT_ROOT, EmailTransportName
+from paylinks.store.tables import (
     blasts,
     email_log,
     orders,
@@ -29,11 +41,7 @@ from paylinks.db import (
     products,
     tenants,
 )
-from paylinks.emailing import BlastReport, ClaimKind, PreparedEmail, ResendOutcome, SkipReason, claim_send
-from paylinks.present import blast_tables
-from paylinks.rendering import RenderedEmail, format_money
-from paylinks.settings import PROJECT_ROOT, EmailTransportName
-from paylinks.tenants import tenant_by_slug
+from paylinks.vocabulary import EmailType
 from tests.helpers import PAYLINKS, TENANT, cli_env, run_cli, smtp_server
 
 
@@ -109,7 +117,10 @@ def default_fee_player(engine: sa.Engine) -> tuple[int, list[sa.RowMapping]]:
     for row in open_rows(engine):
         by_player.setdefault(row["player_id"], []).append(row)
     for player_id, items in by_player.items():
-        if all(i["order_id"] is None for i in items) and parent(engine, items[0]["player_parent_id"])["email"]:
+        if (
+            all(i["order_id"] is None for i in items)
+            and parent(engine, items[0]["player_parent_id"])["email"]
+        ):
             return player_id, items
     raise AssertionError("the demo club has no such player")
 
@@ -131,7 +142,9 @@ def test_a_player_who_moved_to_another_parent_is_billed_to_the_new_parent_only(
     assert all(item["url"] in seen_by_new for item in items)
     assert f"Hi {full_name(new)}" in seen_by_new
     assert all(
-        item["url"] not in bodies(message) for message in messages_to(mailroom, old["email"]) for item in items
+        item["url"] not in bodies(message)
+        for message in messages_to(mailroom, old["email"])
+        for item in items
     )
 
 
@@ -144,11 +157,17 @@ def owed_by_two_parents(settings, engine, minted_club):
     other = next(p for p in reachable_parents(engine) if p["id"] != own["id"])
     with engine.begin() as connection:
         billed = {row["product_id"] for row in fees}
-        product_id = connection.execute(
-            sa.select(products.c.id)
-            .where(products.c.tenant_id == own["tenant_id"], products.c.active, products.c.id.not_in(billed))
-            .order_by(products.c.id)
-        ).scalars().first()
+        product_id = (
+            connection.execute(
+                sa.select(products.c.id)
+                .where(
+                    products.c.tenant_id == own["tenant_id"], products.c.active, products.c.id.not_in(billed)
+                )
+                .order_by(products.c.id)
+            )
+            .scalars()
+            .first()
+        )
         connection.execute(
             sa.insert(orders).values(
                 tenant_id=own["tenant_id"],
@@ -160,7 +179,9 @@ def owed_by_two_parents(settings, engine, minted_club):
             )
         )
     backfill_payment_links(tenant=TENANT, commit=True)
-    order_item = next(r for r in open_rows(engine) if r["player_id"] == player_id and r["order_id"] is not None)
+    order_item = next(
+        r for r in open_rows(engine) if r["player_id"] == player_id and r["order_id"] is not None
+    )
     return player_id, own, fees, other, order_item
 
 
@@ -172,7 +193,10 @@ def test_resend_for_a_player_owed_by_two_parents_sends_each_their_own_items(
     report = resend_payment_link(tenant=TENANT, player=str(player_id))
 
     assert sorted((p.parent_name, p.recipient, p.outcome) for p in report.parents) == sorted(
-        [(full_name(own), own["email"], ResendOutcome.sent), (full_name(other), other["email"], ResendOutcome.sent)]
+        [
+            (full_name(own), own["email"], ResendOutcome.sent),
+            (full_name(other), other["email"], ResendOutcome.sent),
+        ]
     )
     (to_own,) = messages_to(mailroom, own["email"])
     (to_other,) = messages_to(mailroom, other["email"])
@@ -210,7 +234,9 @@ def test_a_cancelled_bill_is_not_mailed_resent_or_offered_before_the_next_backfi
     cancelled = next(r for r in rows if r["order_id"] is not None)
     withdrawn_id, withdrawn_fees = default_fee_player(engine)
     with engine.begin() as connection:  # the club changes; the backfill has not run since
-        connection.execute(sa.update(orders).where(orders.c.id == cancelled["order_id"]).values(status="cancelled"))
+        connection.execute(
+            sa.update(orders).where(orders.c.id == cancelled["order_id"]).values(status="cancelled")
+        )
         connection.execute(sa.update(players).where(players.c.id == withdrawn_id).values(status="withdrawn"))
     gone = {cancelled["url"]: Withheld.order_not_pending} | {
         fee["url"]: Withheld.player_not_signed for fee in withdrawn_fees
@@ -237,7 +263,9 @@ def test_a_product_that_stopped_billing_is_not_mailed(settings, engine, minted_c
     rows = open_rows(engine)
     stopped = next(r for r in rows if r["order_id"] is None)["product_id"]
     with engine.begin() as connection:
-        connection.execute(sa.update(products).where(products.c.id == stopped).values(bill_signed_players=False))
+        connection.execute(
+            sa.update(products).where(products.c.id == stopped).values(bill_signed_players=False)
+        )
 
     report = outstanding_balance_email(tenant=TENANT, send=True)
 
@@ -257,7 +285,9 @@ def test_links_minted_in_another_stripe_account_or_not_yet_verified_are_not_mail
     elsewhere, unverified = rows[0], rows[1]
     with engine.begin() as connection:
         connection.execute(
-            sa.update(payment_links).where(payment_links.c.id == elsewhere["id"]).values(stripe_account="acct_elsewhere")
+            sa.update(payment_links)
+            .where(payment_links.c.id == elsewhere["id"])
+            .values(stripe_account="acct_elsewhere")
         )
         connection.execute(
             sa.update(payment_links)
@@ -272,15 +302,22 @@ def test_links_minted_in_another_stripe_account_or_not_yet_verified_are_not_mail
     held = {item.payment_link_id: item.reason for item in report.held_back}
     assert held == {elsewhere["id"]: Withheld.other_stripe_account, unverified["id"]: Withheld.not_verified}
     summary = blast_tables(report)[0].records()
-    assert {"figure": "items not offered: minted in another Stripe account/mode: run the backfill", "value": "1"} in summary
+    assert {
+        "figure": "items not offered: minted in another Stripe account/mode: run the backfill",
+        "value": "1",
+    } in summary
 
 
 # -- rule 7: one blast, one email per parent, even when blasts race ----------------------------
-def test_a_live_claim_is_never_taken_over_and_a_stale_one_is_by_exactly_one_claimant(settings, engine, minted_club):
+def test_a_live_claim_is_never_taken_over_and_a_stale_one_is_by_exactly_one_claimant(
+    settings, engine, minted_club
+):
     with engine.connect() as connection:
         club = tenant_by_slug(connection, TENANT)
     someone = reachable_parents(engine)[0]
-    prepared = PreparedEmail(someone["id"], full_name(someone), someone["email"], RenderedEmail("s", "t", "h"), 1, 100, ())
+    prepared = PreparedEmail(
+        someone["id"], full_name(someone), someone["email"], RenderedEmail("s", "t", "h"), 1, 100, ()
+    )
     lease = timedelta(minutes=15)
 
     def claim_together(count: int) -> list:
@@ -291,8 +328,15 @@ def test_a_live_claim_is_never_taken_over_and_a_stale_one_is_by_exactly_one_clai
             start.wait()
             claims.append(
                 claim_send(
-                    engine, club, EmailType.outstanding_balance, "race", EmailTransportName.smtp, prepared,
-                    someone["email"], someone["id"], lease,
+                    engine,
+                    club,
+                    EmailType.outstanding_balance,
+                    "race",
+                    EmailTransportName.smtp,
+                    prepared,
+                    someone["email"],
+                    someone["id"],
+                    lease,
                 )
             )
 
@@ -327,7 +371,9 @@ class SlowMailroom:
 
     async def handle_DATA(self, server, session, envelope):
         await asyncio.sleep(0.25)
-        parsed = email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default)
+        parsed = email.message_from_bytes(
+            envelope.original_content or envelope.content, policy=email.policy.default
+        )
         with self.lock:
             self.messages.append((list(envelope.rcpt_tos), parsed))
         return "250 OK"
@@ -371,13 +417,17 @@ def test_two_blast_processes_with_the_same_key_at_once_mail_each_parent_once(
     assert len(logged) == len(expected) and {row.status.value for row in logged} == {"sent"}
 
 
-def test_a_blast_without_a_key_resumes_the_unfinished_one_the_next_day(settings, engine, minted_club, mailroom):
+def test_a_blast_without_a_key_resumes_the_unfinished_one_the_next_day(
+    settings, engine, minted_club, mailroom
+):
     expected = sorted(e.address for e in outstanding_balance_email(tenant=TENANT).emails if e.address)
     yesterday = datetime.now(UTC) - timedelta(days=1)
     yesterdays_key = f"{TENANT}-{yesterday.date().isoformat()}"
     refused = expected[0]
     mailroom.refuse = {refused}
-    interrupted = outstanding_balance_email(tenant=TENANT, send=True, blast_key=yesterdays_key, return_state=True)
+    interrupted = outstanding_balance_email(
+        tenant=TENANT, send=True, blast_key=yesterdays_key, return_state=True
+    )
     assert interrupted.is_failed()
     with engine.begin() as connection:  # all of that happened yesterday
         connection.execute(sa.update(blasts).values(started_at=yesterday))

@@ -23,10 +23,10 @@ import sqlalchemy as sa
 
 from flows import fan_out
 from flows.backfill_payment_links import backfill_payment_links
-from paylinks.db import payment_links, tenants
-from paylinks.demo_data import DemoTenant, SeedReport, _seed_tenant
+from paylinks.demo.data import DemoTenant, SeedReport, _seed_tenant
 from paylinks.errors import ConfigurationError
 from paylinks.settings import PROJECT_ROOT
+from paylinks.store.tables import payment_links, tenants
 from tests.browser import PREFECT, PrefectServer, prefect_cli, prefect_server, stop
 from tests.helpers import TENANT
 
@@ -187,7 +187,9 @@ def test_nightly_and_reconcile_fan_out_one_run_per_tenant_over_two_workers(
     # One club is paid into its own Stripe (Connect) account: reconcile fans out per account.
     httpx.post(f"{emulator.url}/_emulator/accounts", data={"id": CONNECTED}).raise_for_status()
     with engine.begin() as connection:
-        connection.execute(sa.update(tenants).where(tenants.c.slug == GOOD[1]).values(stripe_account=CONNECTED))
+        connection.execute(
+            sa.update(tenants).where(tenants.c.slug == GOOD[1]).values(stripe_account=CONNECTED)
+        )
     logs = [tmp_path / f"{name}.log" for name in WORKERS]
 
     with ExitStack() as stack:

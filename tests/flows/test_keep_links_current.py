@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from flows.backfill_payment_links import backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
-from paylinks.db import orders, players
-from paylinks.planning import Action
+from paylinks.billing.plan import Action
+from paylinks.store.tables import orders, players
 from tests.helpers import TENANT, rows
 
 

@@ -8,10 +8,10 @@ import sqlalchemy as sa
 
 from flows.backfill_payment_links import BackfillIncompleteError, backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
-from paylinks.db import orders, parents, payment_links, payments, players, tenants
-from paylinks.payments import Outcome
-from paylinks.planning import Action
-from paylinks.present import backfill_tables, reconcile_tables
+from paylinks.billing.plan import Action
+from paylinks.payments.ledger import Outcome
+from paylinks.present.reports import backfill_tables, reconcile_tables
+from paylinks.store.tables import orders, parents, payment_links, payments, players, tenants
 from tests.helpers import TENANT, rows
 
 OTHER_TENANT = "northside-eagles"
@@ -21,7 +21,9 @@ def a_row(engine, with_order: bool, status: str = "pending") -> sa.RowMapping:
     return next(
         r
         for r in rows(engine).values()
-        if (r["order_id"] is not None) == with_order and r["status"].value == status and r["tenant_id"] == tenant_id(engine)
+        if (r["order_id"] is not None) == with_order
+        and r["status"].value == status
+        and r["tenant_id"] == tenant_id(engine)
     )
 
 
@@ -51,11 +53,21 @@ def pay(emulator, row) -> str:
 def test_a_player_who_moves_parent_is_billed_to_the_new_parent(settings, engine, minted_club):
     row = a_row(engine, with_order=False)
     with engine.begin() as connection:
-        player = connection.execute(sa.select(players).where(players.c.id == row["player_id"])).mappings().one()
-        new_parent = connection.execute(
-            sa.select(parents.c.id).where(parents.c.tenant_id == player["tenant_id"], parents.c.id != player["parent_id"])
-        ).scalars().first()
-        connection.execute(sa.update(players).where(players.c.id == player["id"]).values(parent_id=new_parent))
+        player = (
+            connection.execute(sa.select(players).where(players.c.id == row["player_id"])).mappings().one()
+        )
+        new_parent = (
+            connection.execute(
+                sa.select(parents.c.id).where(
+                    parents.c.tenant_id == player["tenant_id"], parents.c.id != player["parent_id"]
+                )
+            )
+            .scalars()
+            .first()
+        )
+        connection.execute(
+            sa.update(players).where(players.c.id == player["id"]).values(parent_id=new_parent)
+        )
     links_before = {
         r["id"]: r["stripe_payment_link_id"]
         for r in rows(engine).values()
@@ -106,7 +118,9 @@ def test_a_replaced_order_keeps_its_link_and_the_payment_marks_the_new_order(
     assert order_status(engine, old["id"]) == "cancelled"  # a cancelled order never becomes paid
 
 
-def test_a_bill_cancelled_then_paid_before_the_backfill_is_refund_due(settings, engine, emulator, minted_club):
+def test_a_bill_cancelled_then_paid_before_the_backfill_is_refund_due(
+    settings, engine, emulator, minted_club
+):
     row = a_row(engine, with_order=True)
     with engine.begin() as connection:
         connection.execute(sa.update(orders).where(orders.c.id == row["order_id"]).values(status="cancelled"))
@@ -170,7 +184,9 @@ def test_a_slow_payment_is_processing_and_a_failed_one_gets_a_fresh_link(
     assert status_of(engine, row["id"]) == "paid" and order_status(engine, row["order_id"]) == "paid"
 
 
-def test_a_refund_or_a_lost_dispute_leaves_no_row_paid(settings, engine, emulator, minted_club, stripe_client):
+def test_a_refund_or_a_lost_dispute_leaves_no_row_paid(
+    settings, engine, emulator, minted_club, stripe_client
+):
     refunded, disputed, partly = [r for r in rows(engine).values() if r["status"].value == "pending"][:3]
     intents = {}
     for row in (refunded, disputed, partly):
@@ -198,15 +214,17 @@ def test_a_refund_or_a_lost_dispute_leaves_no_row_paid(settings, engine, emulato
 def test_one_tenants_stripe_refusal_does_not_stop_the_others(
     settings, engine, emulator, minted_club, stripe_client
 ):
-    from paylinks.backfill import price_lookup_key
-    from paylinks.tenants import tenant_by_slug
+    from paylinks.billing.backfill import price_lookup_key
+    from paylinks.club.tenants import tenant_by_slug
 
     # At Stripe, an archived price already holds the lookup key of one of the other club's
     # tiers: Stripe refuses (400) to create the tier, so that club cannot be backfilled.
     with engine.connect() as connection:
         eagles = tenant_by_slug(connection, OTHER_TENANT)
         product_id, amount = connection.execute(
-            sa.text("SELECT id, amount_cents FROM products WHERE tenant_id = :t AND bill_signed_players AND active"),
+            sa.text(
+                "SELECT id, amount_cents FROM products WHERE tenant_id = :t AND bill_signed_players AND active"
+            ),
             {"t": eagles.id},
         ).first()
     squatter = stripe_client.v1.prices.create(
@@ -234,13 +252,17 @@ def test_a_link_stripe_does_not_have_is_a_finding_not_a_crash(settings, engine, 
     row = a_row(engine, with_order=True)
     with engine.begin() as connection:
         connection.execute(
-            sa.update(payment_links).where(payment_links.c.id == row["id"]).values(stripe_payment_link_id="plink_gone")
+            sa.update(payment_links)
+            .where(payment_links.c.id == row["id"])
+            .values(stripe_payment_link_id="plink_gone")
         )
         connection.execute(sa.update(orders).where(orders.c.id == row["order_id"]).values(status="cancelled"))
 
     (report,) = backfill_payment_links(tenant=TENANT, commit=True)
 
-    assert [(f.kind.value, f.row_id) for f in report.retire.findings] == [("link_missing_at_stripe", row["id"])]
+    assert [(f.kind.value, f.row_id) for f in report.retire.findings] == [
+        ("link_missing_at_stripe", row["id"])
+    ]
     assert status_of(engine, row["id"]) == "cancelled"
     assert any("Stripe has no such link" in cells[2] for cells in backfill_tables(report)[3].rows)
 
@@ -279,7 +301,7 @@ def test_a_day_old_reservation_adopts_the_link_stripe_already_minted(
 ):
     from datetime import timedelta
 
-    from paylinks.db import utcnow
+    from paylinks.store.tables import utcnow
 
     row = a_row(engine, with_order=False)
     links_before = emulator.emulator.counts()["payment_links"]
@@ -289,7 +311,11 @@ def test_a_day_old_reservation_adopts_the_link_stripe_already_minted(
         connection.execute(
             sa.update(payment_links)
             .where(payment_links.c.id == row["id"])
-            .values(stripe_payment_link_id=None, stripe_payment_link_url=None, reserved_at=utcnow() - timedelta(hours=25))
+            .values(
+                stripe_payment_link_id=None,
+                stripe_payment_link_url=None,
+                reserved_at=utcnow() - timedelta(hours=25),
+            )
         )
     emulator.emulator.forget_idempotency_keys()
 

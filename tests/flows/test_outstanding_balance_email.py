@@ -21,10 +21,10 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.outstanding_balance_email import outstanding_balance_email
-from paylinks.db import email_log, parents
-from paylinks.emailing import SkipReason
-from paylinks.rendering import format_money
+from paylinks.messaging.blasts import SkipReason
+from paylinks.money import format_money
 from paylinks.settings import PROJECT_ROOT
+from paylinks.store.tables import email_log, parents
 from tests.helpers import PAYLINKS, TENANT, cli_env, run_cli
 
 
@@ -236,9 +236,7 @@ def test_every_send_is_a_recorded_task_run(settings, minted_club, mailroom):
 
 
 def test_invalid_test_email_is_refused_before_anything_is_rendered(settings, minted_club, tmp_path, mailroom):
-    result = run_cli(
-        ["blast", "--tenant", TENANT, "--test-email", "coach@@club"], cli_env(tmp_path)
-    )
+    result = run_cli(["blast", "--tenant", TENANT, "--test-email", "coach@@club"], cli_env(tmp_path))
     assert result.returncode == 2
     assert "not a valid email address" in result.stderr
     assert mailroom.messages == []
@@ -254,7 +252,9 @@ def test_emulator_links_never_reach_real_parents_over_smtp(settings, minted_club
 
 
 def test_test_email_and_send_together_are_refused_before_anything_is_sent(settings, minted_club, mailroom):
-    state = outstanding_balance_email(tenant=TENANT, test_email="coach@club.example", send=True, return_state=True)
+    state = outstanding_balance_email(
+        tenant=TENANT, test_email="coach@club.example", send=True, return_state=True
+    )
     assert state.is_failed()
     assert "not both" in str(state.result(raise_on_failure=False))
     assert mailroom.messages == []

@@ -11,9 +11,17 @@ import sqlalchemy as sa
 import stripe
 
 from flows.reconcile_payments import reconcile_payments
-from paylinks.db import minted_links, parents, payment_links, players, products, reconcile_cursors, tenants
-from paylinks.payments import Outcome
-from paylinks.reconcile import NewsSource
+from paylinks.payments.ledger import Outcome
+from paylinks.payments.reconcile import NewsSource
+from paylinks.store.tables import (
+    minted_links,
+    parents,
+    payment_links,
+    players,
+    products,
+    reconcile_cursors,
+    tenants,
+)
 from stripe_emulator.state import Account
 from tests.helpers import rows
 
@@ -39,7 +47,9 @@ def club_with_links(
 ) -> list[int]:
     """A tenant with `links` signed players, each billed through a link minted in the tenant's
     Stripe account (the platform's, or its own); returns the rows' ids."""
-    client = stripe.StripeClient("sk_test_paylinks_tests", base_addresses={"api": emulator.url}, max_network_retries=0)
+    client = stripe.StripeClient(
+        "sk_test_paylinks_tests", base_addresses={"api": emulator.url}, max_network_retries=0
+    )
     options = {"stripe_account": stripe_account} if stripe_account else {}
     where = stripe_account or emulator.emulator.platform_account_id
     product = client.v1.products.create(params={"name": f"{slug} dues"}, options=options)
@@ -49,8 +59,13 @@ def club_with_links(
     with engine.begin() as connection:
         tenant_id = connection.execute(
             sa.insert(tenants)
-            .values(slug=slug, name=slug.title(), reply_to_email=f"office@{slug}.test", currency="usd",
-                    stripe_account=stripe_account)
+            .values(
+                slug=slug,
+                name=slug.title(),
+                reply_to_email=f"office@{slug}.test",
+                currency="usd",
+                stripe_account=stripe_account,
+            )
             .returning(tenants.c.id)
         ).scalar_one()
         parent_id = connection.execute(
@@ -60,14 +75,22 @@ def club_with_links(
         ).scalar_one()
         product_id = connection.execute(
             sa.insert(products)
-            .values(tenant_id=tenant_id, name="Dues", amount_cents=5000, active=True, bill_signed_players=True)
+            .values(
+                tenant_id=tenant_id, name="Dues", amount_cents=5000, active=True, bill_signed_players=True
+            )
             .returning(products.c.id)
         ).scalar_one()
         row_ids = []
         for n in range(links):
             player_id = connection.execute(
                 sa.insert(players)
-                .values(tenant_id=tenant_id, parent_id=parent_id, first_name=f"Kid{n}", last_name="Doe", status="signed")
+                .values(
+                    tenant_id=tenant_id,
+                    parent_id=parent_id,
+                    first_name=f"Kid{n}",
+                    last_name="Doe",
+                    status="signed",
+                )
                 .returning(players.c.id)
             ).scalar_one()
             link = client.v1.payment_links.create(
@@ -75,15 +98,27 @@ def club_with_links(
             )
             row_id = connection.execute(
                 sa.insert(payment_links)
-                .values(tenant_id=tenant_id, player_id=player_id, parent_id=parent_id, product_id=product_id,
-                        description="Dues", amount_cents=5000, stripe_price_id=price.id,
-                        stripe_payment_link_id=link.id, stripe_payment_link_url=link.url,
-                        stripe_account=where, livemode=False)
+                .values(
+                    tenant_id=tenant_id,
+                    player_id=player_id,
+                    parent_id=parent_id,
+                    product_id=product_id,
+                    description="Dues",
+                    amount_cents=5000,
+                    stripe_price_id=price.id,
+                    stripe_payment_link_id=link.id,
+                    stripe_payment_link_url=link.url,
+                    stripe_account=where,
+                    livemode=False,
+                )
                 .returning(payment_links.c.id)
             ).scalar_one()
             connection.execute(
                 sa.insert(minted_links).values(
-                    stripe_payment_link_id=link.id, tenant_id=tenant_id, payment_link_row_id=row_id, mint_version=1
+                    stripe_payment_link_id=link.id,
+                    tenant_id=tenant_id,
+                    payment_link_row_id=row_id,
+                    mint_version=1,
                 )
             )
             row_ids.append(row_id)
@@ -101,7 +136,8 @@ def paid_rows(engine: sa.Engine) -> set[int]:
 def cursors(engine: sa.Engine) -> dict[tuple[str, bool], int]:
     with engine.connect() as connection:
         return {
-            (c.stripe_account, c.livemode): c.last_event_created for c in connection.execute(sa.select(reconcile_cursors))
+            (c.stripe_account, c.livemode): c.last_event_created
+            for c in connection.execute(sa.select(reconcile_cursors))
         }
 
 
@@ -203,7 +239,9 @@ def test_cursors_are_per_account_and_each_account_is_read_with_its_own(
 
 def test_the_emulator_lists_checkout_sessions_by_creation_time(emulator, stripe_client):
     product = stripe_client.v1.products.create(params={"name": "Dues"})
-    price = stripe_client.v1.prices.create(params={"product": product.id, "unit_amount": 100, "currency": "usd"})
+    price = stripe_client.v1.prices.create(
+        params={"product": product.id, "unit_amount": 100, "currency": "usd"}
+    )
     link = stripe_client.v1.payment_links.create(params={"line_items": [{"price": price.id, "quantity": 1}]})
     session = emulator.emulator.open_session(link.id)
 

@@ -7,9 +7,9 @@ import sqlalchemy as sa
 
 from flows.outstanding_balance_email import outstanding_balance_email
 from flows.reconcile_payments import reconcile_payments
-from paylinks.db import orders, reconcile_cursors
-from paylinks.payments import Outcome
-from paylinks.reconcile import NewsSource
+from paylinks.payments.ledger import Outcome
+from paylinks.payments.reconcile import NewsSource
+from paylinks.store.tables import orders, reconcile_cursors
 from tests.helpers import TENANT, rows
 
 
@@ -63,16 +63,16 @@ def test_paid_links_and_their_orders_are_marked_and_the_blast_total_drops(
     assert not any(
         url in preview_after.emails[i].urls for i in range(len(preview_after.emails)) for url in paid_urls
     )
-    assert preview_before.total_cents - preview_after.total_cents == sum(
-        r["amount_cents"] for r in paid
-    )
+    assert preview_before.total_cents - preview_after.total_cents == sum(r["amount_cents"] for r in paid)
 
 
 def test_first_run_scans_sessions_then_later_runs_read_events(settings, engine, emulator, minted_club):
     first_payment = pick_rows(engine, 1, with_order=False)[0]
     pay_as_a_parent(first_payment["stripe_payment_link_url"])
     (first,) = reconcile_payments(tenant=TENANT)
-    assert first.source is NewsSource.session_scan and first.rows(Outcome.marked_paid) == [first_payment["id"]]
+    assert first.source is NewsSource.session_scan and first.rows(Outcome.marked_paid) == [
+        first_payment["id"]
+    ]
     with engine.connect() as connection:
         assert connection.execute(sa.select(reconcile_cursors)).first() is not None
 
@@ -82,7 +82,9 @@ def test_first_run_scans_sessions_then_later_runs_read_events(settings, engine, 
     assert second.source is NewsSource.events and second.rows(Outcome.marked_paid) == [later_payment["id"]]
 
 
-def test_a_complete_but_unpaid_session_is_processing_until_it_settles(settings, engine, emulator, minted_club):
+def test_a_complete_but_unpaid_session_is_processing_until_it_settles(
+    settings, engine, emulator, minted_club
+):
     row = pick_rows(engine, 1, with_order=True)[0]
     reconcile_payments(tenant=TENANT)  # set the cursor: the news now comes from events
     pay_as_a_parent(row["stripe_payment_link_url"], payment_status="unpaid")
@@ -124,7 +126,11 @@ def test_a_different_paid_amount_and_an_unknown_link_are_drift(
     (report,) = reconcile_payments(tenant=TENANT)
 
     findings = {(a.outcome, a.row_id, a.detail) for a in report.result.applied}
-    assert (Outcome.amount_differs, row["id"], f"billed {row['amount_cents']}, paid {row['amount_cents'] - 500}") in findings
+    assert (
+        Outcome.amount_differs,
+        row["id"],
+        f"billed {row['amount_cents']}, paid {row['amount_cents'] - 500}",
+    ) in findings
     assert (Outcome.unknown_link, None, stranger.id) in findings
     paid_row = rows(engine)[row["id"]]
     assert paid_row["status"].value == "paid" and paid_row["paid_amount_cents"] == row["amount_cents"] - 500

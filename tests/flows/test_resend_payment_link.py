@@ -6,9 +6,9 @@ import pytest
 import sqlalchemy as sa
 
 from flows.resend_payment_link import resend_payment_link
-from paylinks.db import email_log, payment_links, players
-from paylinks.emailing import ResendOutcome
-from paylinks.players import AmbiguousPlayerError
+from paylinks.club.players import AmbiguousPlayerError
+from paylinks.messaging.blasts import ResendOutcome
+from paylinks.store.tables import email_log, payment_links, players
 from tests.helpers import TENANT, cli_env, run_cli
 
 
@@ -94,9 +94,7 @@ def test_unknown_player_is_one_clear_message_and_exit_2(settings, minted_club, t
 
 def test_lookup_prints_each_link_and_its_status(settings, engine, minted_club, tmp_path):
     player = first_player_with_a_unique_name(engine)
-    result = run_cli(
-        ["lookup", "--tenant", TENANT, str(player.id)], cli_env(tmp_path, COLUMNS="200")
-    )
+    result = run_cli(["lookup", "--tenant", TENANT, str(player.id)], cli_env(tmp_path, COLUMNS="200"))
     assert result.returncode == 0, result.stderr
     for url in open_links_of(engine, player.id):
         assert url in result.stdout

@@ -15,10 +15,10 @@ import stripe
 from typer.testing import CliRunner
 
 from cli.main import app
-from paylinks.db import tenants
-from paylinks.planning import StripeWhere
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, StripeGateway
+from paylinks.store.tables import tenants
+from paylinks.stripe_api.gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, StripeGateway
+from paylinks.stripe_api.where import StripeWhere
 from stripe_emulator import EmulatorServer
 from tasks.prefect_support import SharedPacer, ensure_stripe_limits, stripe_limit_name
 from tests.flows.pacing_worker import gather_workers, start_workers, worker_env
@@ -51,12 +51,19 @@ def test_two_workers_on_one_account_stay_within_its_limit_only_when_they_share_i
     # sharing the limit mint in one, two workers pacing themselves alone in the other, all at once.
     shared_account, alone_account = (f"acct_pacing{uuid.uuid4().hex[:10]}" for _ in range(2))
     with (
-        EmulatorServer(host="127.0.0.1", port=0, link_create_rps=LIMIT, account_id=shared_account) as shared_stripe,
-        EmulatorServer(host="127.0.0.1", port=0, link_create_rps=LIMIT, account_id=alone_account) as alone_stripe,
+        EmulatorServer(
+            host="127.0.0.1", port=0, link_create_rps=LIMIT, account_id=shared_account
+        ) as shared_stripe,
+        EmulatorServer(
+            host="127.0.0.1", port=0, link_create_rps=LIMIT, account_id=alone_account
+        ) as alone_stripe,
     ):
         changes = {}
         runs = {}
-        for account, server, is_shared in ((shared_account, shared_stripe, True), (alone_account, alone_stripe, False)):
+        for account, server, is_shared in (
+            (shared_account, shared_stripe, True),
+            (alone_account, alone_stripe, False),
+        ):
             settings = _settings(
                 tmp_path, server.url, stripe_max_rps=100, stripe_link_create_rps=LIMIT, stripe_max_retries=20
             )
@@ -101,7 +108,10 @@ def test_a_missing_limit_warns_once_naming_it_and_the_setup_then_paces_locally(t
     assert "paylinks limits setup" in warnings[0]
     assert elapsed >= 0.9, "six permits at 5/s take a second: paced locally"
     pacer.acquire(PAYMENT_LINK_CREATE)  # the other limit is missing too: its own one warning
-    assert sum(stripe_limit_name(account, False, PAYMENT_LINK_CREATE) in r.getMessage() for r in caplog.records) == 1
+    assert (
+        sum(stripe_limit_name(account, False, PAYMENT_LINK_CREATE) in r.getMessage() for r in caplog.records)
+        == 1
+    )
 
 
 def test_setting_up_the_limits_again_changes_nothing_and_a_new_rate_updates_them(tmp_path):
@@ -109,7 +119,9 @@ def test_setting_up_the_limits_again_changes_nothing_and_a_new_rate_updates_them
     settings = _settings(tmp_path, "http://127.0.0.1:9")
     first = ensure_stripe_limits(settings, [account, account], livemode=True)
     again = ensure_stripe_limits(settings, [account], livemode=True)
-    slower = ensure_stripe_limits(settings.model_copy(update={"stripe_link_create_rps": 20.0}), [account], True)
+    slower = ensure_stripe_limits(
+        settings.model_copy(update={"stripe_link_create_rps": 20.0}), [account], True
+    )
 
     assert [c.describe() for c in first] == [
         f"created   stripe-{account}-live: 100/s, burst 50",
@@ -119,10 +131,14 @@ def test_setting_up_the_limits_again_changes_nothing_and_a_new_rate_updates_them
     assert [(c.action, c.rate) for c in slower] == [("unchanged", 100.0), ("updated", 20.0)]
 
 
-def test_limits_setup_covers_the_keys_account_and_every_tenants_connected_account(settings, engine, demo_club):
+def test_limits_setup_covers_the_keys_account_and_every_tenants_connected_account(
+    settings, engine, demo_club
+):
     club = f"acct_club{uuid.uuid4().hex[:10]}"
     with engine.begin() as connection:
-        connection.execute(sa.update(tenants).where(tenants.c.id == demo_club[0].id).values(stripe_account=club))
+        connection.execute(
+            sa.update(tenants).where(tenants.c.id == demo_club[0].id).values(stripe_account=club)
+        )
     platform = StripeGateway(settings).context().account
 
     first = CliRunner().invoke(app, ["limits", "setup"], env=settings_env(settings))
@@ -134,7 +150,9 @@ def test_limits_setup_covers_the_keys_account_and_every_tenants_connected_accoun
         assert f"stripe-{account}-test: 25/s, burst 13" in first.stdout
         assert f"stripe-{account}-test-payment-links: 25/s, burst 13" in first.stdout
     assert len(lines) == 4 and all(line.startswith(("created", "unchanged")) for line in lines), lines
-    assert again.exit_code == 0 and [line.split()[0] for line in again.stdout.splitlines()] == ["unchanged"] * 4
+    assert (
+        again.exit_code == 0 and [line.split()[0] for line in again.stdout.splitlines()] == ["unchanged"] * 4
+    )
 
 
 def test_a_backfill_with_nothing_to_do_asks_stripe_nothing_even_through_the_shared_pacer(
@@ -176,9 +194,13 @@ def test_minting_a_link_takes_a_link_permit_and_a_request_permit(tmp_path):
     with EmulatorServer(host="127.0.0.1", port=0) as server:
         gateway = StripeGateway(_settings(tmp_path, server.url), pacer=Recorder())
         price = _account_with_a_price(server)
-        gateway.create_payment_link(price_id=price, metadata={"payment_link_row_id": "1"}, idempotency_key="k-1")
-        gateway.retrieve_payment_link(gateway.create_payment_link(
-            price_id=price, metadata={"payment_link_row_id": "2"}, idempotency_key="k-2"
-        ).id)
+        gateway.create_payment_link(
+            price_id=price, metadata={"payment_link_row_id": "1"}, idempotency_key="k-1"
+        )
+        gateway.retrieve_payment_link(
+            gateway.create_payment_link(
+                price_id=price, metadata={"payment_link_row_id": "2"}, idempotency_key="k-2"
+            ).id
+        )
 
     assert asked == [PAYMENT_LINK_CREATE, REQUEST, PAYMENT_LINK_CREATE, REQUEST, REQUEST]

@@ -28,12 +28,24 @@ class Browser:
         self.profile_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-extensions", "--remote-debugging-port=0", "--remote-allow-origins=*",
-                f"--user-data-dir={self.profile_dir}", "--window-size=1280,1000", "about:blank",
+                chromium_path(),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--remote-debugging-port=0",
+                "--remote-allow-origins=*",
+                f"--user-data-dir={self.profile_dir}",
+                "--window-size=1280,1000",
+                "about:blank",
             ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         port_file = self.profile_dir / "DevToolsActivePort"
         deadline = time.monotonic() + 30
@@ -43,7 +55,11 @@ class Browser:
                 raise RuntimeError("Chromium did not open its DevTools port")
             time.sleep(0.05)
         port = int(port_file.read_text().splitlines()[0])
-        pages = [t for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json() if t["type"] == "page"]
+        pages = [
+            t
+            for t in httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+            if t["type"] == "page"
+        ]
         self.socket = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
         self.send("Page.enable")
         return self

@@ -11,10 +11,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from paylinks.accounts import add_user, hash_password
-from paylinks.audit import COMMAND_LINE
-from paylinks.db import Role, users
-from paylinks.tenants import tenant_by_slug
+from paylinks.access.accounts import add_user, hash_password
+from paylinks.access.audit import COMMAND_LINE
+from paylinks.club.tenants import tenant_by_slug
+from paylinks.store.tables import users
+from paylinks.vocabulary import Role
 from tests.helpers import TENANT, current_settings
 
 OTHER_TENANT = "northside-eagles"
@@ -51,7 +52,9 @@ class OfficeClient(httpx.Client):
 
     def login(self, email: str, password: str = PASSWORD) -> httpx.Response:
         page = self.get("/login")
-        return self.post("/login", data={"email": email, "password": password, "csrf_token": csrf_of(page.text)})
+        return self.post(
+            "/login", data={"email": email, "password": password, "csrf_token": csrf_of(page.text)}
+        )
 
     def submit(self, page_path: str, action: str, data: dict[str, str] | None = None) -> httpx.Response:
         """Open `page_path`, then post `data` to `action` with the page's CSRF token, as its form would."""

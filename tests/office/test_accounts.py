@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from paylinks.accounts import add_user
-from paylinks.audit import COMMAND_LINE
-from paylinks.db import Role, audit_log, login_failures, users
-from paylinks.tenants import tenant_by_slug
+from paylinks.access.accounts import add_user
+from paylinks.access.audit import COMMAND_LINE
+from paylinks.club.tenants import tenant_by_slug
+from paylinks.store.tables import audit_log, login_failures, users
+from paylinks.vocabulary import Role
 from tests.office.conftest import ADMIN, COACH, PASSWORD, SESSION_SECRET, TENANT, csrf_of
 
 
@@ -34,7 +35,7 @@ def test_a_coach_logs_in_with_a_signed_httponly_samesite_cookie_and_logs_out(off
 def test_a_tampered_cookie_is_ignored(office):
     with office.client() as client:
         client.login(COACH)
-        (name, value), = dict(client.cookies).items()
+        ((name, value),) = dict(client.cookies).items()
         payload, signature = value.split(".")
         client.cookies.clear()
         client.cookies.set(name, payload + "x." + signature)
@@ -44,7 +45,11 @@ def test_a_tampered_cookie_is_ignored(office):
 def test_the_one_time_password_must_be_replaced_first(office, engine):
     with engine.begin() as connection:
         added = add_user(
-            connection, "new.coach@riverside.example", tenant_by_slug(connection, TENANT), Role.coach, actor=COMMAND_LINE
+            connection,
+            "new.coach@riverside.example",
+            tenant_by_slug(connection, TENANT),
+            Role.coach,
+            actor=COMMAND_LINE,
         )
     with office.client() as client:
         response = client.login("new.coach@riverside.example", added.one_time_password)
@@ -66,7 +71,9 @@ def test_the_one_time_password_must_be_replaced_first(office, engine):
         assert client.login("new.coach@riverside.example", added.one_time_password).status_code == 401
         assert client.login("new.coach@riverside.example", "a brand new passphrase").status_code == 303
     with engine.connect() as connection:
-        stored = connection.execute(sa.select(users.c.password_hash).where(users.c.email == "new.coach@riverside.example")).scalar()
+        stored = connection.execute(
+            sa.select(users.c.password_hash).where(users.c.email == "new.coach@riverside.example")
+        ).scalar()
     assert stored.startswith("$argon2id$") and "a brand new passphrase" not in stored
 
 

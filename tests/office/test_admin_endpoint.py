@@ -9,10 +9,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from paylinks.accounts import create_api_token, user_by_email
-from paylinks.audit import COMMAND_LINE
-from paylinks.db import AuditAction, api_tokens, audit_log
-from paylinks.tenants import tenant_by_slug
+from paylinks.access.accounts import create_api_token, user_by_email
+from paylinks.access.audit import COMMAND_LINE
+from paylinks.club.tenants import tenant_by_slug
+from paylinks.store.tables import api_tokens, audit_log
+from paylinks.vocabulary import AuditAction
 from tests.office.conftest import ADMIN, COACH, OTHER_TENANT, TENANT
 
 ENDPOINT = "/admin/email/outstanding-balance"
@@ -21,7 +22,9 @@ ENDPOINT = "/admin/email/outstanding-balance"
 def token_for(engine, email: str, *slugs: str) -> str:
     with engine.begin() as connection:
         user = user_by_email(connection, email)
-        return create_api_token(connection, user, [tenant_by_slug(connection, s) for s in slugs], actor=COMMAND_LINE)
+        return create_api_token(
+            connection, user, [tenant_by_slug(connection, s) for s in slugs], actor=COMMAND_LINE
+        )
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ def test_a_test_email_run_starts_and_the_sample_arrives(minted_club, engine, off
     deadline = time.monotonic() + 60
     while not mailroom.messages and time.monotonic() < deadline:
         time.sleep(0.1)
-    (rcpt, message), = mailroom.messages
+    ((rcpt, message),) = mailroom.messages
     assert rcpt == ["Treasurer@example.com"] and message["Subject"].startswith("[TEST]")
 
     with office.client() as admin:
@@ -77,8 +80,8 @@ def test_refusals(minted_club, engine, office, admin_token, mailroom):
 
 
 def test_a_token_of_several_tenants_names_one(minted_club, engine, office, use_settings):
-    from paylinks.accounts import add_user
-    from paylinks.db import Role
+    from paylinks.access.accounts import add_user
+    from paylinks.vocabulary import Role
 
     with engine.begin() as connection:
         add_user(connection, ADMIN, tenant_by_slug(connection, OTHER_TENANT), Role.admin, actor=COMMAND_LINE)

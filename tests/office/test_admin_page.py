@@ -10,7 +10,8 @@ import time
 
 import sqlalchemy as sa
 
-from paylinks.db import AuditAction, audit_log, payment_links, payments
+from paylinks.store.tables import audit_log, payment_links, payments
+from paylinks.vocabulary import AuditAction
 from tests.office.conftest import ADMIN, TENANT
 
 
@@ -37,18 +38,29 @@ def test_balances_by_team_and_the_csv_of_open_items(minted_club, engine, admin):
 
 def test_a_refund_due_is_listed_and_resolved_with_a_note(minted_club, engine, admin):
     with engine.begin() as connection:
-        row = connection.execute(sa.select(payment_links).where(payment_links.c.tenant_id == minted_club[0].id)).mappings().first()
+        row = (
+            connection.execute(sa.select(payment_links).where(payment_links.c.tenant_id == minted_club[0].id))
+            .mappings()
+            .first()
+        )
         payment_id = connection.execute(
             sa.insert(payments).values(
-                tenant_id=row["tenant_id"], payment_link_row_id=row["id"], stripe_payment_link_id="plink_x",
-                checkout_session_id="cs_test_refund_due", amount_cents=4500, currency="usd", status="succeeded",
-                refund_due=True, refund_due_reason="paid after the bill was cancelled",
+                tenant_id=row["tenant_id"],
+                payment_link_row_id=row["id"],
+                stripe_payment_link_id="plink_x",
+                checkout_session_id="cs_test_refund_due",
+                amount_cents=4500,
+                currency="usd",
+                status="succeeded",
+                refund_due=True,
+                refund_due_reason="paid after the bill was cancelled",
             )
         ).inserted_primary_key[0]
     page = admin.get(f"/t/{TENANT}/admin")
     assert "paid after the bill was cancelled" in page.text and "$45.00" in page.text
     done = admin.submit(
-        f"/t/{TENANT}/admin", f"/t/{TENANT}/refunds/{payment_id}/resolve",
+        f"/t/{TENANT}/admin",
+        f"/t/{TENANT}/refunds/{payment_id}/resolve",
         {"resolution": "kept as credit", "note": "credit towards spring dues"},
     )
     assert done.status_code == 303
@@ -58,11 +70,15 @@ def test_a_refund_due_is_listed_and_resolved_with_a_note(minted_club, engine, ad
         resolved = connection.execute(sa.select(payments).where(payments.c.id == payment_id)).mappings().one()
     assert resolved["resolved_by"] == ADMIN and resolved["resolved_at"] is not None
     assert resolved["resolution_note"] == "kept as credit: credit towards spring dues"
-    again = admin.submit(f"/t/{TENANT}/admin", f"/t/{TENANT}/refunds/{payment_id}/resolve", {"resolution": "kept as credit"})
+    again = admin.submit(
+        f"/t/{TENANT}/admin", f"/t/{TENANT}/refunds/{payment_id}/resolve", {"resolution": "kept as credit"}
+    )
     assert again.status_code == 404
 
 
-def test_the_blast_panel_previews_tests_then_sends_to_the_number_it_names(minted_club, engine, admin, mailroom):
+def test_the_blast_panel_previews_tests_then_sends_to_the_number_it_names(
+    minted_club, engine, admin, mailroom
+):
     preview = admin.get(f"/t/{TENANT}/blast")
     assert preview.status_code == 200 and "<iframe" in preview.text and "srcdoc=" in preview.text
     reachable = int(re.search(r"<strong>(\d+)</strong> of them have an email address", preview.text).group(1))

@@ -7,13 +7,17 @@ import re
 
 import sqlalchemy as sa
 
-from paylinks.db import api_tokens, users
+from paylinks.store.tables import api_tokens, users
 from tests.helpers import cli_env, run_cli
 
 
-def test_user_add_prints_a_one_time_password_and_token_create_prints_the_token_once(demo_club, engine, tmp_path):
+def test_user_add_prints_a_one_time_password_and_token_create_prints_the_token_once(
+    demo_club, engine, tmp_path
+):
     env = cli_env(tmp_path)
-    added = run_cli(["user", "add", "Coach@Riverside.example", "--tenant", "riverside-hoops", "--role", "coach"], env)
+    added = run_cli(
+        ["user", "add", "Coach@Riverside.example", "--tenant", "riverside-hoops", "--role", "coach"], env
+    )
     assert added.returncode == 0, added.stderr
     password = re.search(r"one-time password: (\S+)", added.stdout).group(1)
     token_run = run_cli(["token", "create", "coach@riverside.example", "--tenant", "riverside-hoops"], env)
@@ -25,7 +29,9 @@ def test_user_add_prints_a_one_time_password_and_token_create_prints_the_token_o
     assert password not in stored_hash and stored_hash.startswith("$argon2id$")
     assert token not in stored_tokens and len(stored_tokens) == 1
 
-    bad_role = run_cli(["user", "add", "x@riverside.example", "--tenant", "riverside-hoops", "--role", "owner"], env)
+    bad_role = run_cli(
+        ["user", "add", "x@riverside.example", "--tenant", "riverside-hoops", "--role", "owner"], env
+    )
     assert bad_role.returncode == 2 and "--role must be admin or coach" in bad_role.stderr
     unknown = run_cli(["token", "create", "nobody@riverside.example", "--tenant", "riverside-hoops"], env)
     assert unknown.returncode == 2 and "no office account" in unknown.stderr

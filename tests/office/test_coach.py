@@ -7,7 +7,8 @@ import re
 
 import sqlalchemy as sa
 
-from paylinks.db import AuditAction, audit_log, parents, payment_links, players
+from paylinks.store.tables import audit_log, parents, payment_links, players
+from paylinks.vocabulary import AuditAction
 from tests.office.conftest import COACH, TENANT
 
 
@@ -57,13 +58,18 @@ def test_resend_to_the_parent_says_what_was_sent_to_whom_and_when(minted_club, e
     urls = re.findall(r'data-copy="([^"]+)"', card.text)
     assert urls
 
-    response = coach.submit(f"/t/{TENANT}/players/{player['id']}", f"/t/{TENANT}/players/{player['id']}/resend")
+    response = coach.submit(
+        f"/t/{TENANT}/players/{player['id']}", f"/t/{TENANT}/players/{player['id']}/resend"
+    )
     assert response.status_code == 303
     after = coach.get(response.headers["location"])
     notice = re.search(r'<p class="notice" role="status">(.*?)</p>', after.text, re.S).group(1)
-    assert re.search(rf"Sent \d+ open items? \(\$[\d,.]+ in all\) to {re.escape(player['email'])} at \d{{4}}-\d\d-\d\d \d\d:\d\d UTC", notice)
+    assert re.search(
+        rf"Sent \d+ open items? \(\$[\d,.]+ in all\) to {re.escape(player['email'])} at \d{{4}}-\d\d-\d\d \d\d:\d\d UTC",
+        notice,
+    )
 
-    (rcpt, message), = mailroom.messages
+    ((rcpt, message),) = mailroom.messages
     assert rcpt == [player["email"]]
     body = message.get_body(preferencelist=("plain",)).get_content()
     assert all(url in body for url in urls)

@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from paylinks.db import parents, payment_links, players
+from paylinks.store.tables import parents, payment_links, players
 from tests.browser import ARTIFACTS_DIR
 from tests.office.cdp import Browser
 from tests.office.conftest import COACH, PASSWORD, TENANT
@@ -52,7 +52,9 @@ def test_a_coach_logs_in_finds_a_player_and_resends(minted_club, engine, office,
         notice = browser.wait_for("(document.querySelector('.notice') || {}).innerText")
         browser.screenshot(ARTIFACTS_DIR / "office-coach-resent.png")
 
-    assert re.search(rf"Sent \d+ open items? \(\$[\d,.]+ in all\) to {re.escape(player.email)} at .+ UTC", notice)
+    assert re.search(
+        rf"Sent \d+ open items? \(\$[\d,.]+ in all\) to {re.escape(player.email)} at .+ UTC", notice
+    )
     assert mailroom.recipients() == [player.email]
-    (_, message), = mailroom.messages
+    ((_, message),) = mailroom.messages
     assert player.first_name in message.get_body(preferencelist=("plain",)).get_content()

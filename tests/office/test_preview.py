@@ -7,7 +7,7 @@ import re
 
 import sqlalchemy as sa
 
-from paylinks.db import payment_links
+from paylinks.store.tables import payment_links
 from tests.office.conftest import OTHER_COACH, TENANT
 
 
@@ -15,13 +15,17 @@ def test_a_test_emails_buttons_open_a_preview_that_cannot_pay(minted_club, engin
     from flows.outstanding_balance_email import outstanding_balance_email
 
     outstanding_balance_email(tenant=TENANT, test_email="ada.admin@riverside.example")
-    (_, message), = mailroom.messages
+    ((_, message),) = mailroom.messages
     html = message.get_body(("html",)).get_content()
     previews = re.findall(r'href="(http[^"]*/preview/payment-links/(\d+))"', html)
     assert previews, "the test email links to previews"
     _url, row_id = previews[0]
     with engine.connect() as connection:
-        row = connection.execute(sa.select(payment_links).where(payment_links.c.id == int(row_id))).mappings().one()
+        row = (
+            connection.execute(sa.select(payment_links).where(payment_links.c.id == int(row_id)))
+            .mappings()
+            .one()
+        )
 
     page = admin.get(f"/preview/payment-links/{row_id}")
 

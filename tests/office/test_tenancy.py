@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from paylinks.db import payment_links, players
+from paylinks.store.tables import payment_links, players
 from tests.office.conftest import OTHER_COACH, OTHER_TENANT, TENANT
 
 
@@ -15,10 +15,14 @@ def test_another_tenants_player_row_and_run_answer_404(minted_club, engine, offi
 
     with engine.connect() as connection:
         row = connection.execute(
-            sa.select(payment_links.c.id, payment_links.c.player_id).join(players).where(players.c.tenant_id == minted_club[0].id)
+            sa.select(payment_links.c.id, payment_links.c.player_id)
+            .join(players)
+            .where(players.c.tenant_id == minted_club[0].id)
         ).first()
     run_id, _ = run_flow_in_process(
-        office.settings, resend_payment_link, {"tenant": TENANT, "player": str(row.player_id), "dry_run": True}
+        office.settings,
+        resend_payment_link,
+        {"tenant": TENANT, "player": str(row.player_id), "dry_run": True},
     )
     with office.client() as stranger:
         assert stranger.login(OTHER_COACH).status_code == 303
@@ -32,12 +36,17 @@ def test_another_tenants_player_row_and_run_answer_404(minted_club, engine, offi
             "/t/no-such-club",
         ):
             assert stranger.get(path).status_code == 404, path
-        marked = stranger.submit(f"/t/{OTHER_TENANT}", f"/t/{OTHER_TENANT}/rows/{row.id}/paid-offline", {"method": "cash"})
+        marked = stranger.submit(
+            f"/t/{OTHER_TENANT}", f"/t/{OTHER_TENANT}/rows/{row.id}/paid-offline", {"method": "cash"}
+        )
         assert marked.status_code == 404
         resent = stranger.submit(f"/t/{OTHER_TENANT}", f"/t/{OTHER_TENANT}/players/{row.player_id}/resend")
         assert resent.status_code == 404
     with engine.connect() as connection:
-        assert connection.execute(sa.select(payment_links.c.status).where(payment_links.c.id == row.id)).scalar() == "pending"
+        assert (
+            connection.execute(sa.select(payment_links.c.status).where(payment_links.c.id == row.id)).scalar()
+            == "pending"
+        )
 
 
 def test_a_coach_cannot_do_what_admins_do(minted_club, engine, coach):
@@ -57,4 +66,7 @@ def test_a_coach_cannot_do_what_admins_do(minted_club, engine, coach):
         response = coach.submit(page, action, data)
         assert response.status_code == 403 and "Only a club admin" in response.text, action
     with engine.connect() as connection:
-        assert connection.execute(sa.select(payment_links.c.status).where(payment_links.c.id == row.id)).scalar() == "pending"
+        assert (
+            connection.execute(sa.select(payment_links.c.status).where(payment_links.c.id == row.id)).scalar()
+            == "pending"
+        )

@@ -10,7 +10,7 @@ import time
 import httpx
 import sqlalchemy as sa
 
-from paylinks.db import payment_links, stripe_events
+from paylinks.store.tables import payment_links, stripe_events
 from tests.helpers import stripe_signed_headers, wait_for
 from tests.office.conftest import TENANT, WEBHOOK_SECRET
 
@@ -27,7 +27,9 @@ def paid_event(engine, stripe_client) -> tuple[dict, int]:
     """Pay an open link at the emulator as a parent would; Stripe's checkout.session.completed event for it."""
     with engine.connect() as connection:
         row = connection.execute(
-            sa.select(payment_links.c.id, payment_links.c.stripe_payment_link_url).where(payment_links.c.status == "pending")
+            sa.select(payment_links.c.id, payment_links.c.stripe_payment_link_url).where(
+                payment_links.c.status == "pending"
+            )
         ).first()
     assert httpx.post(row.stripe_payment_link_url).status_code == 200
     events = stripe_client.v1.events.list(params={"type": "checkout.session.completed", "limit": 1}).data
@@ -36,7 +38,9 @@ def paid_event(engine, stripe_client) -> tuple[dict, int]:
 
 def row_status(engine, row_id: int) -> str:
     with engine.connect() as connection:
-        return connection.execute(sa.select(payment_links.c.status).where(payment_links.c.id == row_id)).scalar()
+        return connection.execute(
+            sa.select(payment_links.c.status).where(payment_links.c.id == row_id)
+        ).scalar()
 
 
 def test_bad_signatures_change_nothing(minted_club, engine, office, stripe_client):
@@ -72,23 +76,35 @@ def test_a_valid_event_is_applied_once_even_when_replayed(minted_club, engine, o
 
 def test_an_unknown_event_type_is_answered_and_ignored(minted_club, engine, office):
     payload = json.dumps(
-        {"id": "evt_unknown_1", "object": "event", "type": "customer.created", "created": int(time.time()),
-         "livemode": False, "data": {"object": {"id": "cus_1", "object": "customer"}}}
+        {
+            "id": "evt_unknown_1",
+            "object": "event",
+            "type": "customer.created",
+            "created": int(time.time()),
+            "livemode": False,
+            "data": {"object": {"id": "cus_1", "object": "customer"}},
+        }
     )
     assert post(office, payload, signed(payload)).status_code == 200
     assert httpx.get(f"{office.url}/healthz").status_code == 200
 
 
-def test_the_emulator_delivers_signed_webhooks_and_the_row_is_paid_within_seconds(demo_club, engine, office, use_settings):
+def test_the_emulator_delivers_signed_webhooks_and_the_row_is_paid_within_seconds(
+    demo_club, engine, office, use_settings
+):
     from flows.backfill_payment_links import backfill_payment_links
     from stripe_emulator import EmulatorServer
 
-    with EmulatorServer(webhook_url=f"{office.url}/stripe/webhook", webhook_secret=WEBHOOK_SECRET) as delivering:
+    with EmulatorServer(
+        webhook_url=f"{office.url}/stripe/webhook", webhook_secret=WEBHOOK_SECRET
+    ) as delivering:
         use_settings(stripe_api_base=delivering.url)
         backfill_payment_links(tenant=TENANT, commit=True)
         with engine.connect() as connection:
             row = connection.execute(
-                sa.select(payment_links.c.id, payment_links.c.stripe_payment_link_url).where(payment_links.c.status == "pending")
+                sa.select(payment_links.c.id, payment_links.c.stripe_payment_link_url).where(
+                    payment_links.c.status == "pending"
+                )
             ).first()
         started = time.monotonic()
         assert httpx.post(row.stripe_payment_link_url).status_code == 200
@@ -100,9 +116,15 @@ def test_a_failed_bank_debit_reported_by_webhook_gets_a_fresh_link_at_once(
     minted_club, engine, emulator, office, stripe_client
 ):
     with engine.connect() as connection:
-        row = connection.execute(
-            sa.select(payment_links).where(payment_links.c.status == "pending", payment_links.c.order_id.is_(None))
-        ).mappings().first()
+        row = (
+            connection.execute(
+                sa.select(payment_links).where(
+                    payment_links.c.status == "pending", payment_links.c.order_id.is_(None)
+                )
+            )
+            .mappings()
+            .first()
+        )
     session = emulator.emulator.open_session(row["stripe_payment_link_id"])["id"]
     emulator.emulator.complete_session(session, payment_method="bank_debit")
     emulator.emulator.settle(session, outcome="failed")
@@ -113,8 +135,15 @@ def test_a_failed_bank_debit_reported_by_webhook_gets_a_fresh_link_at_once(
 
     def replaced() -> bool:
         with engine.connect() as connection:
-            now = connection.execute(sa.select(payment_links).where(payment_links.c.id == row["id"])).mappings().one()
-        return now["stripe_payment_link_id"] not in (None, row["stripe_payment_link_id"]) and now["status"] == "pending"
+            now = (
+                connection.execute(sa.select(payment_links).where(payment_links.c.id == row["id"]))
+                .mappings()
+                .one()
+            )
+        return (
+            now["stripe_payment_link_id"] not in (None, row["stripe_payment_link_id"])
+            and now["status"] == "pending"
+        )
 
     assert wait_for(replaced, timeout=15)
     with engine.connect() as connection:

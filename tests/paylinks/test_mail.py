@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from paylinks.mail import (
+from paylinks.messaging.render import Brand, OpenItem, ParentBalance, build_message, render_email
+from paylinks.messaging.transports import (
     MailDeliveryError,
     OutboxTransport,
     SmtpTransport,
@@ -31,7 +32,6 @@ from paylinks.mail import (
     is_stripe_hosted,
     transport_from_settings,
 )
-from paylinks.rendering import Brand, OpenItem, ParentBalance, build_message, render_email
 from paylinks.settings import Settings, SmtpSecurity
 
 BRAND = Brand("Riverside FC", "treasurer@riverside.example", "#0a7d4f", None)
@@ -253,7 +253,7 @@ def test_smtp_busy_mailbox_is_a_temporary_failure():
 def test_smtp_reconnects_after_the_server_restarts(monkeypatch, checked_before_sending):
     if checked_before_sending:
         # Pretend the connection sat idle long enough to be checked with NOOP first.
-        monkeypatch.setattr("paylinks.mail._IDLE_CHECK_S", 0.0)
+        monkeypatch.setattr("paylinks.messaging.transports._IDLE_CHECK_S", 0.0)
     first, second = RecordingHandler(), RecordingHandler()
     port = free_port()
     with smtp_transport_on(port) as transport:

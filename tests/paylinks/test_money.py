@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paylinks.rendering import format_money, minor_unit_digits
+from paylinks.money import format_money, minor_unit_digits
 
 
 @pytest.mark.parametrize(

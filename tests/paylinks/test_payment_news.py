@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paylinks.payments import (
+from paylinks.payments.ledger import (
     DisputeNews,
     RefundNews,
     SessionNews,
@@ -46,14 +46,41 @@ def test_complete_but_unpaid_is_awaiting_and_a_failed_debit_is_failed():
 @pytest.mark.parametrize(
     ("event", "reason"),
     [
-        ({"id": "evt_x", "account": "acct_other", "type": "charge.refunded", "created": 1, "data": {"object": {}}}, SkippedEvent.other_account),
+        (
+            {
+                "id": "evt_x",
+                "account": "acct_other",
+                "type": "charge.refunded",
+                "created": 1,
+                "data": {"object": {}},
+            },
+            SkippedEvent.other_account,
+        ),
         ({"id": "evt_x"}, SkippedEvent.malformed),
         (session_event(payment_link=None), SkippedEvent.not_ours),
         (session_event(status="open"), SkippedEvent.open_session),
-        ({"id": "evt_x", "type": "customer.created", "created": 1, "data": {"object": {}}}, SkippedEvent.unhandled_type),
-        ({"id": "evt_x", "type": "charge.refunded", "created": 1, "data": {"object": {"object": "charge"}}}, SkippedEvent.malformed),
+        (
+            {"id": "evt_x", "type": "customer.created", "created": 1, "data": {"object": {}}},
+            SkippedEvent.unhandled_type,
+        ),
+        (
+            {
+                "id": "evt_x",
+                "type": "charge.refunded",
+                "created": 1,
+                "data": {"object": {"object": "charge"}},
+            },
+            SkippedEvent.malformed,
+        ),
     ],
-    ids=["another-account", "no-data", "not-a-link-session", "open-session", "unknown-type", "refund-without-intent"],
+    ids=[
+        "another-account",
+        "no-data",
+        "not-a-link-session",
+        "open-session",
+        "unknown-type",
+        "refund-without-intent",
+    ],
 )
 def test_events_that_say_nothing_to_paylinks_are_skipped_with_a_reason(event, reason):
     skipped = news_from_event(event)
@@ -67,17 +94,35 @@ def test_an_event_of_the_connected_account_read_for_is_not_foreign():
 
 
 def test_refunds_carry_stripes_running_total_and_disputes_their_status():
-    refund = {"id": "evt_r", "type": "charge.refunded", "created": 5,
-              "data": {"object": {"object": "charge", "payment_intent": "pi_1", "amount_refunded": 1200}}}
+    refund = {
+        "id": "evt_r",
+        "type": "charge.refunded",
+        "created": 5,
+        "data": {"object": {"object": "charge", "payment_intent": "pi_1", "amount_refunded": 1200}},
+    }
     assert news_from_event(refund) == RefundNews("pi_1", 1200, 5)
-    dispute = {"id": "evt_d", "type": "charge.dispute.closed", "created": 6,
-               "data": {"object": {"object": "dispute", "payment_intent": "pi_1", "status": "lost", "amount": 4500}}}
+    dispute = {
+        "id": "evt_d",
+        "type": "charge.dispute.closed",
+        "created": 6,
+        "data": {"object": {"object": "dispute", "payment_intent": "pi_1", "status": "lost", "amount": 4500}},
+    }
     assert news_from_event(dispute) == DisputeNews("pi_1", "lost", 4500, 6)
 
 
 def test_a_scanned_session_is_paid_or_awaiting_and_open_ones_are_nothing():
-    paid = {"id": "cs_2", "payment_link": "plink_2", "status": "complete", "payment_status": "paid",
-            "amount_total": 100, "currency": "jpy", "created": 10, "payment_intent": {"id": "pi_2"}}
-    assert news_from_scanned_session(paid) == SessionNews("cs_2", "plink_2", "pi_2", SessionState.paid, 100, "jpy", 10)
+    paid = {
+        "id": "cs_2",
+        "payment_link": "plink_2",
+        "status": "complete",
+        "payment_status": "paid",
+        "amount_total": 100,
+        "currency": "jpy",
+        "created": 10,
+        "payment_intent": {"id": "pi_2"},
+    }
+    assert news_from_scanned_session(paid) == SessionNews(
+        "cs_2", "plink_2", "pi_2", SessionState.paid, 100, "jpy", 10
+    )
     assert news_from_scanned_session(paid | {"payment_status": "unpaid"}).state is SessionState.awaiting
     assert news_from_scanned_session(paid | {"status": "open"}) is None

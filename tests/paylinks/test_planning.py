@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from paylinks.planning import (
+from paylinks.billing.plan import (
     STALE_RESERVATION,
     STRIPE_MAX_AMOUNT,
     Action,
@@ -32,7 +32,9 @@ def player(player_id: int, parent_id: int | None = 100, status: str = "signed") 
     }
 
 
-def product(product_id: int, amount_cents: int = 5000, billed: bool = True, active: bool = True) -> dict[str, Any]:
+def product(
+    product_id: int, amount_cents: int = 5000, billed: bool = True, active: bool = True
+) -> dict[str, Any]:
     return {
         "product_id": product_id,
         "name": f"Product {product_id}",
@@ -42,7 +44,9 @@ def product(product_id: int, amount_cents: int = 5000, billed: bool = True, acti
     }
 
 
-def order(order_id: int, player_id: int, product_id: int, amount_cents: int = 4500, parent_id: int | None = None):
+def order(
+    order_id: int, player_id: int, product_id: int, amount_cents: int = 4500, parent_id: int | None = None
+):
     return {
         "order_id": order_id,
         "player_id": player_id,
@@ -155,7 +159,9 @@ SKIP_CASES = {
     SkipReason.no_parent: dict(players=[player(1, parent_id=None)]),
     SkipReason.non_positive_product_amount: dict(products=[product(10, amount_cents=0)]),
     SkipReason.non_positive_order_amount: dict(orders=[order(5, 1, 10, amount_cents=-100)]),
-    SkipReason.amount_above_stripe_maximum: dict(orders=[order(5, 1, 10, amount_cents=STRIPE_MAX_AMOUNT + 1)]),
+    SkipReason.amount_above_stripe_maximum: dict(
+        orders=[order(5, 1, 10, amount_cents=STRIPE_MAX_AMOUNT + 1)]
+    ),
     SkipReason.order_for_unknown_player_or_product: dict(orders=[order(5, 99, 10)]),
     SkipReason.player_withdrawn: dict(players=[player(1, status="withdrawn")], orders=[order(5, 1, 10)]),
     SkipReason.duplicate_pending_order: dict(orders=[order(5, 1, 10), order(6, 1, 10)]),

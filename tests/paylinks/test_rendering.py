@@ -9,16 +9,16 @@ from email import policy
 
 import pytest
 
-from paylinks.rendering import (
+from paylinks.messaging.render import (
     DEFAULT_BRAND_COLOR,
     Brand,
     EmailType,
     OpenItem,
     ParentBalance,
     build_message,
-    format_money,
     render_email,
 )
+from paylinks.money import format_money
 
 BRAND = Brand(
     name="Riverside FC",

@@ -7,7 +7,7 @@ import stripe
 
 from paylinks.errors import StripeKeyRejectedError
 from paylinks.settings import Settings
-from paylinks.stripe_gateway import (
+from paylinks.stripe_api.gateway import (
     RateLimiter,
     StripeGateway,
     StripeNotFoundError,
@@ -29,7 +29,10 @@ def waits() -> list[float]:
 def gateway(waits: list[float]) -> StripeGateway:
     """A gateway whose waits are recorded, not slept; no request here reaches the network."""
     settings = Settings(
-        stripe_api_base="http://127.0.0.1:9", stripe_api_key=KEY, stripe_max_retries=RETRIES, stripe_max_rps=100
+        stripe_api_base="http://127.0.0.1:9",
+        stripe_api_key=KEY,
+        stripe_max_retries=RETRIES,
+        stripe_max_rps=100,
     )
     return StripeGateway(settings, sleep=waits.append)
 
@@ -58,15 +61,23 @@ TRANSIENT = {
 }
 
 REFUSED = {
-    "400 invalid request": (stripe.InvalidRequestError("No such price", "price", http_status=400), StripeRequestError),
-    "402 card error": (stripe.CardError("Declined", None, "card_declined", http_status=402), StripeRequestError),
+    "400 invalid request": (
+        stripe.InvalidRequestError("No such price", "price", http_status=400),
+        StripeRequestError,
+    ),
+    "402 card error": (
+        stripe.CardError("Declined", None, "card_declined", http_status=402),
+        StripeRequestError,
+    ),
     "403 permission": (stripe.PermissionError("Not allowed", http_status=403), StripeRequestError),
     "404 not found": (
         stripe.InvalidRequestError("No such payment link", "id", http_status=404),
         StripeNotFoundError,
     ),
     "400 idempotency mismatch": (
-        stripe.IdempotencyError("Keys for idempotent requests can only be used with the same parameters", http_status=400),
+        stripe.IdempotencyError(
+            "Keys for idempotent requests can only be used with the same parameters", http_status=400
+        ),
         StripeRequestError,
     ),
 }
@@ -83,7 +94,9 @@ def test_transient_failures_are_retried_until_one_succeeds(gateway, waits, error
 @pytest.mark.parametrize("error", TRANSIENT.values(), ids=TRANSIENT.keys())
 def test_transient_failures_give_up_after_the_configured_retries(gateway, error):
     request = failing(*[error] * (RETRIES + 5))
-    with pytest.raises(StripeTransientError, match=f"Stripe kept failing minting a link after {RETRIES + 1} tries") as raised:
+    with pytest.raises(
+        StripeTransientError, match=f"Stripe kept failing minting a link after {RETRIES + 1} tries"
+    ) as raised:
         gateway.call("minting a link", request)
     assert len(request.calls) == RETRIES + 1
     assert is_transient(raised.value)
@@ -110,7 +123,9 @@ def test_a_rejected_key_stops_at_once_and_never_shows_the_key(gateway):
     assert not is_transient(raised.value)
 
 
-@pytest.mark.parametrize("error", [TRANSIENT["500 server error"], TRANSIENT["429 rate limited"]], ids=["5xx", "429"])
+@pytest.mark.parametrize(
+    "error", [TRANSIENT["500 server error"], TRANSIENT["429 rate limited"]], ids=["5xx", "429"]
+)
 def test_backoff_is_full_jitter_that_grows_with_each_attempt_up_to_eight_seconds(gateway, error):
     base = 0.5 if isinstance(error, stripe.RateLimitError) else 0.25
     for attempt in range(1, 12):

@@ -7,12 +7,26 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from paylinks import migrations
-from paylinks.db import metadata, tenants
+from paylinks.store import migrations
+from paylinks.store.tables import metadata, tenants
 
 CLUB_TABLES = ("tenants", "parents", "players", "products", "orders")
-OWN_TABLES = ("price_tiers", "payment_links", "email_log", "reconcile_cursors", "payments", "stripe_events", "blasts", "stripe_key_accounts", "minted_links",
-    "users", "user_roles", "api_tokens", "api_token_tenants", "audit_log", "login_failures",
+OWN_TABLES = (
+    "price_tiers",
+    "payment_links",
+    "email_log",
+    "reconcile_cursors",
+    "payments",
+    "stripe_events",
+    "blasts",
+    "stripe_key_accounts",
+    "minted_links",
+    "users",
+    "user_roles",
+    "api_tokens",
+    "api_token_tenants",
+    "audit_log",
+    "login_failures",
 )
 
 

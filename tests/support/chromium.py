@@ -42,12 +42,19 @@ def _playwright_browsers() -> list[Path]:
     root = _playwright_dir()
     found = [
         path
-        for pattern in ("chromium-*/chrome-linux*/chrome", "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium")
+        for pattern in (
+            "chromium-*/chrome-linux*/chrome",
+            "chromium-*/chrome-mac*/Chromium.app/Contents/MacOS/Chromium",
+        )
         for path in root.glob(pattern)
         if os.access(path, os.X_OK)
     ]
     # Newest build first (the directory is chromium-<build number>).
-    return sorted(found, key=lambda path: int("".join(filter(str.isdigit, path.parts[len(root.parts)])) or 0), reverse=True)
+    return sorted(
+        found,
+        key=lambda path: int("".join(filter(str.isdigit, path.parts[len(root.parts)])) or 0),
+        reverse=True,
+    )
 
 
 def _origin_on_path(path: str) -> str:
@@ -100,7 +107,12 @@ def _quietly(commands: list[list[str]], env: dict[str, str] | None = None) -> st
         for command in commands:
             try:
                 result = subprocess.run(
-                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, timeout=1800
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=env,
+                    timeout=1800,
                 )
             except (OSError, subprocess.TimeoutExpired) as error:
                 return f"{command[0]}: {error}"

@@ -281,9 +281,7 @@ class ThrowawayServer:
 
     def _run(self, args: list[str], timeout: float) -> subprocess.CompletedProcess:
         kwargs: dict = {}
-        env = {
-            key: value for key, value in os.environ.items() if not key.startswith(("PG", "LC_", "LANG"))
-        }
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("PG", "LC_", "LANG"))}
         env.update(LC_ALL="C", HOME=str(self.directory))
         if self.user is not None:
             kwargs.update(user=self.user.pw_uid, group=self.user.pw_gid, extra_groups=[])
@@ -362,7 +360,14 @@ class ThrowawayServer:
 
     def _start_watchdog(self) -> None:
         self.watchdog = subprocess.Popen(
-            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(self.data / "postmaster.pid"), str(self.directory)],
+            [
+                sys.executable,
+                "-c",
+                _WATCHDOG,
+                str(os.getpid()),
+                str(self.data / "postmaster.pid"),
+                str(self.directory),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -384,7 +389,15 @@ class ThrowawayServer:
         for mode in ("fast", "immediate"):
             try:
                 result = self._run(
-                    [str(self.bindir / "pg_ctl"), "--pgdata", str(self.data), "--mode", mode, "--wait", "stop"],
+                    [
+                        str(self.bindir / "pg_ctl"),
+                        "--pgdata",
+                        str(self.data),
+                        "--mode",
+                        mode,
+                        "--wait",
+                        "stop",
+                    ],
                     timeout=60,
                 )
                 if result.returncode == 0:
@@ -408,7 +421,9 @@ def _unprivileged_user() -> pwd.struct_passwd:
             return pwd.getpwnam(name)
         except KeyError:
             continue
-    raise RuntimeError("running as root and there is neither a `postgres` nor a `nobody` user to run initdb as")
+    raise RuntimeError(
+        "running as root and there is neither a `postgres` nor a `nobody` user to run initdb as"
+    )
 
 
 def _reachable_bindir(bindir: Path, directory: Path, user: pwd.struct_passwd) -> Path:

@@ -57,7 +57,9 @@ def upgrade() -> None:
 
     with op.batch_alter_table("price_tiers") as batch:
         batch.add_column(sa.Column("currency", sa.String(length=3), server_default="usd", nullable=False))
-        batch.add_column(sa.Column("stripe_account", sa.String(length=255), server_default="", nullable=False))
+        batch.add_column(
+            sa.Column("stripe_account", sa.String(length=255), server_default="", nullable=False)
+        )
         batch.add_column(sa.Column("livemode", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch.add_column(sa.Column("stripe_product_id", sa.String(length=255), nullable=True))
         batch.drop_constraint("uq_price_tiers_product_amount", type_="unique")
@@ -127,7 +129,9 @@ def upgrade() -> None:
             ["payment_links.id"],
             name=op.f("fk_minted_links_payment_link_row_id_payment_links"),
         ),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], name=op.f("fk_minted_links_tenant_id_tenants")),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_minted_links_tenant_id_tenants")
+        ),
         sa.PrimaryKeyConstraint("stripe_payment_link_id", name=op.f("pk_minted_links")),
     )
     op.create_index(op.f("ix_minted_links_payment_link_row_id"), "minted_links", ["payment_link_row_id"])

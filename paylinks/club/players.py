@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
-from paylinks.queries import fetch_all
-from paylinks.tenants import Tenant
+from paylinks.store.queries import fetch_all
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from paylinks.audit import Actor, record
-from paylinks.db import AuditAction, PaidMethod, PaymentLinkStatus, orders, payment_links, utcnow
+from paylinks.access.audit import Actor, record
+from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
-from paylinks.stripe_gateway import StripeGateway
-from paylinks.tenants import Tenant
+from paylinks.store.tables import orders, payment_links, utcnow
+from paylinks.stripe_api.gateway import StripeGateway
+from paylinks.vocabulary import AuditAction, PaidMethod, PaymentLinkStatus
 
 OFFLINE_METHODS = (PaidMethod.cash, PaidMethod.cheque, PaidMethod.other)
 INACTIVE_MESSAGE = "This bill has been paid. Thank you! Nothing more is owed on this link."
@@ -69,7 +70,9 @@ def mark_paid_offline(
     with engine.connect() as connection:
         row = (
             connection.execute(
-                sa.select(payment_links).where(payment_links.c.id == row_id, payment_links.c.tenant_id == tenant.id)
+                sa.select(payment_links).where(
+                    payment_links.c.id == row_id, payment_links.c.tenant_id == tenant.id
+                )
             )
             .mappings()
             .first()
@@ -117,7 +120,11 @@ def mark_paid_offline(
         if row["order_id"] is not None:
             connection.execute(
                 sa.update(orders)
-                .where(orders.c.id == row["order_id"], orders.c.tenant_id == tenant.id, orders.c.status == "pending")
+                .where(
+                    orders.c.id == row["order_id"],
+                    orders.c.tenant_id == tenant.id,
+                    orders.c.status == "pending",
+                )
                 .values(status="paid", paid_at=now)
             )
         audit_id = record(
@@ -130,5 +137,12 @@ def mark_paid_offline(
             + (f"; note: {note}" if note else ""),
         )
     return OfflinePayment(
-        row_id, row["player_id"], row["description"], int(row["amount_cents"]), method, row["order_id"], deactivated, audit_id
+        row_id,
+        row["player_id"],
+        row["description"],
+        int(row["amount_cents"]),
+        method,
+        row["order_id"],
+        deactivated,
+        audit_id,
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from paylinks.rendering import format_money
+from paylinks.money import format_money
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,8 @@ def labelled(mapping: Mapping[Enum, int]) -> list[tuple[str, int]]:
 
 # -- backfill ----------------------------------------------------------------------------------
 def backfill_tables(report: Any) -> list[Table]:
-    """A backfill report (`paylinks.backfill.BackfillReport`): summary, steps, skips, findings."""
-    from paylinks.planning import Action
+    """A backfill report (`paylinks.billing.backfill.BackfillReport`): summary, steps, skips, findings."""
+    from paylinks.billing.plan import Action
 
     plan, currency = report.plan, report.currency
     counts = plan.counts()
@@ -92,12 +92,21 @@ def backfill_tables(report: Any) -> list[Table]:
             else ("Stripe account", "not asked (dry run without a key)"),
             ("items owed", len(plan.items)),
             ("amount owed", money(plan.amount_owed_cents, currency)),
-            ("price tiers created" if done else "price tiers to create", report.tiers_created if done else len(plan.tiers_needed)),
+            (
+                "price tiers created" if done else "price tiers to create",
+                report.tiers_created if done else len(plan.tiers_needed),
+            ),
             ("links minted" if done else "links to mint", report.loaded if done else len(plan.to_mint)),
             ("links found at Stripe (minted before a crash)", report.adopted),
-            ("rows updated to their bill" if done else "rows to update to their bill", len(report.relinked) if done else len(plan.to_relink)),
+            (
+                "rows updated to their bill" if done else "rows to update to their bill",
+                len(report.relinked) if done else len(plan.to_relink),
+            ),
             ("already there", counts[Action.up_to_date]),
-            ("links retired" if done else "links to retire", len(report.retire.retired) if done else counts[Action.retire]),
+            (
+                "links retired" if done else "links to retire",
+                len(report.retire.retired) if done else counts[Action.retire],
+            ),
             ("rows skipped", len(plan.skipped)),
             ("findings", len(report.retire.findings)),
             ("failed", len(report.mint_errors) + (1 if report.aborted else 0)),
@@ -114,8 +123,11 @@ def backfill_tables(report: Any) -> list[Table]:
                 _player_cell(step),
                 step.item.description if step.item else (step.row or {}).get("description"),
                 step.item.order_id if step.item else (step.row or {}).get("order_id"),
-                money(step.item.amount_cents if step.item else (step.row or {}).get("amount_cents"), currency),
-                step.note + (" (then update parent/order)" if step.relink and step.action is not Action.relink else ""),
+                money(
+                    step.item.amount_cents if step.item else (step.row or {}).get("amount_cents"), currency
+                ),
+                step.note
+                + (" (then update parent/order)" if step.relink and step.action is not Action.relink else ""),
             )
             for step in plan.steps
             if step.action is not Action.up_to_date
@@ -144,7 +156,11 @@ def backfill_tables(report: Any) -> list[Table]:
 
 def _player_cell(step: Any) -> str:
     if step.item is not None:
-        return f"{step.item.player_name} (#{step.item.player_id})" if step.item.player_name else f"#{step.item.player_id}"
+        return (
+            f"{step.item.player_name} (#{step.item.player_id})"
+            if step.item.player_name
+            else f"#{step.item.player_id}"
+        )
     return f"#{(step.row or {}).get('player_id')}"
 
 
@@ -158,7 +174,7 @@ def _when(moment: Any) -> str:
 
 
 def _blast_words(report: Any) -> str:
-    from paylinks.emailing import BlastMode
+    from paylinks.messaging.blasts import BlastMode
 
     blast = report.blast
     if report.mode is BlastMode.send:
@@ -173,7 +189,7 @@ def _blast_words(report: Any) -> str:
 
 
 def _delivery_words(report: Any) -> str:
-    from paylinks.emailing import BlastMode
+    from paylinks.messaging.blasts import BlastMode
     from paylinks.settings import EmailTransportName
 
     if report.mode is BlastMode.preview:
@@ -189,7 +205,13 @@ def _held_back_table(held_back: Sequence[Any], currency: str) -> Table:
         "Open items not offered",
         ("player", "item", "amount", "owed by", "why"),
         (
-            (item.player_name, item.description, money(item.amount_cents, currency), item.parent_name or "", item.reason)
+            (
+                item.player_name,
+                item.description,
+                money(item.amount_cents, currency),
+                item.parent_name or "",
+                item.reason,
+            )
             for item in held_back
         ),
     )
@@ -203,8 +225,8 @@ def _held_back_facts(held_back: Sequence[Any]) -> list[tuple[str, int]]:
 
 
 def blast_tables(report: Any) -> list[Table]:
-    """An outstanding-balance blast (`paylinks.emailing.BlastReport`): summary, recipients, held back."""
-    from paylinks.emailing import BlastMode, SkipReason
+    """An outstanding-balance blast (`paylinks.messaging.blasts.BlastReport`): summary, recipients, held back."""
+    from paylinks.messaging.blasts import BlastMode, SkipReason
 
     currency = report.currency
     figures: list[tuple[str, Any]] = [
@@ -215,15 +237,27 @@ def blast_tables(report: Any) -> list[Table]:
         ("total owed", money(report.total_cents, currency)),
     ]
     if report.mode is BlastMode.test:
-        figures.append(("test email sent to", report.test_recipient if report.sent else "nobody (nothing owed)"))
+        figures.append(
+            ("test email sent to", report.test_recipient if report.sent else "nobody (nothing owed)")
+        )
     elif report.mode is BlastMode.send:
-        figures += [("sent", len(report.sent)), ("skipped", len(report.skipped)), ("failed", len(report.failed))]
-        figures += [(f"skipped: {label(reason)}", report.skipped_for(reason)) for reason in SkipReason if report.skipped_for(reason)]
+        figures += [
+            ("sent", len(report.sent)),
+            ("skipped", len(report.skipped)),
+            ("failed", len(report.failed)),
+        ]
+        figures += [
+            (f"skipped: {label(reason)}", report.skipped_for(reason))
+            for reason in SkipReason
+            if report.skipped_for(reason)
+        ]
         if report.claims_taken_over:
             figures.append(("stale claims taken over (older than the lease)", len(report.claims_taken_over)))
     figures += _held_back_facts(report.held_back)
     key = f", blast {report.run_key}" if report.run_key else ""
-    summary = facts("summary", f"Outstanding-balance email for {report.tenant} ({label(report.mode)}{key})", figures)
+    summary = facts(
+        "summary", f"Outstanding-balance email for {report.tenant} ({label(report.mode)}{key})", figures
+    )
 
     sent = {o.parent_id: o for o in report.sent}
     failed = {o.parent_id: o for o in report.failed}
@@ -256,7 +290,14 @@ def blast_tables(report: Any) -> list[Table]:
             else:
                 outcome = "would send" if email.address else SkipReason.no_address
             rows.append(
-                (email.parent_name, email.address or "(none)", email.item_count, money(email.total_cents, currency), outcome, detail)
+                (
+                    email.parent_name,
+                    email.address or "(none)",
+                    email.item_count,
+                    money(email.total_cents, currency),
+                    outcome,
+                    detail,
+                )
             )
     recipients = table(
         "recipients",
@@ -269,14 +310,19 @@ def blast_tables(report: Any) -> list[Table]:
 
 
 def resend_tables(report: Any) -> list[Table]:
-    """A coach's resend (`paylinks.emailing.ResendReport`): summary, one row per parent, held back."""
-    from paylinks.emailing import ResendOutcome
+    """A coach's resend (`paylinks.messaging.blasts.ResendReport`): summary, one row per parent, held back."""
+    from paylinks.messaging.blasts import ResendOutcome
 
     currency = report.currency
     figures: list[tuple[str, Any]] = [
         ("player", report.player.describe()),
         ("mode", "dry run" if report.dry_run else "send"),
-        ("sent to", f"{report.to} (each email labelled with its parent)" if report.to else "each parent's own address"),
+        (
+            "sent to",
+            f"{report.to} (each email labelled with its parent)"
+            if report.to
+            else "each parent's own address",
+        ),
         ("parents who owe something", len(report.parents) if report.parents else "none: nothing owed"),
         ("items", sum(p.email.item_count for p in report.parents)),
         ("total owed", money(sum(p.email.total_cents for p in report.parents), currency)),
@@ -306,8 +352,8 @@ def resend_tables(report: Any) -> list[Table]:
 
 # -- reconcile ---------------------------------------------------------------------------------
 def reconcile_tables(report: Any) -> list[Table]:
-    """A reconcile report (`paylinks.reconcile.ReconcileReport`): figures, money owed back, findings."""
-    from paylinks.payments import Outcome
+    """A reconcile report (`paylinks.payments.reconcile.ReconcileReport`): figures, money owed back, findings."""
+    from paylinks.payments.ledger import Outcome
 
     currency = report.currency
 
@@ -325,11 +371,17 @@ def reconcile_tables(report: Any) -> list[Table]:
             ("links marked paid", count(Outcome.marked_paid)),
             ("orders marked paid", len(report.result.orders_paid)),
             ("slow payments awaiting settlement", count(Outcome.processing)),
-            ("slow payments failed (fresh link minted)", f"{count(Outcome.slow_payment_failed)} ({len(report.replaced_links)})"),
+            (
+                "slow payments failed (fresh link minted)",
+                f"{count(Outcome.slow_payment_failed)} ({len(report.replaced_links)})",
+            ),
             ("refund due", count(Outcome.refund_due)),
             ("refunded", count(Outcome.refunded)),
             ("partially refunded", count(Outcome.partially_refunded)),
-            ("disputes opened / won / lost", f"{count(Outcome.dispute_opened)} / {count(Outcome.dispute_won)} / {count(Outcome.dispute_lost)}"),
+            (
+                "disputes opened / won / lost",
+                f"{count(Outcome.dispute_opened)} / {count(Outcome.dispute_won)} / {count(Outcome.dispute_lost)}",
+            ),
             ("events skipped", len(report.skipped)),
         ],
     )
@@ -358,8 +410,7 @@ def reconcile_tables(report: Any) -> list[Table]:
                 Outcome.dispute_won,
                 Outcome.dispute_lost,
             )
-        )
-        ,
+        ),
     )
     problems = table(
         "skipped",

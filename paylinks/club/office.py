@@ -15,10 +15,11 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from paylinks.audit import Actor, record
-from paylinks.db import AuditAction, EmailStatus, EmailType, PaidMethod, PaymentLinkStatus, payments, utcnow
-from paylinks.queries import QUERY_REGISTRY, fetch_all
-from paylinks.tenants import Tenant
+from paylinks.access.audit import Actor, record
+from paylinks.club.tenants import Tenant
+from paylinks.store.queries import QUERY_REGISTRY, fetch_all
+from paylinks.store.tables import payments, utcnow
+from paylinks.vocabulary import AuditAction, EmailStatus, EmailType, PaidMethod, PaymentLinkStatus
 
 SEARCH_LIMIT = 25  # a coach types more rather than scrolls; fewer rows answer faster as they type
 
@@ -50,7 +51,9 @@ class SearchResult:
     more: bool  # there were more matches than shown: type more of the name
 
 
-def search_players(connection: Connection, tenant: Tenant, query: str, limit: int = SEARCH_LIMIT) -> SearchResult:
+def search_players(
+    connection: Connection, tenant: Tenant, query: str, limit: int = SEARCH_LIMIT
+) -> SearchResult:
     """Players whose id is `query` or whose name contains it (case-insensitive), at most `limit`."""
     query = query.strip()[:200]
     if not query:
@@ -130,7 +133,9 @@ class PlayerCard:
         return sum(item.amount_cents for item in self.items if item.is_open)
 
 
-def player_card(connection: Connection, tenant: Tenant, player_id: int, email_limit: int = 20) -> PlayerCard | None:
+def player_card(
+    connection: Connection, tenant: Tenant, player_id: int, email_limit: int = 20
+) -> PlayerCard | None:
     """The player's family, items and email history; None when the id is not this tenant's."""
     rows = fetch_all(connection, "office_player", tenant_id=tenant.id, player_id=player_id)
     if not rows:
@@ -258,7 +263,18 @@ def open_items(connection: Connection, tenant: Tenant) -> list[OpenItemLine]:
     ]
 
 
-OPEN_ITEMS_CSV_HEADER = ("player", "team", "parent", "email", "product", "item", "amount", "currency", "status", "link")
+OPEN_ITEMS_CSV_HEADER = (
+    "player",
+    "team",
+    "parent",
+    "email",
+    "product",
+    "item",
+    "amount",
+    "currency",
+    "status",
+    "link",
+)
 
 
 def _csv_cell(value: object) -> str:
@@ -276,7 +292,7 @@ def _decimal_amount(amount_cents: int, digits: int) -> str:
 
 def open_items_csv(items: list[OpenItemLine], currency: str) -> str:
     """The open items as CSV, amounts in the currency's major unit (e.g. 350.00)."""
-    from paylinks.rendering import minor_unit_digits
+    from paylinks.money import minor_unit_digits
 
     digits = minor_unit_digits(currency)
     out = io.StringIO()
@@ -404,7 +420,7 @@ class LinkPreview:
 
 def link_preview(connection: Connection, tenant: Tenant, row_id: int) -> LinkPreview | None:
     """One of the tenant's bills as a test email names it; None for another tenant's row."""
-    from paylinks.db import payment_links, players
+    from paylinks.store.tables import payment_links, players
 
     row = connection.execute(
         sa.select(
@@ -422,6 +438,10 @@ def link_preview(connection: Connection, tenant: Tenant, row_id: int) -> LinkPre
     if row is None:
         return None
     return LinkPreview(
-        row.id, row.player_id, f"{row.first_name} {row.last_name}", row.description, row.amount_cents,
+        row.id,
+        row.player_id,
+        f"{row.first_name} {row.last_name}",
+        row.description,
+        row.amount_cents,
         PaymentLinkStatus(row.status),
     )

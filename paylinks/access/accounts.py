@@ -19,10 +19,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.engine import Connection
 
-from paylinks.audit import Actor, record
-from paylinks.db import (
-    AuditAction,
-    Role,
+from paylinks.access.audit import Actor, record
+from paylinks.club.tenants import Tenant
+from paylinks.errors import PaylinksError
+from paylinks.params import normalized_email
+from paylinks.store.tables import (
     api_token_tenants,
     api_tokens,
     login_failures,
@@ -31,9 +32,7 @@ from paylinks.db import (
     users,
     utcnow,
 )
-from paylinks.errors import PaylinksError
-from paylinks.params import normalized_email
-from paylinks.tenants import Tenant
+from paylinks.vocabulary import AuditAction, Role
 
 MIN_PASSWORD_LENGTH = 12
 TOKEN_PREFIX = "plk_"
@@ -150,7 +149,13 @@ class AddedUser:
 
 
 def add_user(
-    connection: Connection, email: str, tenant: Tenant, role: Role, *, actor: Actor, reset_password: bool = False
+    connection: Connection,
+    email: str,
+    tenant: Tenant,
+    role: Role,
+    *,
+    actor: Actor,
+    reset_password: bool = False,
 ) -> AddedUser:
     """Give `email` the role in `tenant`, creating the account with a one-time password if new."""
     name = account_name(email)
@@ -160,7 +165,9 @@ def add_user(
         password = secrets.token_urlsafe(12)
         values = {"password_hash": hash_password(password), "password_is_temporary": True}
         if row is None:
-            user_id = connection.execute(sa.insert(users).values(email=name, **values)).inserted_primary_key[0]
+            user_id = connection.execute(sa.insert(users).values(email=name, **values)).inserted_primary_key[
+                0
+            ]
         else:
             user_id = row["id"]
             connection.execute(
@@ -171,7 +178,9 @@ def add_user(
     else:
         user_id = row["id"]
     existing = connection.execute(
-        sa.select(user_roles.c.role).where(user_roles.c.user_id == user_id, user_roles.c.tenant_id == tenant.id)
+        sa.select(user_roles.c.role).where(
+            user_roles.c.user_id == user_id, user_roles.c.tenant_id == tenant.id
+        )
     ).first()
     if existing is None:
         connection.execute(sa.insert(user_roles).values(user_id=user_id, tenant_id=tenant.id, role=role))
@@ -240,10 +249,14 @@ def authenticate(
     if row is None or not matches:
         now = utcnow()
         connection.execute(
-            sa.delete(login_failures).where(login_failures.c.failed_at < now - timedelta(seconds=limits.window_s))
+            sa.delete(login_failures).where(
+                login_failures.c.failed_at < now - timedelta(seconds=limits.window_s)
+            )
         )
         connection.execute(
-            sa.insert(login_failures).values(account=account, client_address=client_address[:100], failed_at=now)
+            sa.insert(login_failures).values(
+                account=account, client_address=client_address[:100], failed_at=now
+            )
         )
         return None
     connection.execute(sa.delete(login_failures).where(login_failures.c.account == account))
@@ -290,9 +303,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_api_token(
-    connection: Connection, user: User, tenants_: Iterable[Tenant], *, actor: Actor
-) -> str:
+def create_api_token(connection: Connection, user: User, tenants_: Iterable[Tenant], *, actor: Actor) -> str:
     """A new token for `user` acting in `tenants_` (where they hold a role); returned once, stored hashed."""
     chosen = list(tenants_)
     for tenant in chosen:
@@ -342,7 +353,7 @@ def token_holder(connection: Connection, token: str) -> TokenHolder | None:
 
 def tenants_of(connection: Connection, user: User) -> list[Tenant]:
     """The tenants the user holds a role in, by slug."""
-    from paylinks.tenants import tenant_from_row
+    from paylinks.club.tenants import tenant_from_row
 
     if not user.roles:
         return []

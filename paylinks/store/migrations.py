@@ -29,7 +29,7 @@ def downgrade(database_url: str, revision: str = "base") -> None:
 def current_revision(database_url: str) -> str | None:
     from alembic.runtime.migration import MigrationContext
 
-    from paylinks.db import create_db_engine
+    from paylinks.store.tables import create_db_engine
 
     engine = create_db_engine(database_url)
     try:

@@ -29,10 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from paylinks.db import (
-    PaidMethod,
-    PaymentLinkStatus,
-    PaymentStatus,
+from paylinks.store.tables import (
     minted_links,
     orders,
     payment_links,
@@ -43,13 +40,19 @@ from paylinks.db import (
     tenants,
     utcnow,
 )
+from paylinks.vocabulary import PaidMethod, PaymentLinkStatus, PaymentStatus
 
 SESSION_EVENTS = (
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
 )
-CHARGE_EVENTS = ("charge.refunded", "charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed")
+CHARGE_EVENTS = (
+    "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+)
 EVENT_TYPES = SESSION_EVENTS + CHARGE_EVENTS
 DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
@@ -222,12 +225,18 @@ def news_from_scanned_session(session: Mapping[str, Any]) -> SessionNews | None:
     if session.get("status") != "complete" or not session.get("payment_link"):
         return None
     paid = session.get("payment_status") in ("paid", "no_payment_required")
-    return session_news(session, SessionState.paid if paid else SessionState.awaiting, int(session["created"]))
+    return session_news(
+        session, SessionState.paid if paid else SessionState.awaiting, int(session["created"])
+    )
 
 
 # -- applying ----------------------------------------------------------------------------------
 def apply_event(
-    engine: Engine, event: Mapping[str, Any], *, source: str, tenant_id: int | None = None,
+    engine: Engine,
+    event: Mapping[str, Any],
+    *,
+    source: str,
+    tenant_id: int | None = None,
     account: str | None = None,
 ) -> ApplyResult | Skipped | None:
     """Apply one Stripe event, once: None when this event id was applied before.
@@ -268,9 +277,11 @@ def apply_news(
     `account`; None: the platform's own). It applies only to rows and payments minted there."""
     if isinstance(news, SessionNews):
         return _apply_session(connection, news, tenant_id, account)
-    record = connection.execute(
-        sa.select(payments).where(payments.c.payment_intent_id == news.payment_intent_id)
-    ).mappings().first()
+    record = (
+        connection.execute(sa.select(payments).where(payments.c.payment_intent_id == news.payment_intent_id))
+        .mappings()
+        .first()
+    )
     if record is None or not _minted_in(connection, record, account):
         return ApplyResult([Applied(Outcome.unknown_payment, detail=news.payment_intent_id)])
     if tenant_id is not None and record["tenant_id"] != tenant_id:
@@ -285,9 +296,13 @@ def _row_for_link(connection: Connection, link_id: str) -> Mapping[str, Any] | N
         sa.select(minted_links.c.payment_link_row_id).where(minted_links.c.stripe_payment_link_id == link_id)
     ).scalar_one_or_none()
     if row_id is None:  # minted before links were remembered: the row's current link
-        return connection.execute(
-            sa.select(payment_links).where(payment_links.c.stripe_payment_link_id == link_id)
-        ).mappings().first()
+        return (
+            connection.execute(
+                sa.select(payment_links).where(payment_links.c.stripe_payment_link_id == link_id)
+            )
+            .mappings()
+            .first()
+        )
     return connection.execute(sa.select(payment_links).where(payment_links.c.id == row_id)).mappings().first()
 
 
@@ -315,8 +330,14 @@ def _apply_session(
     if row is None:
         if news.state is SessionState.paid:
             return ApplyResult(
-                [Applied(Outcome.unknown_link, session_id=news.session_id, amount_cents=news.amount_cents,
-                         detail=news.payment_link_id)]
+                [
+                    Applied(
+                        Outcome.unknown_link,
+                        session_id=news.session_id,
+                        amount_cents=news.amount_cents,
+                        detail=news.payment_link_id,
+                    )
+                ]
             )
         return ApplyResult()
     if tenant_id is not None and row["tenant_id"] != tenant_id:
@@ -326,9 +347,11 @@ def _apply_session(
         SessionState.paid: PaymentStatus.succeeded,
         SessionState.failed: PaymentStatus.failed,
     }[news.state]
-    record = connection.execute(
-        sa.select(payments).where(payments.c.checkout_session_id == news.session_id)
-    ).mappings().first()
+    record = (
+        connection.execute(sa.select(payments).where(payments.c.checkout_session_id == news.session_id))
+        .mappings()
+        .first()
+    )
     at = datetime.fromtimestamp(news.at, tz=UTC)
     amount = news.amount_cents if news.amount_cents is not None else int(row["amount_cents"])
     if record is None:
@@ -378,17 +401,23 @@ def _awaiting(connection: Connection, row: Mapping[str, Any], news: SessionNews)
                 updated_at=utcnow(),
             )
         )
-    return ApplyResult([Applied(Outcome.processing, row["id"], row["tenant_id"], news.session_id, news.amount_cents)])
+    return ApplyResult(
+        [Applied(Outcome.processing, row["id"], row["tenant_id"], news.session_id, news.amount_cents)]
+    )
 
 
 def _failed(connection: Connection, row: Mapping[str, Any], news: SessionNews) -> ApplyResult:
     """The slow payment failed: no money moved. The row owes again, with a fresh link to mint
     (the spent one took its single completion and can never take payment)."""
-    applied = Applied(Outcome.slow_payment_failed, row["id"], row["tenant_id"], news.session_id, news.amount_cents)
+    applied = Applied(
+        Outcome.slow_payment_failed, row["id"], row["tenant_id"], news.session_id, news.amount_cents
+    )
     if row["status"] not in (PaymentLinkStatus.processing, PaymentLinkStatus.pending):
         return ApplyResult([applied])
     spent = row["stripe_payment_link_id"] == news.payment_link_id
-    values: dict[str, Any] = dict(status=PaymentLinkStatus.pending, stripe_checkout_session_id=None, updated_at=utcnow())
+    values: dict[str, Any] = dict(
+        status=PaymentLinkStatus.pending, stripe_checkout_session_id=None, updated_at=utcnow()
+    )
     if spent:
         values |= dict(
             mint_version=int(row["mint_version"]) + 1,
@@ -422,7 +451,12 @@ def bill_still_owed(connection: Connection, row: Mapping[str, Any]) -> bool:
         .join(products, products.c.id == row["product_id"])
         .where(players.c.id == row["player_id"])
     ).first()
-    return billed is not None and billed.status == "signed" and bool(billed.active) and bool(billed.bill_signed_players)
+    return (
+        billed is not None
+        and billed.status == "signed"
+        and bool(billed.active)
+        and bool(billed.bill_signed_players)
+    )
 
 
 def _money_arrived(
@@ -448,11 +482,19 @@ def _money_arrived(
                 updated_at=utcnow(),
             )
         )
-        result.applied.append(Applied(Outcome.marked_paid, row["id"], row["tenant_id"], news.session_id, amount))
+        result.applied.append(
+            Applied(Outcome.marked_paid, row["id"], row["tenant_id"], news.session_id, amount)
+        )
         if amount != int(row["amount_cents"]):
             result.applied.append(
-                Applied(Outcome.amount_differs, row["id"], row["tenant_id"], news.session_id, amount,
-                        detail=f"billed {row['amount_cents']}, paid {amount}")
+                Applied(
+                    Outcome.amount_differs,
+                    row["id"],
+                    row["tenant_id"],
+                    news.session_id,
+                    amount,
+                    detail=f"billed {row['amount_cents']}, paid {amount}",
+                )
             )
         if row["order_id"] is not None:
             updated = connection.execute(
@@ -464,8 +506,10 @@ def _money_arrived(
                 result.orders_paid.append(int(row["order_id"]))
         return result
     # The money arrived for a bill that went away, or was already paid: the club owes it back.
-    reason = "a second payment of a paid bill" if paid_by_another or row["status"] == PaymentLinkStatus.paid else (
-        "paid after the bill was cancelled"
+    reason = (
+        "a second payment of a paid bill"
+        if paid_by_another or row["status"] == PaymentLinkStatus.paid
+        else ("paid after the bill was cancelled")
     )
     connection.execute(
         sa.update(payments)
@@ -494,7 +538,9 @@ def _apply_refund(connection: Connection, record: Mapping[str, Any], news: Refun
         refunded,
     )
     if refunded == record["refunded_cents"]:
-        return ApplyResult([Applied(Outcome.already_known, row_id, record["tenant_id"], record["checkout_session_id"])])
+        return ApplyResult(
+            [Applied(Outcome.already_known, row_id, record["tenant_id"], record["checkout_session_id"])]
+        )
     values: dict[str, Any] = dict(refunded_cents=refunded, updated_at=utcnow())
     if refunded >= record["amount_cents"] and record["refund_due"] and record["resolved_at"] is None:
         values |= dict(resolved_at=utcnow(), resolution_note="refunded at Stripe")
@@ -507,30 +553,48 @@ def _apply_refund(connection: Connection, record: Mapping[str, Any], news: Refun
 def _apply_dispute(connection: Connection, record: Mapping[str, Any], news: DisputeNews) -> ApplyResult:
     known = record["dispute_status"]
     if known in DISPUTE_CLOSED or known == news.dispute_status:
-        return ApplyResult([Applied(Outcome.already_known, record["payment_link_row_id"], record["tenant_id"])])
+        return ApplyResult(
+            [Applied(Outcome.already_known, record["payment_link_row_id"], record["tenant_id"])]
+        )
     connection.execute(
         sa.update(payments)
         .where(payments.c.id == record["id"])
         .values(dispute_status=news.dispute_status, disputed_cents=news.amount_cents, updated_at=utcnow())
     )
-    outcome = {"won": Outcome.dispute_won, "lost": Outcome.dispute_lost}.get(news.dispute_status, Outcome.dispute_opened)
+    outcome = {"won": Outcome.dispute_won, "lost": Outcome.dispute_lost}.get(
+        news.dispute_status, Outcome.dispute_opened
+    )
     if outcome is Outcome.dispute_lost:
         _money_gone(connection, record)
     return ApplyResult(
-        [Applied(outcome, record["payment_link_row_id"], record["tenant_id"], record["checkout_session_id"], news.amount_cents)]
+        [
+            Applied(
+                outcome,
+                record["payment_link_row_id"],
+                record["tenant_id"],
+                record["checkout_session_id"],
+                news.amount_cents,
+            )
+        ]
     )
 
 
 def _money_gone(connection: Connection, record: Mapping[str, Any]) -> None:
     """A payment's money went back (a full refund, a lost dispute): its row is no longer paid by
     it. A row another payment still pays stays paid; a row owed back becomes refunded."""
-    row = connection.execute(
-        sa.select(payment_links).where(payment_links.c.id == record["payment_link_row_id"])
-    ).mappings().first()
+    row = (
+        connection.execute(
+            sa.select(payment_links).where(payment_links.c.id == record["payment_link_row_id"])
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         return
     others_paying = connection.execute(
-        sa.select(sa.func.count()).select_from(payments).where(
+        sa.select(sa.func.count())
+        .select_from(payments)
+        .where(
             payments.c.payment_link_row_id == row["id"],
             payments.c.id != record["id"],
             payments.c.status == PaymentStatus.succeeded,
@@ -539,7 +603,9 @@ def _money_gone(connection: Connection, record: Mapping[str, Any]) -> None:
         )
     ).scalar_one()
     still_due = connection.execute(
-        sa.select(sa.func.count()).select_from(payments).where(
+        sa.select(sa.func.count())
+        .select_from(payments)
+        .where(
             payments.c.payment_link_row_id == row["id"],
             payments.c.refund_due.is_(True),
             payments.c.resolved_at.is_(None),
@@ -549,12 +615,18 @@ def _money_gone(connection: Connection, record: Mapping[str, Any]) -> None:
         status = PaymentLinkStatus.refund_due
     elif others_paying and row["status"] in (PaymentLinkStatus.paid, PaymentLinkStatus.refund_due):
         status = PaymentLinkStatus.paid
-    elif row["status"] in (PaymentLinkStatus.paid, PaymentLinkStatus.refund_due, PaymentLinkStatus.processing):
+    elif row["status"] in (
+        PaymentLinkStatus.paid,
+        PaymentLinkStatus.refund_due,
+        PaymentLinkStatus.processing,
+    ):
         status = PaymentLinkStatus.refunded
     else:
         return
     connection.execute(
-        sa.update(payment_links).where(payment_links.c.id == row["id"]).values(status=status, updated_at=utcnow())
+        sa.update(payment_links)
+        .where(payment_links.c.id == row["id"])
+        .values(status=status, updated_at=utcnow())
     )
 
 
@@ -564,14 +636,18 @@ def resolve_refund_due(
     """A person settled money owed back (refunded by hand, or kept as credit): the payment is
     resolved and its row leaves `refund_due` (paid if another payment still pays it)."""
     with engine.begin() as connection:
-        record = connection.execute(
-            sa.select(payments).where(
-                payments.c.id == payment_id,
-                payments.c.tenant_id == tenant_id,
-                payments.c.refund_due.is_(True),
-                payments.c.resolved_at.is_(None),
+        record = (
+            connection.execute(
+                sa.select(payments).where(
+                    payments.c.id == payment_id,
+                    payments.c.tenant_id == tenant_id,
+                    payments.c.refund_due.is_(True),
+                    payments.c.resolved_at.is_(None),
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
         if record is None:
             return False
         connection.execute(
@@ -579,12 +655,18 @@ def resolve_refund_due(
             .where(payments.c.id == payment_id)
             .values(resolved_at=utcnow(), resolved_by=resolved_by, resolution_note=note, updated_at=utcnow())
         )
-        row = connection.execute(
-            sa.select(payment_links).where(payment_links.c.id == record["payment_link_row_id"])
-        ).mappings().first()
+        row = (
+            connection.execute(
+                sa.select(payment_links).where(payment_links.c.id == record["payment_link_row_id"])
+            )
+            .mappings()
+            .first()
+        )
         if row is not None and row["status"] == PaymentLinkStatus.refund_due:
             open_due = connection.execute(
-                sa.select(sa.func.count()).select_from(payments).where(
+                sa.select(sa.func.count())
+                .select_from(payments)
+                .where(
                     payments.c.payment_link_row_id == row["id"],
                     payments.c.refund_due.is_(True),
                     payments.c.resolved_at.is_(None),

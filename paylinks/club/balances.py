@@ -17,11 +17,11 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from paylinks.db import PaymentLinkStatus
-from paylinks.queries import fetch_all
-from paylinks.rendering import Brand, OpenItem, ParentBalance
-from paylinks.stripe_gateway import StripeContext
-from paylinks.tenants import Tenant
+from paylinks.club.tenants import Tenant
+from paylinks.messaging.render import Brand, OpenItem, ParentBalance
+from paylinks.store.queries import fetch_all
+from paylinks.stripe_api.gateway import StripeContext
+from paylinks.vocabulary import PaymentLinkStatus
 
 
 class Withheld(enum.StrEnum):
@@ -44,7 +44,12 @@ class Withheld(enum.StrEnum):
 
 
 _GONE = frozenset(
-    {Withheld.order_not_pending, Withheld.player_withdrawn, Withheld.player_not_signed, Withheld.product_stopped}
+    {
+        Withheld.order_not_pending,
+        Withheld.player_withdrawn,
+        Withheld.player_not_signed,
+        Withheld.product_stopped,
+    }
 )
 
 
@@ -184,7 +189,9 @@ def group_balances(rows: Iterable[Mapping[str, Any]], context: StripeContext) ->
             )
         )
     balances = tuple(
-        ParentBalance(parent_id=parent_id, parent_name=p["name"], email=p["email"] or None, items=tuple(p["items"]))
+        ParentBalance(
+            parent_id=parent_id, parent_name=p["name"], email=p["email"] or None, items=tuple(p["items"])
+        )
         for parent_id, p in parents.items()
     )
     return BalanceSheet(balances=balances, held_back=tuple(held_back))

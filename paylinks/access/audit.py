@@ -13,7 +13,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from paylinks.db import AuditAction, audit_log, utcnow
+from paylinks.store.tables import audit_log, utcnow
+from paylinks.vocabulary import AuditAction
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ def record(
 def entry(connection: Connection, tenant_id: int, entry_id: int) -> AuditEntry | None:
     """One entry of this tenant, or None."""
     row = (
-        connection.execute(sa.select(audit_log).where(audit_log.c.id == entry_id, audit_log.c.tenant_id == tenant_id))
+        connection.execute(
+            sa.select(audit_log).where(audit_log.c.id == entry_id, audit_log.c.tenant_id == tenant_id)
+        )
         .mappings()
         .first()
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from paylinks.db import orders, parents, players, products, tenants
+from paylinks.store.tables import orders, parents, players, products, tenants
 
 FIRST_NAMES = [
     "Maya",

@@ -11,7 +11,6 @@ and run again gets back the same link. A reservation older than Stripe's idempot
 from __future__ import annotations
 
 import enum
-import hashlib
 import logging
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,25 +21,25 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from paylinks.db import (
-    PaymentLinkStatus,
+from paylinks.billing.plan import Action, Plan, Step, plan_backfill
+from paylinks.club.tenants import Tenant
+from paylinks.settings import Settings
+from paylinks.store.queries import fetch_all
+from paylinks.store.tables import (
     minted_links,
     payment_links,
     price_tiers,
-    stripe_key_accounts,
     tenants,
     utcnow,
 )
-from paylinks.planning import Action, Plan, Step, StripeWhere, plan_backfill
-from paylinks.queries import fetch_all
-from paylinks.settings import Settings
-from paylinks.stripe_gateway import (
+from paylinks.stripe_api.gateway import (
     StripeGateway,
     StripeNotFoundError,
     StripeRequestError,
     StripeTransientError,
 )
-from paylinks.tenants import Tenant
+from paylinks.stripe_api.where import StripeWhere, stripe_where
+from paylinks.vocabulary import PaymentLinkStatus
 
 logger = logging.getLogger(__name__)
 
@@ -116,34 +115,6 @@ class RetireOutcome:
 
 
 # -- where this run acts ---------------------------------------------------------------------
-def stripe_where(engine: Engine, gateway: StripeGateway, settings: Settings) -> StripeWhere:
-    """The account and mode the configured key acts in; remembered by the key's hash, so a run
-    with nothing to do asks Stripe nothing."""
-    # The key names the account; the API base tells one Stripe (or emulator) from another.
-    # A connected account (`Stripe-Account`) is part of where: one key acts in many of them.
-    where_to = f"{settings.stripe_api_base or 'stripe'}\n{gateway.api_key}"
-    if gateway.account:
-        where_to += f"\n{gateway.account}"
-    digest = hashlib.sha256(where_to.encode()).hexdigest()
-    with engine.connect() as connection:
-        known = connection.execute(
-            sa.select(stripe_key_accounts).where(stripe_key_accounts.c.key_sha256 == digest)
-        ).mappings().first()
-    if known is not None:
-        return StripeWhere(account=known["stripe_account"], livemode=bool(known["livemode"]))
-    context = gateway.context()
-    try:
-        with engine.begin() as connection:
-            connection.execute(
-                sa.insert(stripe_key_accounts).values(
-                    key_sha256=digest, stripe_account=context.account, livemode=context.livemode
-                )
-            )
-    except sa.exc.IntegrityError:
-        pass  # another run recorded the same key a moment ago
-    return StripeWhere(account=context.account, livemode=context.livemode)
-
-
 # -- extract and plan -------------------------------------------------------------------------
 def extract_billing_rows(engine: Engine, tenant: Tenant, where: StripeWhere | None) -> BillingRows:
     with engine.connect() as connection:
@@ -319,7 +290,9 @@ def retire_stale_links(
     return outcome
 
 
-def _verify(engine: Engine, gateway: StripeGateway, where: StripeWhere, step: Step, outcome: RetireOutcome) -> None:
+def _verify(
+    engine: Engine, gateway: StripeGateway, where: StripeWhere, step: Step, outcome: RetireOutcome
+) -> None:
     link_id = step.row["stripe_payment_link_id"]  # type: ignore[index]
     try:
         gateway.retrieve_payment_link(link_id)
@@ -382,9 +355,11 @@ def reserve_payment_links(
                 assert step.row is not None
                 row = step.row
                 same_place = row.get("stripe_account") in (None, where.account)
-                price_id = row["stripe_price_id"] if same_place and row["stripe_price_id"] else tiers[
-                    (item.product_id, int(row["amount_cents"]))
-                ]
+                price_id = (
+                    row["stripe_price_id"]
+                    if same_place and row["stripe_price_id"]
+                    else tiers[(item.product_id, int(row["amount_cents"]))]
+                )
                 version = int(row["mint_version"])
                 connection.execute(
                     sa.update(payment_links)
@@ -446,7 +421,9 @@ def reserve_payment_links(
                     )
                 )
             reserved = {"player_id": item.player_id, "product_id": item.product_id, "order_id": item.order_id}
-            jobs.append(MintJob(row_id, version, price_id, link_metadata(tenant.id, reserved, row_id, version)))
+            jobs.append(
+                MintJob(row_id, version, price_id, link_metadata(tenant.id, reserved, row_id, version))
+            )
     return jobs
 
 
@@ -560,11 +537,15 @@ def relink_rows(engine: Engine, gateway: StripeGateway, tenant: Tenant, steps: I
         item = step.item
         assert item is not None and step.row_id is not None
         with engine.connect() as connection:
-            row = connection.execute(
-                sa.select(payment_links).where(
-                    payment_links.c.id == step.row_id, payment_links.c.tenant_id == tenant.id
+            row = (
+                connection.execute(
+                    sa.select(payment_links).where(
+                        payment_links.c.id == step.row_id, payment_links.c.tenant_id == tenant.id
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
         if row is None or row["status"] != PaymentLinkStatus.pending:
             continue
         if row["stripe_payment_link_id"] and row["order_id"] != item.order_id:
@@ -621,14 +602,18 @@ def mint_replacements(
     errors: list[tuple[int, str]] = []
     with engine.connect() as connection:
         for row_id in row_ids:
-            row = connection.execute(
-                sa.select(payment_links).where(
-                    payment_links.c.id == row_id,
-                    payment_links.c.tenant_id == tenant.id,
-                    payment_links.c.status == PaymentLinkStatus.pending,
-                    payment_links.c.stripe_payment_link_id.is_(None),
+            row = (
+                connection.execute(
+                    sa.select(payment_links).where(
+                        payment_links.c.id == row_id,
+                        payment_links.c.tenant_id == tenant.id,
+                        payment_links.c.status == PaymentLinkStatus.pending,
+                        payment_links.c.stripe_payment_link_id.is_(None),
+                    )
                 )
-            ).mappings().first()
+                .mappings()
+                .first()
+            )
             if row is None:
                 continue
             price_id = connection.execute(
@@ -640,7 +625,9 @@ def mint_replacements(
                     price_tiers.c.stripe_account == where.account,
                     price_tiers.c.livemode == where.livemode,
                 )
-            ).scalar_one_or_none() or (row["stripe_price_id"] if row["stripe_account"] == where.account else None)
+            ).scalar_one_or_none() or (
+                row["stripe_price_id"] if row["stripe_account"] == where.account else None
+            )
             if price_id is None:
                 errors.append((row_id, "no price tier in this Stripe account; the next backfill mints it"))
                 continue
@@ -655,7 +642,7 @@ def mint_replacements(
 def replace_spent_links(engine: Engine, settings: Settings, row_ids: Iterable[int]) -> list[int]:
     """Fresh links for these rows (a failed slow payment spent theirs), whatever their tenant:
     the webhook receiver's way to do at once what reconcile does for one tenant."""
-    from paylinks.tenants import tenant_from_row
+    from paylinks.club.tenants import tenant_from_row
 
     ids = sorted(set(row_ids))
     if not ids:

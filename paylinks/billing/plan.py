@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from paylinks.stripe_api.where import StripeWhere
+
 # Stripe refuses a unit_amount above eight digits in the currency's minor unit.
 STRIPE_MAX_AMOUNT = 99_999_999
 # Stripe may prune idempotency keys after 24 hours; a reservation older than this looks for a
@@ -114,14 +116,6 @@ class Skip:
     product_id: int | None = None
     order_id: int | None = None
     detail: str = ""  # the figures behind the reason, e.g. the amount
-
-
-@dataclass(frozen=True)
-class StripeWhere:
-    """The Stripe account and mode this run acts in (see `StripeGateway.context`)."""
-
-    account: str
-    livemode: bool
 
 
 @dataclass(frozen=True)
@@ -233,7 +227,9 @@ def plan_items(
             skipped.append(Skip(SkipReason.product_inactive, **ids, detail=str(product["name"])))
             continue
         if key in order_for:
-            skipped.append(Skip(SkipReason.duplicate_pending_order, **ids, detail=f"order {order_for[key]} billed"))
+            skipped.append(
+                Skip(SkipReason.duplicate_pending_order, **ids, detail=f"order {order_for[key]} billed")
+            )
             continue
         parent_id = order["parent_id"] if order["parent_id"] is not None else player["parent_id"]
         amount = int(order["amount_cents"])
@@ -244,7 +240,9 @@ def plan_items(
             # The club's data contradicts itself; bill nothing for this pair until someone fixes it.
             items.pop(key, None)
             reason = (
-                SkipReason.non_positive_order_amount if amount <= 0 else SkipReason.amount_above_stripe_maximum
+                SkipReason.non_positive_order_amount
+                if amount <= 0
+                else SkipReason.amount_above_stripe_maximum
             )
             skipped.append(Skip(reason, **ids, detail=f"{amount}"))
             continue
@@ -284,14 +282,11 @@ def plan_backfill(
     for row in rows.values():
         if row["status"] == "pending":
             steps.append(Step(Action.retire, None, row, note="no pending bill for this player and product"))
-    tiers_needed = (
-        frozenset(
-            (s.item.product_id, s.item.amount_cents)
-            for s in steps
-            if s.item is not None and s.action in MINT_ACTIONS
-        )
-        - set(existing_tiers)
-    )
+    tiers_needed = frozenset(
+        (s.item.product_id, s.item.amount_cents)
+        for s in steps
+        if s.item is not None and s.action in MINT_ACTIONS
+    ) - set(existing_tiers)
     return Plan(items=tuple(items), steps=tuple(steps), skipped=tuple(skipped), tiers_needed=tiers_needed)
 
 

@@ -1,4 +1,4 @@
-"""The database room: engine creation and the tables paylinks reads and writes.
+"""Engine creation and the tables paylinks reads and writes.
 
 The club tables (tenants, parents, players, products, orders) are the contract with the club
 application; `price_tiers`, `payment_links`, `email_log` and `reconcile_cursors` are paylinks'
@@ -15,48 +15,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from paylinks.errors import ConfigurationError
-
-
-class PaymentLinkStatus(enum.StrEnum):
-    """Where a bill stands. Only `pending` is chased; `refund_due` waits for a person."""
-
-    pending = "pending"  # owed; the link takes payment
-    processing = "processing"  # paid by a slow method, awaiting settlement
-    paid = "paid"
-    cancelled = "cancelled"  # the bill went away; the link is deactivated
-    refund_due = "refund_due"  # money arrived for a cancelled or already-paid bill
-    refunded = "refunded"  # the payment was returned at Stripe
-
-
-class PaymentStatus(enum.StrEnum):
-    """One payment at Stripe (a completed checkout session), as the ledger keeps it."""
-
-    processing = "processing"  # complete, the money not yet settled (bank debit)
-    succeeded = "succeeded"
-    failed = "failed"  # a slow payment that did not settle: no money moved
-
-
-class PaidMethod(enum.StrEnum):
-    stripe = "stripe"
-    cash = "cash"
-    cheque = "cheque"
-    other = "other"
-
-
-class BlastStatus(enum.StrEnum):
-    running = "running"  # started, not every parent reached yet
-    finished = "finished"
-
-
-class EmailType(enum.StrEnum):
-    outstanding_balance = "outstanding_balance"
-    payment_link = "payment_link"
-
-
-class EmailStatus(enum.StrEnum):
-    sending = "sending"  # claimed by a run; a crash leaves it here and the rerun sends it
-    sent = "sent"
-    failed = "failed"
+from paylinks.vocabulary import (
+    AuditAction,
+    BlastStatus,
+    EmailStatus,
+    EmailType,
+    PaidMethod,
+    PaymentLinkStatus,
+    PaymentStatus,
+    Role,
+)
 
 
 def utcnow() -> datetime:
@@ -221,7 +189,9 @@ payments = sa.Table(
     # links), whatever became of it. A row's status is read from its bill and these.
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
-    sa.Column("payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), nullable=True, index=True),
+    sa.Column(
+        "payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), nullable=True, index=True
+    ),
     sa.Column("stripe_account", sa.String(255), nullable=True),
     sa.Column("stripe_payment_link_id", sa.String(255), nullable=False),
     sa.Column("checkout_session_id", sa.String(255), nullable=False, unique=True),
@@ -250,7 +220,9 @@ minted_links = sa.Table(
     # session opened before the re-mint) still finds its bill.
     sa.Column("stripe_payment_link_id", sa.String(255), primary_key=True),
     sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
-    sa.Column("payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), nullable=False, index=True),
+    sa.Column(
+        "payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), nullable=False, index=True
+    ),
     sa.Column("mint_version", sa.Integer, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
 )
@@ -377,31 +349,7 @@ def _first_line(error: object) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-
-
 # -- the club office: people, their roles per tenant, API tokens, the audit log ----------------
-
-
-class Role(enum.StrEnum):
-    """What a person may do in one tenant. A coach looks up and resends; an admin does the rest."""
-
-    admin = "admin"
-    coach = "coach"
-
-
-class AuditAction(enum.StrEnum):
-    """Every state-changing thing the office (or its command line) does, as the audit log names it."""
-
-    user_added = "user_added"
-    password_changed = "password_changed"
-    token_created = "token_created"
-    resend = "resend"  # a player's links to the parent on file
-    send_to_address = "send_to_address"  # a player's links to another address
-    blast_test = "blast_test"
-    blast_send = "blast_send"
-    blast_preview = "blast_preview"  # started from the admin endpoint: a run, even if it sends nothing
-    mark_paid_offline = "mark_paid_offline"
-    refund_resolved = "refund_resolved"
 
 
 users = sa.Table(

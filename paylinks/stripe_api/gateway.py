@@ -307,7 +307,9 @@ class StripeGateway:
         }
         price = self.call(
             f"creating price {lookup_key}",
-            lambda: self._client.v1.prices.create(params=params, options=self._options(idempotency_key=lookup_key)),
+            lambda: self._client.v1.prices.create(
+                params=params, options=self._options(idempotency_key=lookup_key)
+            ),
         )
         return price.id
 
@@ -333,7 +335,8 @@ class StripeGateway:
 
     def retrieve_payment_link(self, link_id: str) -> MintedLink:
         link = self.call(
-            f"reading payment link {link_id}", lambda: self._client.v1.payment_links.retrieve(link_id, options=self._options())
+            f"reading payment link {link_id}",
+            lambda: self._client.v1.payment_links.retrieve(link_id, options=self._options()),
         )
         return _minted(link)
 
@@ -372,7 +375,10 @@ class StripeGateway:
             if starting_after:
                 params["starting_after"] = starting_after
             page = self.call(
-                "listing payment links", lambda params=params: self._client.v1.payment_links.list(params=params, options=self._options())
+                "listing payment links",
+                lambda params=params: self._client.v1.payment_links.list(
+                    params=params, options=self._options()
+                ),
             )
             for link in page.data:
                 yield _minted(link), dict(link.to_dict().get("metadata") or {})
@@ -390,7 +396,8 @@ class StripeGateway:
             if starting_after:
                 params["starting_after"] = starting_after
             page = self.call(
-                "listing events", lambda params=params: self._client.v1.events.list(params=params, options=self._options())
+                "listing events",
+                lambda params=params: self._client.v1.events.list(params=params, options=self._options()),
             )
             events.extend(page.data)
             if not page.has_more or not page.data:
@@ -416,7 +423,9 @@ class StripeGateway:
                 params["starting_after"] = starting_after
             page = self.call(
                 f"listing checkout sessions {what}",
-                lambda params=params: self._client.v1.checkout.sessions.list(params=params, options=self._options()),
+                lambda params=params: self._client.v1.checkout.sessions.list(
+                    params=params, options=self._options()
+                ),
             )
             yield from page.data
             if not page.has_more or not page.data:

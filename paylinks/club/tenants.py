@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from paylinks.db import tenants
 from paylinks.errors import ConfigurationError, UnknownTenantError
 from paylinks.settings import Settings
+from paylinks.store.tables import tenants
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ def tenant_from_row(row: sa.RowMapping) -> Tenant:
 
 def all_tenants(connection: Connection) -> list[Tenant]:
     return [
-        tenant_from_row(row) for row in connection.execute(sa.select(tenants).order_by(tenants.c.slug)).mappings()
+        tenant_from_row(row)
+        for row in connection.execute(sa.select(tenants).order_by(tenants.c.slug)).mappings()
     ]
 
 
@@ -53,15 +54,17 @@ def set_stripe_account(engine: Engine, settings: Settings, slug: str, account: s
     The account is asked first (`GET /v1/account` with `Stripe-Account`): one Stripe does not
     know, or this key may not act in, is refused and nothing is saved.
     """
-    from paylinks.backfill import stripe_where
-    from paylinks.stripe_gateway import StripeGateway, StripeRequestError
+    from paylinks.stripe_api.gateway import StripeGateway, StripeRequestError
+    from paylinks.stripe_api.where import stripe_where
 
     with engine.connect() as connection:
         tenant = tenant_by_slug(connection, slug)
     if account is not None:
         account = account.strip()
         if not account.startswith("acct_") or len(account) <= len("acct_") or not account.isascii():
-            raise ConfigurationError(f"{account!r} is not a Stripe account id (they look like acct_1A2b3C...)")
+            raise ConfigurationError(
+                f"{account!r} is not a Stripe account id (they look like acct_1A2b3C...)"
+            )
         gateway = StripeGateway(settings, account=account)
         try:
             answered = gateway.context()

@@ -23,13 +23,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from paylinks.balances import BalanceSheet, HeldBackItem, brand_of
-from paylinks.db import BlastStatus, EmailStatus, EmailType, blasts, email_log, utcnow
-from paylinks.mail import MailDeliveryError, MailTransport
-from paylinks.players import PlayerMatch
-from paylinks.rendering import ParentBalance, RenderedEmail, build_message, render_email
+from paylinks.club.balances import BalanceSheet, HeldBackItem, brand_of
+from paylinks.club.players import PlayerMatch
+from paylinks.club.tenants import Tenant
+from paylinks.messaging.render import ParentBalance, RenderedEmail, build_message, render_email
+from paylinks.messaging.transports import MailDeliveryError, MailTransport
 from paylinks.settings import EmailTransportName, Settings
-from paylinks.tenants import Tenant
+from paylinks.store.tables import blasts, email_log, utcnow
+from paylinks.vocabulary import BlastStatus, EmailStatus, EmailType
 
 ERROR_TEXT_LIMIT = 2000
 
@@ -118,11 +119,15 @@ def prepare_test_email(
     """The sample of a blast: the real layout, names and amounts, but every Pay Now button leads
     to a preview that takes no payment, so a tester's click cannot settle a family's bill."""
     real = (
-        f"{balance.parent_name} <{balance.email}>" if balance.email else f"{balance.parent_name} (no email on file)"
+        f"{balance.parent_name} <{balance.email}>"
+        if balance.email
+        else f"{balance.parent_name} (no email on file)"
     )
     harmless = replace(
         balance,
-        items=tuple(replace(item, url=preview_link(office_url, item.payment_link_id)) for item in balance.items),
+        items=tuple(
+            replace(item, url=preview_link(office_url, item.payment_link_id)) for item in balance.items
+        ),
     )
     return prepare_email(tenant, email_type, harmless, test_recipient_note=real)
 
@@ -163,7 +168,9 @@ def _dialect_insert(connection: Connection, table: sa.Table) -> Any:
 def _blast_row(connection: Connection, tenant: Tenant, run_key: str, transport: EmailTransportName):
     return connection.execute(
         sa.select(blasts.c.run_key, blasts.c.status, blasts.c.started_at).where(
-            blasts.c.tenant_id == tenant.id, blasts.c.run_key == run_key, blasts.c.transport == transport.value
+            blasts.c.tenant_id == tenant.id,
+            blasts.c.run_key == run_key,
+            blasts.c.transport == transport.value,
         )
     ).first()
 
@@ -346,7 +353,10 @@ def claim_send(
     )
     with engine.begin() as connection:
         statement = (
-            _dialect_insert(connection, email_log).values(**values).on_conflict_do_nothing().returning(email_log.c.id)
+            _dialect_insert(connection, email_log)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .returning(email_log.c.id)
         )
         log_id = connection.execute(statement).scalar_one_or_none()
     if log_id is not None:
@@ -359,7 +369,9 @@ def claim_send(
         email_log.c.transport == transport.value,
         email_log.c.parent_id == parent_id,
     )
-    claim_values = {k: v for k, v in values.items() if k not in ("tenant_id", "email_type", "run_key", "transport")}
+    claim_values = {
+        k: v for k, v in values.items() if k not in ("tenant_id", "email_type", "run_key", "transport")
+    }
     with engine.begin() as connection:
         retried = connection.execute(
             sa.update(email_log)

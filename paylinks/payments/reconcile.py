@@ -22,7 +22,7 @@ applied it), and the account's cursor moves. Applying only the one tenant's news
 cursor where it was, and every single-tenant run would then read the same, growing, stretch of
 events again. The run reports the tenants it was asked for; the others' changes are logged.
 
-Every piece of news is applied by `paylinks.payments`, the same code the webhook receiver uses,
+Every piece of news is applied by `paylinks.payments.ledger`, the same code the webhook receiver uses,
 once per event id: an event a webhook already applied is counted, not applied again, so the
 report says how many the webhooks had missed (expect zero). All reads from Stripe happen before
 any write. A slow payment that failed gets its fresh link minted right away, so the next email
@@ -41,12 +41,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from paylinks import payments as ledger
-from paylinks.db import PaymentLinkStatus, minted_links, payment_links, payments, reconcile_cursors, utcnow
-from paylinks.payments import ApplyResult, News, Outcome, Skipped, SkippedEvent
-from paylinks.planning import StripeWhere
-from paylinks.stripe_gateway import StripeGateway
-from paylinks.tenants import Tenant, all_tenants
+from paylinks.club.tenants import Tenant, all_tenants
+from paylinks.payments import ledger
+from paylinks.payments.ledger import ApplyResult, News, Outcome, Skipped, SkippedEvent
+from paylinks.store.tables import minted_links, payment_links, payments, reconcile_cursors, utcnow
+from paylinks.stripe_api.gateway import StripeGateway
+from paylinks.stripe_api.where import StripeWhere
+from paylinks.vocabulary import PaymentLinkStatus
 
 EVENT_RETENTION_S = 30 * 24 * 3600
 # Start a little inside the retention window, and re-read a little before the cursor, so an
@@ -130,7 +131,10 @@ def _save_cursor(engine: Engine, where: StripeWhere, created: int, event_id: str
     with engine.begin() as connection:
         updated = connection.execute(
             sa.update(reconcile_cursors)
-            .where(reconcile_cursors.c.stripe_account == where.account, reconcile_cursors.c.livemode == where.livemode)
+            .where(
+                reconcile_cursors.c.stripe_account == where.account,
+                reconcile_cursors.c.livemode == where.livemode,
+            )
             .values(last_event_created=created, last_event_id=event_id, updated_at=utcnow())
         ).rowcount
         if not updated:
@@ -146,7 +150,11 @@ def _save_cursor(engine: Engine, where: StripeWhere, created: int, event_id: str
 
 # -- reading from Stripe ------------------------------------------------------------------------
 def fetch_stripe_news(
-    engine: Engine, gateway: StripeGateway, tenants: list[Tenant], cursor: int | None, now: float | None = None
+    engine: Engine,
+    gateway: StripeGateway,
+    tenants: list[Tenant],
+    cursor: int | None,
+    now: float | None = None,
 ) -> StripeNews:
     """The news of the gateway's account since the cursor: its events if the cursor is recent,
     else a scan of its checkout sessions since the oldest open bill of these tenants."""
@@ -239,11 +247,15 @@ def link_owners(connection: Connection) -> dict[str, int]:
             )
         )
     }
-    owners.update(connection.execute(sa.select(minted_links.c.stripe_payment_link_id, minted_links.c.tenant_id)).all())
+    owners.update(
+        connection.execute(sa.select(minted_links.c.stripe_payment_link_id, minted_links.c.tenant_id)).all()
+    )
     return owners
 
 
-def _owner_of_event(connection: Connection, owners: Mapping[str, int], event: Mapping[str, Any]) -> int | None:
+def _owner_of_event(
+    connection: Connection, owners: Mapping[str, int], event: Mapping[str, Any]
+) -> int | None:
     obj = (event.get("data") or {}).get("object")
     if not isinstance(obj, Mapping):
         return None
@@ -331,7 +343,9 @@ def _report(tenant: Tenant, news: StripeNews, where: StripeWhere) -> ReconcileRe
 
 def _without_other_tenants(result: ApplyResult) -> ApplyResult:
     return ApplyResult(
-        [a for a in result.applied if a.outcome is not Outcome.other_tenant], result.remint, result.orders_paid
+        [a for a in result.applied if a.outcome is not Outcome.other_tenant],
+        result.remint,
+        result.orders_paid,
     )
 
 
