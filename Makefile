@@ -24,11 +24,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/paylinks demo
 
-# The lint and format gate: the same rules for every package, in a second or two.
+# The lint, format and type gate: the same rules for every package.
 LINTED := paylinks flows tasks office cli stripe_emulator tests benchmarks sql
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 # Brings what the tests need: Chromium here (installed if missing), PostgreSQL inside pytest (a
 # throwaway server when none answers), Stripe's fixtures vendored; each says where it came from.

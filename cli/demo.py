@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import sqlalchemy as sa
@@ -23,6 +23,11 @@ from paylinks.errors import ConfigurationError
 from paylinks.payments.ledger import Outcome
 from paylinks.present.reports import label
 from paylinks.settings import PROJECT_ROOT, EmailTransportName, Settings
+
+if TYPE_CHECKING:
+    from flows.fan_out import ChildRun
+    from paylinks.billing.backfill import BackfillReport
+    from paylinks.payments.reconcile import ReconcileReport
 
 DEMO_EMULATOR_PORT = 12111
 ADMIN_TEST_ADDRESS = "club-admin@paylinks.example"
@@ -44,7 +49,8 @@ def default_database_path(settings: Settings) -> Path | None:
     """The SQLite file of the embedded default, or None when another database is configured."""
     url = sa.make_url(settings.database_url)
     default = sa.make_url(Settings.model_fields["database_url"].default)
-    return Path(url.database) if url == default else None
+    # The default URL names a SQLite file, so its database is set.
+    return Path(cast(str, url.database)) if url == default else None
 
 
 def _free_port(preferred: int) -> int:
@@ -132,9 +138,11 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     console.print(f"  local Stripe emulator at {emulator.url}; mail goes to {outbox}")
 
     tallies = {slug: TenantTally(slug) for slug in seeded.tenants}
+    # Without fan_out every flow runs in this process, so a backfill reports per tenant.
+    report: BackfillReport | ReconcileReport | ChildRun
 
     _step(console, "backfill, dry run: what would be minted")
-    for report in backfill_payment_links(commit=False):
+    for report in cast("list[BackfillReport]", backfill_payment_links(commit=False)):
         plan = report.plan
         console.print(
             f"  {report.tenant}: {len(plan.items)} items ({_money(plan.amount_owed_cents, report.currency)}), "
@@ -142,13 +150,13 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
             f"{len(plan.skipped)} rows skipped (each with its reason in the artifact)"
         )
     _step(console, "backfill, commit: price tiers and one payment link per item")
-    for report in backfill_payment_links(commit=True):
+    for report in cast("list[BackfillReport]", backfill_payment_links(commit=True)):
         tallies[report.tenant].links_minted = report.loaded
         where = f" in Stripe account {report.where.account}" if report.where else ""
         console.print(
             f"  {report.tenant}: {report.tiers_created} price tiers, {report.loaded} links minted{where}"
         )
-    report_again = backfill_payment_links(commit=True)
+    report_again = cast("list[BackfillReport]", backfill_payment_links(commit=True))
     console.print(f"  run again: {sum(r.loaded for r in report_again)} links minted (idempotent)")
 
     _step(console, f"outstanding-balance email, test send to {ADMIN_TEST_ADDRESS}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 from paylinks.errors import PaylinksError
 from paylinks.settings import Settings, load_settings
 from tasks.prefect_support import settings_for_runs
+
+if TYPE_CHECKING:
+    from paylinks.billing.backfill import BackfillReport
 
 app = typer.Typer(
     help="Persistent Stripe Payment Links for club fees.",
@@ -54,7 +57,7 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-def fail(message: str, exit_code: int = 2) -> None:
+def fail(message: str, exit_code: int = 2) -> NoReturn:
     # soft_wrap: one line however narrow the terminal; markup=False: a name with [brackets] shows as typed.
     err_console.print("[bold red]error:[/] ", end="")
     err_console.print(message, soft_wrap=True, markup=False, highlight=False)
@@ -177,7 +180,7 @@ def _run_flow(settings: Settings, flow_call: Callable[[], Any]) -> Any:
         _flow_failed(error)
 
 
-def _flow_failed(error: Exception) -> None:
+def _flow_failed(error: Exception) -> NoReturn:
     if isinstance(error, PaylinksError):
         fail(str(error), error.exit_code)
     # The flow run failed for a reason of no one's making here; Prefect has logged and recorded it.
@@ -199,7 +202,8 @@ def backfill(
 
     try:
         with settings_for_runs(settings):
-            reports = backfill_payment_links(tenant=tenant, commit=commit)
+            # Without fan_out every tenant runs in this process: one report each.
+            reports = cast("list[BackfillReport]", backfill_payment_links(tenant=tenant, commit=commit))
     except BackfillIncompleteError as error:
         for report in error.reports:  # every tenant's outcome, the failed ones too
             print_backfill_report(report)

@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from prefect import get_run_logger
@@ -38,6 +38,9 @@ from prefect.states import Cancelled
 from paylinks.club.tenants import Tenant
 from paylinks.errors import ConfigurationError, PaylinksError
 from tasks.prefect_support import artifact_key, publish_table
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 BACKFILL_CHILD = "backfill-payment-links/tenant"
 RECONCILE_CHILD = "reconcile-payments/tenant"
@@ -126,6 +129,7 @@ def fan_out_per_tenant(
             child.message = _first_line(error)
             logger.error("could not start %s for %s: %s", deployment, child.tenant, child.message)
             continue
+        flow_run = cast("FlowRun", flow_run)  # called from sync code, run_deployment returns the FlowRun
         child.flow_run_id, child.flow_run_name = str(flow_run.id), flow_run.name
     logger.info(
         "started %d %s run(s) of %s; waiting for them",
@@ -203,7 +207,7 @@ def _wait_for(children: list[ChildRun], limit_seconds: float) -> None:
             ):
                 child = pending[run.id]
                 child.flow_run_name = run.name
-                child.worker = (run.labels or {}).get(WORKER_LABEL) or child.worker
+                child.worker = cast("str | None", (run.labels or {}).get(WORKER_LABEL)) or child.worker
                 if run.state is not None:
                     child.state = run.state.type.value
                     child.message = "" if run.state.is_completed() else _first_line(run.state.message or "")

@@ -108,6 +108,7 @@ def outstanding_balance_email(
             )
             report.sent.append(outcome)
     elif send:
+        assert blast is not None  # start_blast always returns the blast it started or resumed
         check_links_can_be_mailed(settings, emails, to_test_address=False)
         already = extract_sent_parents(settings, club, blast.run_key)
         for email in emails:

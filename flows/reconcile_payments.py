@@ -131,6 +131,7 @@ def reconcile_account(
     news = fetch_stripe_news(settings, stripe_account, tenants_of_one_account)
     by_tenant = apply_stripe_news(settings, stripe_account, tenants_of_one_account, news)
     where = news.where
+    assert where is not None  # the fetch_stripe_news task always sets it
     clubs = {club.id: club for club in tenants_of_one_account}
     if set(by_tenant) - set(clubs):  # news for a tenant that has moved to another account since
         clubs |= {club.id: club for club in find_tenants(settings, None)}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 import sqlalchemy as sa
@@ -580,7 +580,12 @@ def blast_test(
     office = office_of(request)
     preview = blast_preview(office, access.tenant)
     typed = field(form, "test_email", 320)
-    context = {"access": access, "preview": preview, "currency": access.tenant.currency, "test_email": typed}
+    context: dict[str, Any] = {
+        "access": access,
+        "preview": preview,
+        "currency": access.tenant.currency,
+        "test_email": typed,
+    }
     try:
         address = normalized_email(typed)
     except ValueError as error:
@@ -680,14 +685,17 @@ def link_preview_page(request: Request, row_id: int, visitor: Visitor = Depends(
         for tenant in accounts.tenants_of(connection, visitor.user):
             preview = club_office.link_preview(connection, tenant, row_id)
             if preview is not None:
-                access = Access(visitor, tenant, visitor.user.role_in(tenant.id))
+                # tenants_of gives only tenants the user holds a role in.
+                access = Access(visitor, tenant, cast(Role, visitor.user.role_in(tenant.id)))
                 return render(request, "preview.html", access=access, preview=preview)
     raise HTTPException(404, NOT_FOUND)
 
 
-def login_redirect(request: Request, error: LoginRequired) -> Response:
-    return see_other(f"/login?next={quote(error.next_path, safe='/')}")
+# Typed for any exception, as Starlette's add_exception_handler expects; registered only for LoginRequired.
+def login_redirect(request: Request, error: Exception) -> Response:
+    return see_other(f"/login?next={quote(cast(LoginRequired, error).next_path, safe='/')}")
 
 
-def password_redirect(request: Request, error: PasswordChangeRequired) -> Response:
+# Registered only for PasswordChangeRequired (typed for any exception, as for login_redirect).
+def password_redirect(request: Request, error: Exception) -> Response:
     return see_other("/password")

@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from paylinks.settings import Settings
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 logger = logging.getLogger("paylinks.office")
 
@@ -118,7 +121,7 @@ def start_blast(
     if _deployment_available(BLAST_DEPLOYMENT):
         from prefect.deployments import run_deployment
 
-        flow_run = run_deployment(BLAST_DEPLOYMENT, parameters=parameters, timeout=0)
+        flow_run = cast("FlowRun", run_deployment(BLAST_DEPLOYMENT, parameters=parameters, timeout=0))
         return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=True)
 
     with get_client(sync_client=True) as client:

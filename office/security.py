@@ -17,6 +17,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, replace
+from typing import cast
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
@@ -95,7 +96,9 @@ class SessionSigner:
         return _b64(hmac.new(self._csrf_key, session.nonce.encode(), hashlib.sha256).digest())
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(token.encode(), self.csrf_token(session).encode())
+        return bool(token) and hmac.compare_digest(
+            cast(str, token).encode(), self.csrf_token(session).encode()
+        )
 
 
 class SessionState:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -18,7 +20,7 @@ from office.app import create_app
 from paylinks.settings import Settings
 
 
-def _config(app: object, host: str, port: int) -> uvicorn.Config:
+def _config(app: Callable[..., Any], host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,

@@ -15,6 +15,7 @@ import ipaddress
 import re
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -244,7 +245,7 @@ class Settings(BaseSettings):
         return sa.make_url(self.database_url).render_as_string(hide_password=True)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the settings from the environment once; a bad one is a ConfigurationError naming it.
 
     The message never repeats a value (a database URL or SMTP setting may hold a password).

@@ -11,7 +11,9 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -211,7 +213,7 @@ def _webhook_config(
     )
 
 
-def _quiet_config(app: object, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
+def _quiet_config(app: Callable[..., Any], host: str = "127.0.0.1", port: int = 0) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,

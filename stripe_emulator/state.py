@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from . import objects
 from .auth import mask_api_key
@@ -930,7 +930,9 @@ class Account:
             if charge_id not in (None, "") and charge_id != charge["id"]:
                 raise parameter_invalid("charge", f"The charge {charge_id} does not belong to {intent_id}.")
         else:
-            charge = self._lookup(self._charges, "charge", charge_id, param="charge", http_status=400)
+            charge = self._lookup(
+                self._charges, "charge", cast(str, charge_id), param="charge", http_status=400
+            )
             if charge["status"] != "succeeded":
                 raise EmulatorError(
                     400, f"Charge {charge_id} has not succeeded, so it cannot be refunded.", param="charge"

@@ -7,6 +7,8 @@ retry, and only on transient failures.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -20,7 +22,9 @@ from paylinks.stripe_api.gateway import StripeGateway, has_stripe_key
 from paylinks.stripe_api.where import StripeWhere, stripe_where
 from tasks.prefect_support import retry_if_transient, stripe_gateway
 
-STRIPE_RETRIES = dict(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient)
+STRIPE_RETRIES: dict[str, Any] = dict(
+    retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient
+)
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)

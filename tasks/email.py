@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -20,7 +21,9 @@ from paylinks.stripe_api.gateway import StripeContext, StripeGateway
 from paylinks.vocabulary import EmailType
 from tasks.prefect_support import retry_if_transient
 
-SEND_RETRIES = dict(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_if_transient)
+SEND_RETRIES: dict[str, Any] = dict(
+    retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_if_transient
+)
 
 
 @task(cache_policy=NO_CACHE)

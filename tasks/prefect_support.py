@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from pydantic import SecretStr
@@ -85,7 +85,7 @@ def read_secret_block(name: str, setting: str) -> str:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(name).get()
+        value = cast(Secret, Secret.load(name)).get()
     except ValueError:
         raise ConfigurationError(
             f"no Prefect Secret block named {name!r} (PAYLINKS_{setting.upper()}); create it with "

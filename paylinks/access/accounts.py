@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -165,9 +166,10 @@ def add_user(
         password = secrets.token_urlsafe(12)
         values = {"password_hash": hash_password(password), "password_is_temporary": True}
         if row is None:
-            user_id = connection.execute(sa.insert(users).values(email=name, **values)).inserted_primary_key[
-                0
-            ]
+            user_id = cast(
+                "sa.Row[Any]",
+                connection.execute(sa.insert(users).values(email=name, **values)).inserted_primary_key,
+            )[0]
         else:
             user_id = row["id"]
             connection.execute(
@@ -313,9 +315,12 @@ def create_api_token(connection: Connection, user: User, tenants_: Iterable[Tena
                 f"`paylinks user add {user.email} --tenant {tenant.slug} --role admin|coach`"
             )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token_id = connection.execute(
-        sa.insert(api_tokens).values(user_id=user.id, token_sha256=token_digest(token))
-    ).inserted_primary_key[0]
+    token_id = cast(
+        "sa.Row[Any]",
+        connection.execute(
+            sa.insert(api_tokens).values(user_id=user.id, token_sha256=token_digest(token))
+        ).inserted_primary_key,
+    )[0]
     for tenant in chosen:
         connection.execute(sa.insert(api_token_tenants).values(token_id=token_id, tenant_id=tenant.id))
         record(
@@ -323,7 +328,7 @@ def create_api_token(connection: Connection, user: User, tenants_: Iterable[Tena
             actor,
             AuditAction.token_created,
             tenant.id,
-            f"API token #{token_id} for {user.email} ({user.role_in(tenant.id).value} of {tenant.slug})",
+            f"API token #{token_id} for {user.email} ({cast(Role, user.role_in(tenant.id)).value} of {tenant.slug})",
         )
     return token
 

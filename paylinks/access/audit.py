@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -54,7 +55,7 @@ def record(
             client_address=(actor.client_address or None) and actor.client_address[:100],
         )
     )
-    return int(result.inserted_primary_key[0])
+    return int(cast("sa.Row[Any]", result.inserted_primary_key)[0])
 
 
 def entry(connection: Connection, tenant_id: int, entry_id: int) -> AuditEntry | None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -143,7 +143,7 @@ def extract_billing_rows(engine: Engine, tenant: Tenant, where: StripeWhere | No
         )
 
 
-def _row_dict(row: Mapping[str, Any]) -> dict[str, Any]:
+def _row_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     values = dict(row)
     status = values["status"]
     values["status"] = status.value if isinstance(status, PaymentLinkStatus) else str(status)
@@ -317,7 +317,7 @@ def _inactive_message(tenant: Tenant, step: Step) -> str:
 
 
 # -- reserve, mint, load -----------------------------------------------------------------------
-def link_metadata(tenant_id: int, row: Mapping[str, Any], row_id: int, mint_version: int) -> dict[str, str]:
+def link_metadata(tenant_id: int, row: Mapping[Any, Any], row_id: int, mint_version: int) -> dict[str, str]:
     """What a link says about itself at Stripe (reconcile never trusts it alone)."""
     metadata = {
         "tenant_id": str(tenant_id),
@@ -438,7 +438,7 @@ def adopt_links_minted_before(gateway: StripeGateway, jobs: list[MintJob]) -> di
     stale = {(job.row_id, job.mint_version): job for job in jobs if job.reserved_before is not None}
     if not stale:
         return {}
-    oldest = min(job.reserved_before for job in stale.values())  # type: ignore[type-var]
+    oldest = cast(datetime, min(job.reserved_before for job in stale.values()))  # type: ignore[type-var]
     since = int((oldest - ADOPTION_MARGIN).timestamp())
     adopted: dict[int, MintResult] = {}
     for link, metadata in gateway.iter_payment_links_since(since):

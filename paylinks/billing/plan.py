@@ -176,6 +176,8 @@ def plan_items(
     """Everything owed, one item per (player, product), plus every row that had to be skipped."""
     players_by_id = {int(p["player_id"]): p for p in players}
     products_by_id = {int(p["product_id"]): p for p in products}
+    player: Mapping[str, Any] | None
+    product: Mapping[str, Any] | None
     items: dict[tuple[int, int], Item] = {}
     skipped: list[Skip] = []
 
@@ -187,7 +189,7 @@ def plan_items(
                 continue
             player_id, product_id = int(player["player_id"]), int(product["product_id"])
             amount = int(product["amount_cents"])
-            ids = dict(player_id=player_id, product_id=product_id)
+            ids: dict[str, Any] = dict(player_id=player_id, product_id=product_id)
             if player["parent_id"] is None:
                 skipped.append(Skip(SkipReason.no_parent, **ids, detail=_player_name(player)))
             elif amount <= 0:

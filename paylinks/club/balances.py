@@ -115,7 +115,7 @@ def brand_of(tenant: Tenant) -> Brand:
     )
 
 
-def why_withheld(row: Mapping[str, Any], context: StripeContext) -> Withheld | None:
+def why_withheld(row: Mapping[Any, Any], context: StripeContext) -> Withheld | None:
     """None when the row may be offered now; else the first reason it may not (gone bills first)."""
     amount = int(row["amount_cents"])
     if row["order_id"] is not None:
@@ -150,13 +150,13 @@ def _player_name(row: Mapping[str, Any]) -> str:
     return f"{row['player_first_name']} {row['player_last_name']}"
 
 
-def _parent_name(row: Mapping[str, Any]) -> str | None:
+def _parent_name(row: Mapping[Any, Any]) -> str | None:
     if row["parent_id"] is None:
         return None
     return f"{row['parent_first_name']} {row['parent_last_name']}"
 
 
-def group_balances(rows: Iterable[Mapping[str, Any]], context: StripeContext) -> BalanceSheet:
+def group_balances(rows: Iterable[Mapping[Any, Any]], context: StripeContext) -> BalanceSheet:
     """Fold `query_outstanding_balances` rows (ordered by parent) into each parent's balance."""
     parents: dict[int, dict[str, Any]] = {}
     held_back: list[HeldBackItem] = []

@@ -11,6 +11,7 @@ import enum
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -175,7 +176,7 @@ def player_card(
         )
         emails = [
             EmailHistoryEntry(
-                at=_moment(r["sent_at"] or r["created_at"]),
+                at=cast(datetime, _moment(r["sent_at"] or r["created_at"])),
                 email_type=EmailType(r["email_type"]),
                 recipient=r["recipient"],
                 subject=r["subject"],

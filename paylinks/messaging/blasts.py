@@ -161,7 +161,8 @@ def _dialect_insert(connection: Connection, table: sa.Table) -> Any:
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        # Either dialect's insert() is called the same way; the result is returned as Any.
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     return insert(table)
 
 

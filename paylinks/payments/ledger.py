@@ -291,7 +291,7 @@ def apply_news(
     return _apply_dispute(connection, record, news)
 
 
-def _row_for_link(connection: Connection, link_id: str) -> Mapping[str, Any] | None:
+def _row_for_link(connection: Connection, link_id: str) -> sa.RowMapping | None:
     row_id = connection.execute(
         sa.select(minted_links.c.payment_link_row_id).where(minted_links.c.stripe_payment_link_id == link_id)
     ).scalar_one_or_none()
@@ -306,7 +306,7 @@ def _row_for_link(connection: Connection, link_id: str) -> Mapping[str, Any] | N
     return connection.execute(sa.select(payment_links).where(payment_links.c.id == row_id)).mappings().first()
 
 
-def _minted_in(connection: Connection, row: Mapping[str, Any], account: str | None) -> bool:
+def _minted_in(connection: Connection, row: Mapping[Any, Any], account: str | None) -> bool:
     """Whether a row (or payment) belongs to news from `account`: a connected account's news
     only to what was minted in that account; the platform's to anything but what was minted in
     its tenant's connected account (a row minted before the tenant moved keeps its platform link)."""
@@ -390,7 +390,7 @@ def _apply_session(
     return _money_arrived(connection, row, news, amount, at)
 
 
-def _awaiting(connection: Connection, row: Mapping[str, Any], news: SessionNews) -> ApplyResult:
+def _awaiting(connection: Connection, row: Mapping[Any, Any], news: SessionNews) -> ApplyResult:
     if row["status"] == PaymentLinkStatus.pending:
         connection.execute(
             sa.update(payment_links)
@@ -406,7 +406,7 @@ def _awaiting(connection: Connection, row: Mapping[str, Any], news: SessionNews)
     )
 
 
-def _failed(connection: Connection, row: Mapping[str, Any], news: SessionNews) -> ApplyResult:
+def _failed(connection: Connection, row: Mapping[Any, Any], news: SessionNews) -> ApplyResult:
     """The slow payment failed: no money moved. The row owes again, with a fresh link to mint
     (the spent one took its single completion and can never take payment)."""
     applied = Applied(
@@ -460,7 +460,7 @@ def bill_still_owed(connection: Connection, row: Mapping[str, Any]) -> bool:
 
 
 def _money_arrived(
-    connection: Connection, row: Mapping[str, Any], news: SessionNews, amount: int, at: datetime
+    connection: Connection, row: Mapping[Any, Any], news: SessionNews, amount: int, at: datetime
 ) -> ApplyResult:
     result = ApplyResult()
     owed = row["status"] in (PaymentLinkStatus.pending, PaymentLinkStatus.processing)
@@ -527,7 +527,7 @@ def _money_arrived(
     return result
 
 
-def _apply_refund(connection: Connection, record: Mapping[str, Any], news: RefundNews) -> ApplyResult:
+def _apply_refund(connection: Connection, record: Mapping[Any, Any], news: RefundNews) -> ApplyResult:
     refunded = max(int(record["refunded_cents"]), news.refunded_cents)
     row_id = record["payment_link_row_id"]
     applied = Applied(
@@ -550,7 +550,7 @@ def _apply_refund(connection: Connection, record: Mapping[str, Any], news: Refun
     return ApplyResult([applied])
 
 
-def _apply_dispute(connection: Connection, record: Mapping[str, Any], news: DisputeNews) -> ApplyResult:
+def _apply_dispute(connection: Connection, record: Mapping[Any, Any], news: DisputeNews) -> ApplyResult:
     known = record["dispute_status"]
     if known in DISPUTE_CLOSED or known == news.dispute_status:
         return ApplyResult(

@@ -262,6 +262,7 @@ def blast_tables(report: Any) -> list[Table]:
     sent = {o.parent_id: o for o in report.sent}
     failed = {o.parent_id: o for o in report.failed}
     rows = []
+    outcome: Any
     if report.mode is BlastMode.test:
         sample = report.sample
         for outcome in report.sent:
@@ -279,7 +280,7 @@ def blast_tables(report: Any) -> list[Table]:
         for email in report.emails:
             detail = ""
             if email.parent_id in sent:
-                outcome: Any = sent[email.parent_id].result
+                outcome = sent[email.parent_id].result
                 since = sent[email.parent_id].took_over_claim_of
                 if since is not None:
                     detail = f"took over a claim from {_when(since)}"

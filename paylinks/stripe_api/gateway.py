@@ -18,12 +18,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import stripe
 
 from paylinks.errors import ConfigurationError, PaylinksError, StripeKeyRejectedError
 from paylinks.settings import Settings
+
+if TYPE_CHECKING:
+    from stripe.params import (
+        PaymentLinkCreateParams,
+        PaymentLinkUpdateParams,
+        PriceCreateParams,
+        ProductCreateParams,
+    )
 
 logger = logging.getLogger(__name__)
 
@@ -220,8 +228,8 @@ class StripeGateway:
                 raise StripeKeyRejectedError() from None
             except stripe.StripeError as error:
                 if not _transient_status(error):
-                    kind = StripeNotFoundError if error.http_status == 404 else StripeRequestError
-                    raise kind(f"Stripe refused {describe}: {_safe_message(error)}") from None
+                    error_type = StripeNotFoundError if error.http_status == 404 else StripeRequestError
+                    raise error_type(f"Stripe refused {describe}: {_safe_message(error)}") from None
                 if attempt == attempts:
                     raise StripeTransientError(
                         f"Stripe kept failing {describe} after {attempts} tries: {_safe_message(error)}"
@@ -239,11 +247,11 @@ class StripeGateway:
         # Full jitter keeps many concurrent retries from hitting Stripe in lockstep.
         return self._random.uniform(0, min(cap, base * 2 ** (attempt - 1)))
 
-    def _options(self, **options: Any) -> dict[str, Any]:
+    def _options(self, **options: Any) -> stripe.RequestOptions:
         """Request options: the connected account, if any, plus these (an idempotency key)."""
         if self.account:
             options["stripe_account"] = self.account
-        return options
+        return cast("stripe.RequestOptions", options)
 
     @property
     def api_key(self) -> str:
@@ -273,7 +281,8 @@ class StripeGateway:
         product = self.call(
             f"creating product {name!r}",
             lambda: self._client.v1.products.create(
-                params=params, options=self._options(idempotency_key=idempotency_key)
+                params=cast("ProductCreateParams", params),
+                options=self._options(idempotency_key=idempotency_key),
             ),
         )
         return product.id
@@ -286,13 +295,16 @@ class StripeGateway:
             chunk = keys[start : start + LOOKUP_KEYS_PER_REQUEST]
             page = self.call(
                 "looking up prices",
-                lambda chunk=chunk: self._client.v1.prices.list(
-                    params={"lookup_keys": chunk, "active": True, "limit": 100}, options=self._options()
+                cast(
+                    "Callable[[], stripe.ListObject[stripe.Price]]",
+                    lambda chunk=chunk: self._client.v1.prices.list(
+                        params={"lookup_keys": chunk, "active": True, "limit": 100}, options=self._options()
+                    ),
                 ),
             )
             for price in page.data:
                 product = price.product if isinstance(price.product, str) else price.product.id
-                found[price.lookup_key] = (price.id, product)
+                found[cast(str, price.lookup_key)] = (price.id, product)  # listed by lookup key
         return found
 
     def create_price(
@@ -308,7 +320,7 @@ class StripeGateway:
         price = self.call(
             f"creating price {lookup_key}",
             lambda: self._client.v1.prices.create(
-                params=params, options=self._options(idempotency_key=lookup_key)
+                params=cast("PriceCreateParams", params), options=self._options(idempotency_key=lookup_key)
             ),
         )
         return price.id
@@ -327,7 +339,8 @@ class StripeGateway:
         link = self.call(
             f"minting a payment link for row {metadata.get('payment_link_row_id')}",
             lambda: self._client.v1.payment_links.create(
-                params=params, options=self._options(idempotency_key=idempotency_key)
+                params=cast("PaymentLinkCreateParams", params),
+                options=self._options(idempotency_key=idempotency_key),
             ),
             kind=PAYMENT_LINK_CREATE,
         )
@@ -344,7 +357,9 @@ class StripeGateway:
         params = {"active": False, "inactive_message": inactive_message}
         link = self.call(
             f"deactivating payment link {link_id}",
-            lambda: self._client.v1.payment_links.update(link_id, params=params, options=self._options()),
+            lambda: self._client.v1.payment_links.update(
+                link_id, params=cast("PaymentLinkUpdateParams", params), options=self._options()
+            ),
         )
         return _minted(link)
 
@@ -353,7 +368,9 @@ class StripeGateway:
         params = {"metadata": metadata, "payment_intent_data": {"metadata": metadata}}
         link = self.call(
             f"updating payment link {link_id}",
-            lambda: self._client.v1.payment_links.update(link_id, params=params, options=self._options()),
+            lambda: self._client.v1.payment_links.update(
+                link_id, params=cast("PaymentLinkUpdateParams", params), options=self._options()
+            ),
         )
         return _minted(link)
 
@@ -376,8 +393,11 @@ class StripeGateway:
                 params["starting_after"] = starting_after
             page = self.call(
                 "listing payment links",
-                lambda params=params: self._client.v1.payment_links.list(
-                    params=params, options=self._options()
+                cast(
+                    "Callable[[], stripe.ListObject[stripe.PaymentLink]]",
+                    lambda params=params: self._client.v1.payment_links.list(
+                        params=params, options=self._options()
+                    ),
                 ),
             )
             for link in page.data:
@@ -397,7 +417,10 @@ class StripeGateway:
                 params["starting_after"] = starting_after
             page = self.call(
                 "listing events",
-                lambda params=params: self._client.v1.events.list(params=params, options=self._options()),
+                cast(
+                    "Callable[[], stripe.ListObject[stripe.Event]]",
+                    lambda params=params: self._client.v1.events.list(params=params, options=self._options()),
+                ),
             )
             events.extend(page.data)
             if not page.has_more or not page.data:
@@ -423,8 +446,11 @@ class StripeGateway:
                 params["starting_after"] = starting_after
             page = self.call(
                 f"listing checkout sessions {what}",
-                lambda params=params: self._client.v1.checkout.sessions.list(
-                    params=params, options=self._options()
+                cast(
+                    "Callable[[], stripe.ListObject[stripe.checkout.Session]]",
+                    lambda params=params: self._client.v1.checkout.sessions.list(
+                        params=params, options=self._options()
+                    ),
                 ),
             )
             yield from page.data
