@@ -2,11 +2,26 @@
 
 Imports nothing of paylinks: the tables, the rules and the screens import these. Status groups
 are built here from the enums, never spelled again as strings elsewhere.
+
+One convention for words: an enum's value is a short code (what is stored, logged and matched);
+what a person reads is its `label`. `StrLabelEnum` members are declared `name = "code", "Label"`.
 """
 
 from __future__ import annotations
 
 import enum
+
+
+class StrLabelEnum(enum.StrEnum):
+    """A code (the value) with the words a person reads (`label`); declared `x = "x", "Words"`."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str) -> StrLabelEnum:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
 
 
 class PaymentLinkStatus(enum.StrEnum):
@@ -56,6 +71,14 @@ class Role(enum.StrEnum):
 
     admin = "admin"
     coach = "coach"
+
+
+class RefundResolution(StrLabelEnum):
+    """How money owed back was settled: at Stripe (reconcile saw the refund) or by a person."""
+
+    refunded_at_stripe = "refunded_at_stripe", "refunded at Stripe"
+    refunded_by_hand = "refunded_by_hand", "refunded by hand"
+    kept_as_credit = "kept_as_credit", "kept as credit"
 
 
 class AuditAction(enum.StrEnum):

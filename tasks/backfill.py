@@ -18,8 +18,8 @@ from paylinks.billing.plan import Plan, Step
 from paylinks.club.tenants import Tenant
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
-from paylinks.stripe_api.gateway import StripeGateway, has_stripe_key
-from paylinks.stripe_api.where import StripeWhere, stripe_where
+from paylinks.stripe_api.gateway import StripeContext, StripeGateway, has_stripe_key
+from paylinks.stripe_api.where import stripe_where
 from tasks.prefect_support import retry_if_transient, stripe_gateway
 
 STRIPE_RETRIES: dict[str, Any] = dict(
@@ -28,7 +28,7 @@ STRIPE_RETRIES: dict[str, Any] = dict(
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
-def find_stripe_account(settings: Settings, tenant: Tenant, required: bool) -> StripeWhere | None:
+def find_stripe_account(settings: Settings, tenant: Tenant, required: bool) -> StripeContext | None:
     """The Stripe account and mode the tenant's calls act in: its own connected account, else
     the key's (remembered; asked of Stripe once per key and account). A dry run without any key
     configured plans without it."""
@@ -38,20 +38,20 @@ def find_stripe_account(settings: Settings, tenant: Tenant, required: bool) -> S
 
 
 @task(cache_policy=NO_CACHE, task_run_name="extract-billing-rows-{tenant.slug}")
-def extract_billing_rows(settings: Settings, tenant: Tenant, where: StripeWhere | None) -> BillingRows:
+def extract_billing_rows(settings: Settings, tenant: Tenant, where: StripeContext | None) -> BillingRows:
     """Signed players, products, pending orders, existing rows and this account's price tiers."""
     return backfill.extract_billing_rows(engine_for(settings.database_url), tenant, where)
 
 
 @task(cache_policy=NO_CACHE)
-def plan_payment_links(rows: BillingRows, where: StripeWhere | None) -> Plan:
+def plan_payment_links(rows: BillingRows, where: StripeContext | None) -> Plan:
     """Decide each item's step (pure: the dry run and the real run plan the same)."""
     return backfill.plan(rows, where)
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
 def ensure_price_tiers(
-    settings: Settings, tenant: Tenant, where: StripeWhere, plan: Plan, rows: BillingRows
+    settings: Settings, tenant: Tenant, where: StripeContext, plan: Plan, rows: BillingRows
 ) -> dict[tuple[int, int], str]:
     """Find or create the Stripe Price of every (product, amount) about to be minted."""
     return backfill.ensure_price_tiers(
@@ -61,7 +61,7 @@ def ensure_price_tiers(
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
 def retire_stale_links(
-    settings: Settings, tenant: Tenant, where: StripeWhere, steps: list[Step]
+    settings: Settings, tenant: Tenant, where: StripeContext, steps: list[Step]
 ) -> RetireOutcome:
     """Deactivate links whose bill went away or changed; let go of links minted elsewhere."""
     return backfill.retire_stale_links(
@@ -73,7 +73,7 @@ def retire_stale_links(
 def reserve_payment_links(
     settings: Settings,
     tenant: Tenant,
-    where: StripeWhere,
+    where: StripeContext,
     steps: list[Step],
     tiers: dict[tuple[int, int], str],
 ) -> list[MintJob]:
@@ -103,7 +103,7 @@ def relink_payment_links(settings: Settings, tenant: Tenant, steps: list[Step]) 
     return backfill.relink_rows(engine_for(settings.database_url), _gateway(settings, tenant), tenant, steps)
 
 
-def _gateway(settings: Settings, tenant: Tenant, where: StripeWhere | None = None) -> StripeGateway:
+def _gateway(settings: Settings, tenant: Tenant, where: StripeContext | None = None) -> StripeGateway:
     """The gateway for this tenant's calls: in its own connected account, if it has one, paced
     with every worker acting in that account."""
     return stripe_gateway(settings, account=tenant.stripe_account, where=where)

@@ -30,11 +30,11 @@ from paylinks.stripe_api.gateway import (
     LocalPacer,
     Pacer,
     RateLimiter,
+    StripeContext,
     StripeGateway,
     is_transient,
     key_is_live,
 )
-from paylinks.stripe_api.where import StripeWhere
 
 # The settings of runs started in this process by a caller that has them as a value (the CLI,
 # the demo, the office, tests). A run started by a worker has none and reads its environment.
@@ -371,7 +371,7 @@ class SharedPacer:
     without a usable limit, one warning per run, then `fallback` (this process's own pacing)."""
 
     def __init__(
-        self, where: Callable[[], StripeWhere], fallback: Pacer, sleep: Callable[[float], None] = time.sleep
+        self, where: Callable[[], StripeContext], fallback: Pacer, sleep: Callable[[float], None] = time.sleep
     ):
         self._where = where
         self._fallback = fallback
@@ -466,7 +466,7 @@ def shared_limits_configured() -> bool:
     return bool(_api_url())
 
 
-def stripe_pacer(settings: Settings, where: Callable[[], StripeWhere], account: str | None = None) -> Pacer:
+def stripe_pacer(settings: Settings, where: Callable[[], StripeContext], account: str | None = None) -> Pacer:
     """The pacer tasks hand to gateways: shared through the Prefect server's global limits when
     there is a server, this process's own otherwise. `where` names the account and mode; it is
     called on the first permit asked for."""
@@ -475,7 +475,7 @@ def stripe_pacer(settings: Settings, where: Callable[[], StripeWhere], account: 
 
 
 def stripe_gateway(
-    settings: Settings, *, account: str | None = None, where: StripeWhere | None = None
+    settings: Settings, *, account: str | None = None, where: StripeContext | None = None
 ) -> StripeGateway:
     """A gateway for a task, paced with every other worker acting in its account.
 
@@ -487,9 +487,9 @@ def stripe_gateway(
     from paylinks.runtime import engine_for
     from paylinks.stripe_api.where import stripe_where
 
-    def where_for() -> StripeWhere:
+    def where_for() -> StripeContext:
         if account:
-            return StripeWhere(account=account, livemode=key_is_live(gateway.api_key))
+            return StripeContext(account=account, livemode=key_is_live(gateway.api_key))
         if where is not None:
             return where
         return stripe_where(engine_for(settings.database_url), gateway, settings)

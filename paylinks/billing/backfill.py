@@ -33,12 +33,13 @@ from paylinks.store.tables import (
     utcnow,
 )
 from paylinks.stripe_api.gateway import (
+    StripeContext,
     StripeGateway,
     StripeNotFoundError,
     StripeRequestError,
     StripeTransientError,
 )
-from paylinks.stripe_api.where import StripeWhere, stripe_where
+from paylinks.stripe_api.where import stripe_where
 from paylinks.vocabulary import PaymentLinkStatus
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class RetireOutcome:
 
 # -- where this run acts ---------------------------------------------------------------------
 # -- extract and plan -------------------------------------------------------------------------
-def extract_billing_rows(engine: Engine, tenant: Tenant, where: StripeWhere | None) -> BillingRows:
+def extract_billing_rows(engine: Engine, tenant: Tenant, where: StripeContext | None) -> BillingRows:
     with engine.connect() as connection:
         params = {"tenant_id": tenant.id}
         tiers = (
@@ -156,7 +157,7 @@ def _row_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     return values
 
 
-def plan(rows: BillingRows, where: StripeWhere | None, now: datetime | None = None) -> Plan:
+def plan(rows: BillingRows, where: StripeContext | None, now: datetime | None = None) -> Plan:
     return plan_backfill(
         rows.players,
         rows.products,
@@ -175,7 +176,12 @@ def price_lookup_key(tenant: Tenant, product_id: int, amount_cents: int) -> str:
 
 
 def ensure_price_tiers(
-    engine: Engine, gateway: StripeGateway, tenant: Tenant, where: StripeWhere, plan: Plan, rows: BillingRows
+    engine: Engine,
+    gateway: StripeGateway,
+    tenant: Tenant,
+    where: StripeContext,
+    plan: Plan,
+    rows: BillingRows,
 ) -> dict[tuple[int, int], str]:
     """Make sure a Stripe Price exists for every (product, amount) the plan mints at.
 
@@ -234,7 +240,7 @@ def ensure_price_tiers(
 
 # -- links whose bill went away, changed, or moved -------------------------------------------
 def retire_stale_links(
-    engine: Engine, gateway: StripeGateway, tenant: Tenant, where: StripeWhere, steps: Iterable[Step]
+    engine: Engine, gateway: StripeGateway, tenant: Tenant, where: StripeContext, steps: Iterable[Step]
 ) -> RetireOutcome:
     """Let go of links whose bill went away (row → cancelled), changed amount or was minted in
     another account or mode (before their re-mint), and confirm links minted before paylinks
@@ -291,7 +297,7 @@ def retire_stale_links(
 
 
 def _verify(
-    engine: Engine, gateway: StripeGateway, where: StripeWhere, step: Step, outcome: RetireOutcome
+    engine: Engine, gateway: StripeGateway, where: StripeContext, step: Step, outcome: RetireOutcome
 ) -> None:
     link_id = step.row["stripe_payment_link_id"]  # type: ignore[index]
     try:
@@ -334,7 +340,7 @@ def link_metadata(tenant_id: int, row: Mapping[Any, Any], row_id: int, mint_vers
 def reserve_payment_links(
     engine: Engine,
     tenant: Tenant,
-    where: StripeWhere,
+    where: StripeContext,
     steps: Iterable[Step],
     tiers: Mapping[tuple[int, int], str],
     now: datetime | None = None,
@@ -578,7 +584,7 @@ class BackfillReport:
     commit: bool
     plan: Plan
     currency: str = "usd"
-    where: StripeWhere | None = None
+    where: StripeContext | None = None
     tiers_created: int = 0
     retire: RetireOutcome = field(default_factory=RetireOutcome)
     minted: int = 0
@@ -594,7 +600,7 @@ class BackfillReport:
 
 
 def mint_replacements(
-    engine: Engine, gateway: StripeGateway, tenant: Tenant, where: StripeWhere, row_ids: Iterable[int]
+    engine: Engine, gateway: StripeGateway, tenant: Tenant, where: StripeContext, row_ids: Iterable[int]
 ) -> tuple[list[int], list[tuple[int, str]]]:
     """Fresh links for rows whose link was spent by a payment that then failed, minted now so
     the next email carries a link that can take payment. Returns (rows minted, errors)."""

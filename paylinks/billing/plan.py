@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from paylinks.stripe_api.where import StripeWhere
+from paylinks.stripe_api.gateway import StripeContext
 
 # Stripe refuses a unit_amount above eight digits in the currency's minor unit.
 STRIPE_MAX_AMOUNT = 99_999_999
@@ -267,7 +267,7 @@ def plan_backfill(
     pending_orders: Iterable[Mapping[str, Any]],
     existing_rows: Iterable[Mapping[str, Any]],
     existing_tiers: Iterable[tuple[int, int]] = (),
-    where: StripeWhere | None = None,
+    where: StripeContext | None = None,
     now: datetime | None = None,
 ) -> Plan:
     """Compare what is owed with the rows paylinks already keeps and decide each step.
@@ -301,7 +301,7 @@ def _follows(item: Item, row: Mapping[str, Any]) -> bool:
     )
 
 
-def _minted_elsewhere(row: Mapping[str, Any], where: StripeWhere | None) -> bool:
+def _minted_elsewhere(row: Mapping[str, Any], where: StripeContext | None) -> bool:
     if where is None or row.get("stripe_account") is None:
         return False
     return row["stripe_account"] != where.account or bool(row.get("livemode")) != where.livemode
@@ -311,7 +311,7 @@ def _step_for(
     item: Item,
     row: Mapping[str, Any] | None,
     skipped: list[Skip],
-    where: StripeWhere | None,
+    where: StripeContext | None,
     now: datetime | None,
 ) -> Step:
     if row is None:

@@ -45,8 +45,7 @@ from paylinks.club.tenants import Tenant, all_tenants
 from paylinks.payments import ledger
 from paylinks.payments.ledger import ApplyResult, News, Outcome, Skipped, SkippedEvent
 from paylinks.store.tables import minted_links, payment_links, payments, reconcile_cursors, utcnow
-from paylinks.stripe_api.gateway import StripeGateway
-from paylinks.stripe_api.where import StripeWhere
+from paylinks.stripe_api.gateway import StripeContext, StripeGateway
 from paylinks.vocabulary import PaymentLinkStatus
 
 EVENT_RETENTION_S = 30 * 24 * 3600
@@ -92,7 +91,7 @@ class StripeNews:
     sessions: list[News] = field(default_factory=list)
     next_cursor: int | None = None
     next_cursor_event_id: str | None = None
-    where: StripeWhere | None = None  # the account and mode read: whose cursor moves
+    where: StripeContext | None = None  # the account and mode read: whose cursor moves
     stripe_requests: int = 0  # requests made to read it (pages of sessions and of events)
 
 
@@ -116,7 +115,7 @@ class ReconcileReport:
 
 
 # -- the account's cursor ---------------------------------------------------------------------
-def read_cursor(engine: Engine, where: StripeWhere) -> int | None:
+def read_cursor(engine: Engine, where: StripeContext) -> int | None:
     """Stripe time of the newest event of this account and mode already applied (None: never)."""
     with engine.connect() as connection:
         return connection.execute(
@@ -127,7 +126,7 @@ def read_cursor(engine: Engine, where: StripeWhere) -> int | None:
         ).scalar_one_or_none()
 
 
-def _save_cursor(engine: Engine, where: StripeWhere, created: int, event_id: str | None) -> None:
+def _save_cursor(engine: Engine, where: StripeContext, created: int, event_id: str | None) -> None:
     with engine.begin() as connection:
         updated = connection.execute(
             sa.update(reconcile_cursors)
@@ -331,7 +330,7 @@ def apply_stripe_news(engine: Engine, tenants: list[Tenant], news: StripeNews) -
     return reports
 
 
-def _report(tenant: Tenant, news: StripeNews, where: StripeWhere) -> ReconcileReport:
+def _report(tenant: Tenant, news: StripeNews, where: StripeContext) -> ReconcileReport:
     return ReconcileReport(
         tenant=tenant.slug,
         currency=tenant.currency,

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from paylinks.settings import Settings
 from paylinks.store.tables import stripe_key_accounts
-from paylinks.stripe_api.gateway import StripeGateway
+from paylinks.stripe_api.gateway import StripeContext, StripeGateway
 
 
-@dataclass(frozen=True)
-class StripeWhere:
-    """The Stripe account and mode this run acts in (see `StripeGateway.context`)."""
-
-    account: str
-    livemode: bool
-
-
-def stripe_where(engine: Engine, gateway: StripeGateway, settings: Settings) -> StripeWhere:
+def stripe_where(engine: Engine, gateway: StripeGateway, settings: Settings) -> StripeContext:
     """The account and mode the configured key acts in; remembered by the key's hash, so a run
     with nothing to do asks Stripe nothing."""
     # The key names the account; the API base tells one Stripe (or emulator) from another.
@@ -39,7 +30,7 @@ def stripe_where(engine: Engine, gateway: StripeGateway, settings: Settings) -> 
             .first()
         )
     if known is not None:
-        return StripeWhere(account=known["stripe_account"], livemode=bool(known["livemode"]))
+        return StripeContext(account=known["stripe_account"], livemode=bool(known["livemode"]))
     context = gateway.context()
     try:
         with engine.begin() as connection:
@@ -50,4 +41,4 @@ def stripe_where(engine: Engine, gateway: StripeGateway, settings: Settings) -> 
             )
     except sa.exc.IntegrityError:
         pass  # another run recorded the same key a moment ago
-    return StripeWhere(account=context.account, livemode=context.livemode)
+    return context

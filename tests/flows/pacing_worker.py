@@ -43,11 +43,10 @@ def mint_links_as_worker(
     """Mint `count` links in the key's account (`account`, in the key's mode), `threads` at a time,
     through one worker's gateways (one per link, as tasks build them): paced with every other
     worker by the Prefect server's limits if `shared`, by this process alone otherwise."""
-    from paylinks.stripe_api.gateway import key_is_live
-    from paylinks.stripe_api.where import StripeWhere
+    from paylinks.stripe_api.gateway import StripeContext, key_is_live
     from tasks.prefect_support import stripe_gateway
 
-    where = StripeWhere(account=account, livemode=key_is_live(settings.stripe_api_key.get_secret_value()))
+    where = StripeContext(account=account, livemode=key_is_live(settings.stripe_api_key.get_secret_value()))
 
     gateways: list[StripeGateway] = []
     recorders: list[RecordingPacer] = []

@@ -17,8 +17,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from paylinks.settings import Settings
 from paylinks.store.tables import tenants
-from paylinks.stripe_api.gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, StripeGateway
-from paylinks.stripe_api.where import StripeWhere
+from paylinks.stripe_api.gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, StripeContext, StripeGateway
 from stripe_emulator import EmulatorServer
 from tasks.prefect_support import SharedPacer, ensure_stripe_limits, stripe_limit_name
 from tests.flows.pacing_worker import gather_workers, start_workers, worker_env
@@ -94,7 +93,7 @@ def test_two_workers_on_one_account_stay_within_its_limit_only_when_they_share_i
 def test_a_missing_limit_warns_once_naming_it_and_the_setup_then_paces_locally(tmp_path, caplog):
     account = f"acct_missing{uuid.uuid4().hex[:10]}"
     settings = _settings(tmp_path, "http://127.0.0.1:9", stripe_max_rps=5)
-    pacer = SharedPacer(lambda: StripeWhere(account=account, livemode=False), LocalPacer(settings))
+    pacer = SharedPacer(lambda: StripeContext(account=account, livemode=False), LocalPacer(settings))
     caplog.set_level(logging.WARNING)
 
     started = time.monotonic()

@@ -13,13 +13,13 @@ from paylinks.billing.plan import (
     Action,
     Item,
     SkipReason,
-    StripeWhere,
+    StripeContext,
     plan_backfill,
     plan_items,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-HERE = StripeWhere(account="acct_club", livemode=False)
+HERE = StripeContext(account="acct_club", livemode=False)
 
 
 def player(player_id: int, parent_id: int | None = 100, status: str = "signed") -> dict[str, Any]:
