@@ -5,6 +5,9 @@ Integer arithmetic only, so no amount is ever off by a float's rounding.
 
 from __future__ import annotations
 
+# Stripe refuses a unit_amount above eight digits in the currency's minor unit.
+STRIPE_MAX_AMOUNT = 99_999_999
+
 _CURRENCY_SYMBOLS = {
     "usd": "$",
     "eur": "€",

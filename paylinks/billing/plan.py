@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from paylinks.money import STRIPE_MAX_AMOUNT
 from paylinks.stripe_api.gateway import StripeContext
 
-# Stripe refuses a unit_amount above eight digits in the currency's minor unit.
-STRIPE_MAX_AMOUNT = 99_999_999
 # Stripe may prune idempotency keys after 24 hours; a reservation older than this looks for a
 # link Stripe already holds before minting again.
 STALE_RESERVATION = timedelta(hours=23)

@@ -9,14 +9,14 @@ import pytest
 
 from paylinks.billing.plan import (
     STALE_RESERVATION,
-    STRIPE_MAX_AMOUNT,
     Action,
     Item,
     SkipReason,
-    StripeContext,
     plan_backfill,
     plan_items,
 )
+from paylinks.money import STRIPE_MAX_AMOUNT
+from paylinks.stripe_api.gateway import StripeContext
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HERE = StripeContext(account="acct_club", livemode=False)
