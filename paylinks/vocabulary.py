@@ -24,6 +24,22 @@ class StrLabelEnum(enum.StrEnum):
         return member
 
 
+class PlayerStatus(enum.StrEnum):
+    """A player in the club's own records. Only `signed` players are billed the default fees."""
+
+    registered = "registered"
+    signed = "signed"
+    withdrawn = "withdrawn"
+
+
+class OrderStatus(enum.StrEnum):
+    """An order in the club's own records (a bill the club raised by hand)."""
+
+    pending = "pending"
+    paid = "paid"
+    cancelled = "cancelled"
+
+
 class PaymentLinkStatus(enum.StrEnum):
     """Where a bill stands. Only `pending` is chased; `refund_due` waits for a person."""
 

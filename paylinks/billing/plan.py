@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from paylinks.club.owed import Bill, BillGone, still_owed, why_gone
 from paylinks.money import STRIPE_MAX_AMOUNT
 from paylinks.stripe_api.gateway import StripeContext
+from paylinks.vocabulary import OrderStatus
 
 # Stripe may prune idempotency keys after 24 hours; a reservation older than this looks for a
 # link Stripe already holds before minting again.
@@ -181,11 +183,9 @@ def plan_items(
     skipped: list[Skip] = []
 
     for player in players_by_id.values():
-        if player["status"] != "signed":
-            continue
         for product in products_by_id.values():
-            if not (product["bill_signed_players"] and product["active"]):
-                continue
+            if not still_owed(_fee_bill(player, product)):
+                continue  # no default fee for this player and product
             player_id, product_id = int(player["player_id"]), int(product["product_id"])
             amount = int(product["amount_cents"])
             ids: dict[str, Any] = dict(player_id=player_id, product_id=product_id)
@@ -220,10 +220,11 @@ def plan_items(
         if player is None or product is None:
             skipped.append(Skip(SkipReason.order_for_unknown_player_or_product, **ids))
             continue
-        if player["status"] == "withdrawn":
+        gone = why_gone(_order_bill(player, product))
+        if gone is BillGone.player_withdrawn:
             skipped.append(Skip(SkipReason.player_withdrawn, **ids, detail=_player_name(player)))
             continue
-        if not product["active"]:
+        if gone is not None:
             # The club stopped billing this product: its pending orders are not chased either.
             skipped.append(Skip(SkipReason.product_inactive, **ids, detail=str(product["name"])))
             continue
@@ -258,6 +259,27 @@ def plan_items(
             player_name=_player_name(player),
         )
     return sorted(items.values(), key=lambda i: (i.player_id, i.product_id)), skipped
+
+
+def _fee_bill(player: Mapping[str, Any], product: Mapping[str, Any]) -> Bill:
+    return Bill(
+        is_order=False,
+        order_status=None,
+        player_status=str(player["status"]),
+        product_active=bool(product["active"]),
+        product_bills_signed_players=bool(product["bill_signed_players"]),
+    )
+
+
+def _order_bill(player: Mapping[str, Any], product: Mapping[str, Any]) -> Bill:
+    """A pending order's bill (the planner reads pending orders only)."""
+    return Bill(
+        is_order=True,
+        order_status=OrderStatus.pending,
+        player_status=str(player["status"]),
+        product_active=bool(product["active"]),
+        product_bills_signed_players=bool(product["bill_signed_players"]),
+    )
 
 
 def plan_backfill(

@@ -9,7 +9,6 @@ is never chased, even before the next backfill retires its row.
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,40 +16,32 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from paylinks.club.owed import Bill, BillGone, why_gone
 from paylinks.club.tenants import Tenant
 from paylinks.messaging.render import Brand, OpenItem, ParentBalance
 from paylinks.store.queries import fetch_all
 from paylinks.stripe_api.gateway import StripeContext
-from paylinks.vocabulary import PaymentLinkStatus
+from paylinks.vocabulary import PaymentLinkStatus, StrLabelEnum
 
 
-class Withheld(enum.StrEnum):
-    """Why an open row is not offered to anyone right now."""
+class Withheld(StrLabelEnum):
+    """Why an open row is not offered to anyone right now: its bill went away (`BillGone`'s
+    reasons, same codes), or the row cannot take this payment yet."""
 
-    order_not_pending = "its order is no longer pending"
-    player_withdrawn = "the player has withdrawn"
-    player_not_signed = "the player is no longer signed"
-    product_stopped = "the product stopped billing"
-    bill_changed = "the bill changed (amount or order): run the backfill"
-    no_parent = "no parent on file"
-    not_minted = "not minted yet: run the backfill"
-    not_verified = "minted before paylinks recorded its Stripe account: run the backfill"
-    other_stripe_account = "minted in another Stripe account/mode: run the backfill"
+    order_not_pending = BillGone.order_not_pending.value, BillGone.order_not_pending.label
+    player_withdrawn = BillGone.player_withdrawn.value, BillGone.player_withdrawn.label
+    player_not_signed = BillGone.player_not_signed.value, BillGone.player_not_signed.label
+    product_stopped = BillGone.product_stopped.value, BillGone.product_stopped.label
+    bill_changed = "bill_changed", "the bill changed (amount or order): run the backfill"
+    no_parent = "no_parent", "no parent on file"
+    not_minted = "not_minted", "not minted yet: run the backfill"
+    not_verified = "not_verified", "minted before paylinks recorded its Stripe account: run the backfill"
+    other_stripe_account = "other_stripe_account", "minted in another Stripe account/mode: run the backfill"
 
     @property
     def no_longer_owed(self) -> bool:
         """The bill went away: the next backfill retires the row; nobody is asked to pay it."""
-        return self in _GONE
-
-
-_GONE = frozenset(
-    {
-        Withheld.order_not_pending,
-        Withheld.player_withdrawn,
-        Withheld.player_not_signed,
-        Withheld.product_stopped,
-    }
-)
+        return self.value in BillGone.__members__
 
 
 @dataclass(frozen=True)
@@ -118,23 +109,23 @@ def brand_of(tenant: Tenant) -> Brand:
 def why_withheld(row: Mapping[Any, Any], context: StripeContext) -> Withheld | None:
     """None when the row may be offered now; else the first reason it may not (gone bills first)."""
     amount = int(row["amount_cents"])
+    gone = why_gone(
+        Bill(
+            is_order=row["order_id"] is not None,
+            order_status=row["order_status"],
+            player_status=row["player_status"],
+            product_active=bool(row["product_active"]),
+            product_bills_signed_players=bool(row["product_bill_signed_players"]),
+        )
+    )
+    if gone is not None:
+        return Withheld[gone.name]
     if row["order_id"] is not None:
-        if row["order_status"] != "pending":
-            return Withheld.order_not_pending
-        if row["player_status"] == "withdrawn":
-            return Withheld.player_withdrawn
-        if not row["product_active"]:
-            return Withheld.product_stopped
         if int(row["order_amount_cents"]) != amount:
             return Withheld.bill_changed
-    else:
-        if row["player_status"] != "signed":
-            return Withheld.player_not_signed
-        if not (row["product_active"] and row["product_bill_signed_players"]):
-            return Withheld.product_stopped
-        # An order now carries this bill (it wins over the default fee) or the fee changed.
-        if row["pending_order_id"] is not None or int(row["product_amount_cents"]) != amount:
-            return Withheld.bill_changed
+    # An order now carries this bill (it wins over the default fee) or the fee changed.
+    elif row["pending_order_id"] is not None or int(row["product_amount_cents"]) != amount:
+        return Withheld.bill_changed
     if row["parent_id"] is None:
         return Withheld.no_parent
     if not row["url"]:

@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from paylinks.club.owed import Bill, still_owed
 from paylinks.store.tables import (
     minted_links,
     orders,
@@ -433,30 +434,39 @@ def bill_still_owed(connection: Connection, row: Mapping[str, Any]) -> bool:
     """Whether the club's data, right now, still bills this row (rule: nothing gone is chased,
     and money for a bill that went away is owed back)."""
     if row["order_id"] is not None:
-        order = connection.execute(
-            sa.select(orders.c.status, players.c.status.label("player_status"), products.c.active)
+        facts = connection.execute(
+            sa.select(
+                orders.c.status,
+                players.c.status.label("player_status"),
+                products.c.active,
+                products.c.bill_signed_players,
+            )
             .join(players, players.c.id == orders.c.player_id)
             .join(products, products.c.id == orders.c.product_id)
             .where(orders.c.id == row["order_id"])
         ).first()
-        return (
-            order is not None
-            and order.status in ("pending", "paid")
-            and order.player_status != "withdrawn"
-            and bool(order.active)
-        )
-    billed = connection.execute(
-        sa.select(players.c.status, products.c.active, products.c.bill_signed_players)
-        .select_from(players)
-        .join(products, products.c.id == row["product_id"])
-        .where(players.c.id == row["player_id"])
-    ).first()
-    return (
-        billed is not None
-        and billed.status == "signed"
-        and bool(billed.active)
-        and bool(billed.bill_signed_players)
+    else:
+        facts = connection.execute(
+            sa.select(
+                sa.null().label("status"),
+                players.c.status.label("player_status"),
+                products.c.active,
+                products.c.bill_signed_players,
+            )
+            .select_from(players)
+            .join(products, products.c.id == row["product_id"])
+            .where(players.c.id == row["player_id"])
+        ).first()
+    if facts is None:
+        return False  # its order, player or product no longer exists
+    bill = Bill(
+        is_order=row["order_id"] is not None,
+        order_status=facts.status,
+        player_status=facts.player_status,
+        product_active=bool(facts.active),
+        product_bills_signed_players=bool(facts.bill_signed_players),
     )
+    return still_owed(bill, money_arrived=True)
 
 
 def _money_arrived(

@@ -142,5 +142,26 @@ def test_a_vanished_order_is_not_owed(club: sa.Engine) -> None:
         assert not bill_still_owed(connection, {"order_id": 999, "player_id": 1, "product_id": 10})
 
 
+def test_a_row_whose_order_vanished_is_not_offered() -> None:
+    row = {
+        "amount_cents": 5000,
+        "order_id": 7,
+        "order_status": None,  # the LEFT JOIN found no such order any more
+        "order_amount_cents": None,
+        "player_status": "signed",
+        "product_active": True,
+        "product_bill_signed_players": True,
+        "product_amount_cents": 5000,
+        "pending_order_id": None,
+        "parent_id": 100,
+        "url": "https://pay.example/1",
+        "stripe_account": HERE.account,
+        "livemode": HERE.livemode,
+    }
+    assert why_withheld(row, HERE) is Withheld.order_not_pending
+
+
 def test_reasons_read_as_words() -> None:
     assert Withheld.order_not_pending.no_longer_owed and not Withheld.not_minted.no_longer_owed
+    assert Withheld.order_not_pending.label == "its order is no longer pending"
+    assert Withheld.bill_changed.label == "the bill changed (amount or order): run the backfill"
