@@ -7,7 +7,6 @@ Every function takes the tenant and reads only its rows, so another tenant's id 
 from __future__ import annotations
 
 import csv
-import enum
 import io
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,9 +17,16 @@ from sqlalchemy.engine import Connection
 
 from paylinks.access.audit import Actor, record
 from paylinks.club.tenants import Tenant
+from paylinks.payments import refunds
 from paylinks.store.queries import QUERY_REGISTRY, fetch_all
-from paylinks.store.tables import payments, utcnow
-from paylinks.vocabulary import AuditAction, EmailStatus, EmailType, PaidMethod, PaymentLinkStatus
+from paylinks.vocabulary import (
+    AuditAction,
+    EmailStatus,
+    EmailType,
+    PaidMethod,
+    PaymentLinkStatus,
+    RefundResolution,
+)
 
 SEARCH_LIMIT = 25  # a coach types more rather than scrolls; fewer rows answer faster as they type
 
@@ -361,13 +367,6 @@ def refunds_due(connection: Connection, tenant: Tenant) -> list[RefundDue]:
     ]
 
 
-class RefundResolution(enum.StrEnum):
-    """How a refund due was settled outside Stripe."""
-
-    refunded_by_hand = "refunded by hand"
-    kept_as_credit = "kept as credit"
-
-
 def resolve_refund(
     connection: Connection,
     tenant: Tenant,
@@ -377,33 +376,19 @@ def resolve_refund(
     *,
     actor: Actor,
 ) -> int | None:
-    """Mark a refund due as resolved: the audit entry's id; None when it is not this tenant's or
-    already resolved."""
+    """Mark a refund due as resolved (its bill leaves `refund_due` when nothing more is owed back
+    on it): the audit entry's id; None when it is not this tenant's or already resolved."""
     note = note.strip()
-    result = connection.execute(
-        sa.update(payments)
-        .where(
-            payments.c.id == payment_id,
-            payments.c.tenant_id == tenant.id,
-            payments.c.refund_due.is_(True),
-            payments.c.resolved_at.is_(None),
-        )
-        .values(
-            resolved_at=utcnow(),
-            resolved_by=actor.name,
-            # The kind leads the note, so the ledger says how it ended without another column.
-            resolution_note=f"{resolution.value}: {note}" if note else resolution.value,
-            updated_at=utcnow(),
-        )
-    )
-    if result.rowcount != 1:
+    if not refunds.resolve_refund_due(
+        connection, tenant.id, payment_id, resolution, resolved_by=actor.name, note=note
+    ):
         return None
     return record(
         connection,
         actor,
         AuditAction.refund_resolved,
         tenant.id,
-        f"payment #{payment_id} {resolution.value}" + (f": {note}" if note else ""),
+        f"payment #{payment_id} {resolution.label}" + (f": {note}" if note else ""),
     )
 
 

@@ -1,26 +1,14 @@
 """Money news from Stripe, applied one way: by reconcile and by webhooks alike.
 
-Stripe reports a payment's life in pieces, late, twice or out of order: a checkout session
-completes (paid now, or awaiting a slow bank debit), the debit settles or fails, a charge is
-refunded in part or whole, a dispute opens and is won or lost. Each piece is turned into one
-`News` fact and applied to the `payments` ledger (one record per checkout session) and to the
-bill's row, so that:
-
-- a payment on a live bill makes its row `paid` (and its order, if still pending);
-- complete but unpaid makes it `processing` (not chased); failed puts it back to `pending`
-  with a fresh link to mint (the spent one can never take payment again);
-- money that arrives for a bill that went away (order cancelled, player withdrawn, product no
-  longer billed, row cancelled) or was already paid is `refund_due`, listed until resolved;
-- a full refund or a lost dispute leaves no row `paid`: it becomes `refunded`.
-
-Facts are applied idempotently (a session's record only moves forward; refunded amounts are
-Stripe's running totals), and each event id is applied once (`stripe_events`), so a webhook
-and reconcile can both see an event, in any order, and the outcome is the same.
+Each `News` fact (see `news`) is applied to the `payments` ledger (one record per checkout
+session) and to the bill's row, as `transitions` decides. Facts are applied idempotently (a
+session's record only moves forward; refunded amounts are Stripe's running totals), and each
+event id is applied once (`stripe_events`), so a webhook and reconcile can both see an event, in
+any order, and the outcome is the same.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +18,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from paylinks.club.owed import Bill, still_owed
+from paylinks.payments import transitions
+from paylinks.payments.news import (
+    DISPUTE_CLOSED,
+    DisputeNews,
+    News,
+    RefundNews,
+    SessionNews,
+    SessionState,
+    Skipped,
+    news_from_event,
+)
+from paylinks.payments.transitions import Outcome
 from paylinks.store.tables import (
     minted_links,
     orders,
@@ -41,82 +41,7 @@ from paylinks.store.tables import (
     tenants,
     utcnow,
 )
-from paylinks.vocabulary import PaidMethod, PaymentLinkStatus, PaymentStatus
-
-SESSION_EVENTS = (
-    "checkout.session.completed",
-    "checkout.session.async_payment_succeeded",
-    "checkout.session.async_payment_failed",
-)
-CHARGE_EVENTS = (
-    "charge.refunded",
-    "charge.dispute.created",
-    "charge.dispute.updated",
-    "charge.dispute.closed",
-)
-EVENT_TYPES = SESSION_EVENTS + CHARGE_EVENTS
-DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
-
-
-# -- the facts ---------------------------------------------------------------------------------
-class SessionState(enum.StrEnum):
-    awaiting = "awaiting"  # complete, the money not settled yet (a bank debit)
-    paid = "paid"
-    failed = "failed"  # the slow payment did not settle
-
-
-@dataclass(frozen=True)
-class SessionNews:
-    """A checkout session on one of our links, as Stripe last described it."""
-
-    session_id: str
-    payment_link_id: str
-    payment_intent_id: str | None
-    state: SessionState
-    amount_cents: int | None
-    currency: str | None
-    at: int  # Stripe's time (unix seconds)
-
-
-@dataclass(frozen=True)
-class RefundNews:
-    payment_intent_id: str
-    refunded_cents: int  # Stripe's running total for the charge
-    at: int
-
-
-@dataclass(frozen=True)
-class DisputeNews:
-    payment_intent_id: str
-    dispute_status: str  # Stripe's: needs_response, under_review, won, lost, ...
-    amount_cents: int
-    at: int
-
-
-News = SessionNews | RefundNews | DisputeNews
-
-
-class Outcome(enum.StrEnum):
-    """What one fact did, in the report's terms."""
-
-    marked_paid = "marked_paid"
-    processing = "processing"
-    already_known = "already_known"
-    slow_payment_failed = "slow_payment_failed"  # row back to pending; a fresh link is minted
-    refund_due = "refund_due"
-    refunded = "refunded"
-    partially_refunded = "partially_refunded"
-    dispute_opened = "dispute_opened"
-    dispute_won = "dispute_won"
-    dispute_lost = "dispute_lost"
-    amount_differs = "amount_differs"
-    unknown_link = "unknown_link"  # a paid link no row of ours was ever given
-    unknown_payment = "unknown_payment"  # a refund or dispute of a payment we never saw
-    other_tenant = "other_tenant"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
+from paylinks.vocabulary import PaidMethod, PaymentLinkStatus, PaymentStatus, RefundResolution
 
 
 @dataclass(frozen=True)
@@ -144,91 +69,6 @@ class ApplyResult:
 
     def of(self, *outcomes: Outcome) -> list[Applied]:
         return [a for a in self.applied if a.outcome in outcomes]
-
-
-class SkippedEvent(enum.StrEnum):
-    other_account = "other_account"
-    malformed = "malformed"
-    not_ours = "not_ours"  # a checkout session not on a payment link
-    open_session = "open_session"
-    unhandled_type = "unhandled_type"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ")
-
-
-@dataclass(frozen=True)
-class Skipped:
-    event_id: str
-    reason: SkippedEvent
-
-
-# -- reading Stripe's objects -------------------------------------------------------------------
-def news_from_event(event: Mapping[str, Any], *, account: str | None = None) -> News | Skipped:
-    """The fact an event reports, or why it says nothing to paylinks.
-
-    `account` is the connected account this run reads for (None: the platform's own); an event
-    of another account is skipped, never applied here.
-    """
-    event_id = str(event.get("id") or "(no id)")
-    if (event.get("account") or None) != account:
-        return Skipped(event_id, SkippedEvent.other_account)
-    obj = (event.get("data") or {}).get("object")
-    created = event.get("created")
-    if not isinstance(obj, Mapping) or not isinstance(created, int):
-        return Skipped(event_id, SkippedEvent.malformed)
-    kind = event.get("type")
-    if kind in SESSION_EVENTS:
-        if obj.get("object") != "checkout.session" or not obj.get("id"):
-            return Skipped(event_id, SkippedEvent.malformed)
-        if not obj.get("payment_link"):
-            return Skipped(event_id, SkippedEvent.not_ours)
-        if obj.get("status") != "complete":
-            return Skipped(event_id, SkippedEvent.open_session)
-        if kind == "checkout.session.async_payment_failed":
-            state = SessionState.failed
-        elif obj.get("payment_status") in ("paid", "no_payment_required"):
-            state = SessionState.paid
-        else:
-            state = SessionState.awaiting
-        return session_news(obj, state, created)
-    if kind == "charge.refunded":
-        intent = obj.get("payment_intent")
-        if not intent or not isinstance(obj.get("amount_refunded"), int):
-            return Skipped(event_id, SkippedEvent.malformed)
-        return RefundNews(str(intent), int(obj["amount_refunded"]), created)
-    if kind in ("charge.dispute.created", "charge.dispute.updated", "charge.dispute.closed"):
-        intent = obj.get("payment_intent")
-        if not intent or not obj.get("status"):
-            return Skipped(event_id, SkippedEvent.malformed)
-        return DisputeNews(str(intent), str(obj["status"]), int(obj.get("amount") or 0), created)
-    return Skipped(event_id, SkippedEvent.unhandled_type)
-
-
-def session_news(session: Mapping[str, Any], state: SessionState, at: int) -> SessionNews:
-    intent = session.get("payment_intent")
-    if isinstance(intent, Mapping):
-        intent = intent.get("id")
-    return SessionNews(
-        session_id=str(session["id"]),
-        payment_link_id=str(session["payment_link"]),
-        payment_intent_id=str(intent) if intent else None,
-        state=state,
-        amount_cents=session.get("amount_total"),
-        currency=session.get("currency"),
-        at=at,
-    )
-
-
-def news_from_scanned_session(session: Mapping[str, Any]) -> SessionNews | None:
-    """A session found by listing a link's sessions (no event): paid, or still awaiting."""
-    if session.get("status") != "complete" or not session.get("payment_link"):
-        return None
-    paid = session.get("payment_status") in ("paid", "no_payment_required")
-    return session_news(
-        session, SessionState.paid if paid else SessionState.awaiting, int(session["created"])
-    )
 
 
 # -- applying ----------------------------------------------------------------------------------
@@ -319,9 +159,6 @@ def _minted_in(connection: Connection, row: Mapping[Any, Any], account: str | No
     return connected is None or row["stripe_account"] != connected
 
 
-_SESSION_ORDER = {PaymentStatus.processing: 0, PaymentStatus.succeeded: 1, PaymentStatus.failed: 1}
-
-
 def _apply_session(
     connection: Connection, news: SessionNews, tenant_id: int | None, account: str | None = None
 ) -> ApplyResult:
@@ -343,11 +180,7 @@ def _apply_session(
         return ApplyResult()
     if tenant_id is not None and row["tenant_id"] != tenant_id:
         return ApplyResult([Applied(Outcome.other_tenant)])
-    status = {
-        SessionState.awaiting: PaymentStatus.processing,
-        SessionState.paid: PaymentStatus.succeeded,
-        SessionState.failed: PaymentStatus.failed,
-    }[news.state]
+    status = transitions.payment_status(news.state)
     record = (
         connection.execute(sa.select(payments).where(payments.c.checkout_session_id == news.session_id))
         .mappings()
@@ -371,8 +204,7 @@ def _apply_session(
             )
         )
     else:
-        known = PaymentStatus(record["status"])
-        if _SESSION_ORDER[status] <= _SESSION_ORDER[known]:
+        if not transitions.moves_forward(PaymentStatus(record["status"]), status):
             return ApplyResult([Applied(Outcome.already_known, row["id"], row["tenant_id"], news.session_id)])
         connection.execute(
             sa.update(payments)
@@ -392,7 +224,7 @@ def _apply_session(
 
 
 def _awaiting(connection: Connection, row: Mapping[Any, Any], news: SessionNews) -> ApplyResult:
-    if row["status"] == PaymentLinkStatus.pending:
+    if transitions.on_awaiting(PaymentLinkStatus(row["status"])) is not None:
         connection.execute(
             sa.update(payment_links)
             .where(payment_links.c.id == row["id"], payment_links.c.status == PaymentLinkStatus.pending)
@@ -413,13 +245,13 @@ def _failed(connection: Connection, row: Mapping[Any, Any], news: SessionNews) -
     applied = Applied(
         Outcome.slow_payment_failed, row["id"], row["tenant_id"], news.session_id, news.amount_cents
     )
-    if row["status"] not in (PaymentLinkStatus.processing, PaymentLinkStatus.pending):
-        return ApplyResult([applied])
-    spent = row["stripe_payment_link_id"] == news.payment_link_id
-    values: dict[str, Any] = dict(
-        status=PaymentLinkStatus.pending, stripe_checkout_session_id=None, updated_at=utcnow()
+    move = transitions.on_failed(
+        PaymentLinkStatus(row["status"]), spent=row["stripe_payment_link_id"] == news.payment_link_id
     )
-    if spent:
+    if move.status is None:
+        return ApplyResult([applied])
+    values: dict[str, Any] = dict(status=move.status, stripe_checkout_session_id=None, updated_at=utcnow())
+    if move.remint:
         values |= dict(
             mint_version=int(row["mint_version"]) + 1,
             stripe_payment_link_id=None,
@@ -427,7 +259,7 @@ def _failed(connection: Connection, row: Mapping[Any, Any], news: SessionNews) -
             reserved_at=utcnow(),
         )
     connection.execute(sa.update(payment_links).where(payment_links.c.id == row["id"]).values(**values))
-    return ApplyResult([applied], remint=[row["id"]] if spent else [])
+    return ApplyResult([applied], remint=[row["id"]] if move.remint else [])
 
 
 def bill_still_owed(connection: Connection, row: Mapping[str, Any]) -> bool:
@@ -473,13 +305,16 @@ def _money_arrived(
     connection: Connection, row: Mapping[Any, Any], news: SessionNews, amount: int, at: datetime
 ) -> ApplyResult:
     result = ApplyResult()
-    owed = row["status"] in (PaymentLinkStatus.pending, PaymentLinkStatus.processing)
-    paid_by_another = row["status"] in (PaymentLinkStatus.paid, PaymentLinkStatus.refund_due) and (
-        row["stripe_checkout_session_id"] not in (None, news.session_id)
+    status = PaymentLinkStatus(row["status"])
+    move = transitions.on_money(
+        status,
+        row_session=row["stripe_checkout_session_id"],
+        session=news.session_id,
+        bill_stands=status in transitions.OWED and bill_still_owed(connection, row),
     )
-    if row["status"] == PaymentLinkStatus.paid and row["stripe_checkout_session_id"] == news.session_id:
+    if move.outcome is Outcome.already_known:
         return ApplyResult([Applied(Outcome.already_known, row["id"], row["tenant_id"], news.session_id)])
-    if owed and bill_still_owed(connection, row):
+    if move.outcome is Outcome.marked_paid:
         connection.execute(
             sa.update(payment_links)
             .where(payment_links.c.id == row["id"])
@@ -516,11 +351,7 @@ def _money_arrived(
                 result.orders_paid.append(int(row["order_id"]))
         return result
     # The money arrived for a bill that went away, or was already paid: the club owes it back.
-    reason = (
-        "a second payment of a paid bill"
-        if paid_by_another or row["status"] == PaymentLinkStatus.paid
-        else ("paid after the bill was cancelled")
-    )
+    reason = move.refund_reason or ""
     connection.execute(
         sa.update(payments)
         .where(payments.c.checkout_session_id == news.session_id)
@@ -541,7 +372,7 @@ def _apply_refund(connection: Connection, record: Mapping[Any, Any], news: Refun
     refunded = max(int(record["refunded_cents"]), news.refunded_cents)
     row_id = record["payment_link_row_id"]
     applied = Applied(
-        Outcome.refunded if refunded >= record["amount_cents"] else Outcome.partially_refunded,
+        transitions.refund_outcome(refunded, int(record["amount_cents"])),
         row_id,
         record["tenant_id"],
         record["checkout_session_id"],
@@ -553,7 +384,7 @@ def _apply_refund(connection: Connection, record: Mapping[Any, Any], news: Refun
         )
     values: dict[str, Any] = dict(refunded_cents=refunded, updated_at=utcnow())
     if refunded >= record["amount_cents"] and record["refund_due"] and record["resolved_at"] is None:
-        values |= dict(resolved_at=utcnow(), resolution_note="refunded at Stripe")
+        values |= dict(resolved_at=utcnow(), resolution=RefundResolution.refunded_at_stripe)
     connection.execute(sa.update(payments).where(payments.c.id == record["id"]).values(**values))
     if refunded >= record["amount_cents"] and row_id is not None:
         _money_gone(connection, record)
@@ -571,9 +402,7 @@ def _apply_dispute(connection: Connection, record: Mapping[Any, Any], news: Disp
         .where(payments.c.id == record["id"])
         .values(dispute_status=news.dispute_status, disputed_cents=news.amount_cents, updated_at=utcnow())
     )
-    outcome = {"won": Outcome.dispute_won, "lost": Outcome.dispute_lost}.get(
-        news.dispute_status, Outcome.dispute_opened
-    )
+    outcome = transitions.dispute_outcome(news.dispute_status)
     if outcome is Outcome.dispute_lost:
         _money_gone(connection, record)
     return ApplyResult(
@@ -621,75 +450,13 @@ def _money_gone(connection: Connection, record: Mapping[str, Any]) -> None:
             payments.c.resolved_at.is_(None),
         )
     ).scalar_one()
-    if still_due:
-        status = PaymentLinkStatus.refund_due
-    elif others_paying and row["status"] in (PaymentLinkStatus.paid, PaymentLinkStatus.refund_due):
-        status = PaymentLinkStatus.paid
-    elif row["status"] in (
-        PaymentLinkStatus.paid,
-        PaymentLinkStatus.refund_due,
-        PaymentLinkStatus.processing,
-    ):
-        status = PaymentLinkStatus.refunded
-    else:
+    status = transitions.on_money_gone(
+        PaymentLinkStatus(row["status"]), others_paying=bool(others_paying), refund_still_due=bool(still_due)
+    )
+    if status is None:
         return
     connection.execute(
         sa.update(payment_links)
         .where(payment_links.c.id == row["id"])
         .values(status=status, updated_at=utcnow())
     )
-
-
-def resolve_refund_due(
-    engine: Engine, tenant_id: int, payment_id: int, *, resolved_by: str, note: str
-) -> bool:
-    """A person settled money owed back (refunded by hand, or kept as credit): the payment is
-    resolved and its row leaves `refund_due` (paid if another payment still pays it)."""
-    with engine.begin() as connection:
-        record = (
-            connection.execute(
-                sa.select(payments).where(
-                    payments.c.id == payment_id,
-                    payments.c.tenant_id == tenant_id,
-                    payments.c.refund_due.is_(True),
-                    payments.c.resolved_at.is_(None),
-                )
-            )
-            .mappings()
-            .first()
-        )
-        if record is None:
-            return False
-        connection.execute(
-            sa.update(payments)
-            .where(payments.c.id == payment_id)
-            .values(resolved_at=utcnow(), resolved_by=resolved_by, resolution_note=note, updated_at=utcnow())
-        )
-        row = (
-            connection.execute(
-                sa.select(payment_links).where(payment_links.c.id == record["payment_link_row_id"])
-            )
-            .mappings()
-            .first()
-        )
-        if row is not None and row["status"] == PaymentLinkStatus.refund_due:
-            open_due = connection.execute(
-                sa.select(sa.func.count())
-                .select_from(payments)
-                .where(
-                    payments.c.payment_link_row_id == row["id"],
-                    payments.c.refund_due.is_(True),
-                    payments.c.resolved_at.is_(None),
-                )
-            ).scalar_one()
-            if not open_due:
-                paid_once = row["stripe_checkout_session_id"] is not None and row["paid_at"] is not None
-                connection.execute(
-                    sa.update(payment_links)
-                    .where(payment_links.c.id == row["id"])
-                    .values(
-                        status=PaymentLinkStatus.paid if paid_once else PaymentLinkStatus.cancelled,
-                        updated_at=utcnow(),
-                    )
-                )
-        return True

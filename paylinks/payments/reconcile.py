@@ -43,7 +43,18 @@ from sqlalchemy.engine import Connection, Engine
 
 from paylinks.club.tenants import Tenant, all_tenants
 from paylinks.payments import ledger
-from paylinks.payments.ledger import ApplyResult, News, Outcome, Skipped, SkippedEvent
+from paylinks.payments.ledger import ApplyResult
+from paylinks.payments.news import (
+    CHARGE_EVENTS,
+    EVENT_TYPES,
+    SESSION_EVENTS,
+    SessionNews,
+    SessionState,
+    Skipped,
+    SkippedEvent,
+    news_from_scanned_session,
+)
+from paylinks.payments.transitions import Outcome
 from paylinks.store.tables import minted_links, payment_links, payments, reconcile_cursors, utcnow
 from paylinks.stripe_api.gateway import StripeContext, StripeGateway
 from paylinks.vocabulary import PaymentLinkStatus
@@ -62,7 +73,7 @@ APPLY_BATCH_SIZE = 200
 SCAN_FOLLOW_UP_EVENTS = (
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
-    *ledger.CHARGE_EVENTS,
+    *CHARGE_EVENTS,
 )
 # Rows whose link may have been paid: everything but a row nobody can pay any more.
 SCANNED_STATUSES = (PaymentLinkStatus.pending, PaymentLinkStatus.processing, PaymentLinkStatus.cancelled)
@@ -88,7 +99,7 @@ class StripeNews:
     source: NewsSource
     account: str | None = None  # the `Stripe-Account` it was read with (None: the key's own account)
     events: list[dict[str, Any]] = field(default_factory=list)
-    sessions: list[News] = field(default_factory=list)
+    sessions: list[SessionNews] = field(default_factory=list)
     next_cursor: int | None = None
     next_cursor_event_id: str | None = None
     where: StripeContext | None = None  # the account and mode read: whose cursor moves
@@ -174,7 +185,7 @@ def _raw(obj: Any) -> dict[str, Any]:
 
 def _news_from_events(gateway: StripeGateway, *, since: int, cursor: int) -> StripeNews:
     news = StripeNews(source=NewsSource.events, next_cursor=cursor)
-    for event in gateway.iter_events(types=list(ledger.EVENT_TYPES), created_gte=since):
+    for event in gateway.iter_events(types=list(EVENT_TYPES), created_gte=since):
         raw = _raw(event)
         news.events.append(raw)
         created = raw.get("created")
@@ -182,7 +193,7 @@ def _news_from_events(gateway: StripeGateway, *, since: int, cursor: int) -> Str
             news.next_cursor, news.next_cursor_event_id = created, raw.get("id")
     # Within one second Stripe's order is unknown: a payment's sessions before its refunds and
     # disputes (a stable sort keeps the rest in order).
-    news.events.sort(key=lambda raw: (raw.get("created") or 0, raw.get("type") not in ledger.SESSION_EVENTS))
+    news.events.sort(key=lambda raw: (raw.get("created") or 0, raw.get("type") not in SESSION_EVENTS))
     return news
 
 
@@ -222,7 +233,7 @@ def _news_from_session_scan(
         for session in iter_account_sessions(gateway, oldest - SCAN_MARGIN_S):
             if session.get("payment_link") not in owners:
                 continue  # not a link of ours (another app on the same account)
-            found = ledger.news_from_scanned_session(session)
+            found = news_from_scanned_session(session)
             if found is not None:
                 news.sessions.append(found)
     # A scan sees payments but not what happened to them since: a slow payment that settled or
@@ -258,7 +269,7 @@ def _owner_of_event(
     obj = (event.get("data") or {}).get("object")
     if not isinstance(obj, Mapping):
         return None
-    if event.get("type") in ledger.SESSION_EVENTS:
+    if event.get("type") in SESSION_EVENTS:
         return owners.get(str(obj.get("payment_link")))
     intent = obj.get("payment_intent")
     if not intent:
@@ -300,7 +311,7 @@ def apply_stripe_news(engine: Engine, tenants: list[Tenant], news: StripeNews) -
     for start in range(0, len(sessions), APPLY_BATCH_SIZE):
         with engine.begin() as connection:
             for session in sessions[start : start + APPLY_BATCH_SIZE]:
-                owner = owners.get(session.payment_link_id)  # type: ignore[union-attr]
+                owner = owners.get(session.payment_link_id)
                 result = ledger.apply_news(connection, session, tenant_id=owner, account=news.account)
                 report_of(owner).result.extend(_without_other_tenants(result))
     for event in news.events:
@@ -348,9 +359,9 @@ def _without_other_tenants(result: ApplyResult) -> ApplyResult:
     )
 
 
-def _latest_per_session(sessions: Iterable[News]) -> list[News]:
+def _latest_per_session(sessions: Iterable[SessionNews]) -> list[SessionNews]:
     """One entry per session, the furthest along (paid beats awaiting)."""
-    latest: dict[str, News] = {}
-    for session in sorted(sessions, key=lambda s: (s.at, s.state == ledger.SessionState.paid)):  # type: ignore[union-attr]
-        latest[session.session_id] = session  # type: ignore[union-attr]
+    latest: dict[str, SessionNews] = {}
+    for session in sorted(sessions, key=lambda s: (s.at, s.state == SessionState.paid)):
+        latest[session.session_id] = session
     return list(latest.values())

@@ -23,6 +23,7 @@ from paylinks.vocabulary import (
     PaidMethod,
     PaymentLinkStatus,
     PaymentStatus,
+    RefundResolution,
     Role,
 )
 
@@ -207,6 +208,8 @@ payments = sa.Table(
     sa.Column("refund_due_reason", sa.String(200), nullable=True),
     sa.Column("resolved_at", Timestamp, nullable=True),
     sa.Column("resolved_by", sa.String(320), nullable=True),
+    # How it ended (at Stripe, by hand, as credit) and, apart, what the person who settled it wrote.
+    sa.Column("resolution", _enum(RefundResolution, "refund_resolution"), nullable=True),
     sa.Column("resolution_note", sa.Text, nullable=True),
     sa.Column("paid_at", Timestamp, nullable=True),  # Stripe's time of completion
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),

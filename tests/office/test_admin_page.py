@@ -11,7 +11,7 @@ import time
 import sqlalchemy as sa
 
 from paylinks.store.tables import audit_log, payment_links, payments
-from paylinks.vocabulary import AuditAction
+from paylinks.vocabulary import AuditAction, PaymentLinkStatus, RefundResolution
 from tests.office.conftest import ADMIN, TENANT
 
 
@@ -56,6 +56,11 @@ def test_a_refund_due_is_listed_and_resolved_with_a_note(minted_club, engine, ad
                 refund_due_reason="paid after the bill was cancelled",
             )
         ).inserted_primary_key[0]
+        connection.execute(
+            sa.update(payment_links)
+            .where(payment_links.c.id == row["id"])
+            .values(status=PaymentLinkStatus.refund_due)
+        )
     page = admin.get(f"/t/{TENANT}/admin")
     assert "paid after the bill was cancelled" in page.text and "$45.00" in page.text
     done = admin.submit(
@@ -69,7 +74,14 @@ def test_a_refund_due_is_listed_and_resolved_with_a_note(minted_club, engine, ad
     with engine.connect() as connection:
         resolved = connection.execute(sa.select(payments).where(payments.c.id == payment_id)).mappings().one()
     assert resolved["resolved_by"] == ADMIN and resolved["resolved_at"] is not None
-    assert resolved["resolution_note"] == "kept as credit: credit towards spring dues"
+    assert resolved["resolution"] == RefundResolution.kept_as_credit
+    assert resolved["resolution_note"] == "credit towards spring dues"
+    with engine.connect() as connection:
+        status = connection.execute(
+            sa.select(payment_links.c.status).where(payment_links.c.id == row["id"])
+        ).scalar_one()
+    # Nothing more is owed back and no payment of its own paid it: the bill is closed, not chased.
+    assert status == PaymentLinkStatus.cancelled
     again = admin.submit(
         f"/t/{TENANT}/admin", f"/t/{TENANT}/refunds/{payment_id}/resolve", {"resolution": "kept as credit"}
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paylinks.payments.ledger import (
+from paylinks.payments.news import (
     DisputeNews,
     RefundNews,
     SessionNews,
