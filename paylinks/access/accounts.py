@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -27,6 +27,7 @@ from paylinks.params import normalized_email
 from paylinks.store.tables import (
     api_token_tenants,
     api_tokens,
+    as_utc,
     login_failures,
     tenants,
     user_roles,
@@ -82,11 +83,6 @@ class TokenHolder:
     token_id: int
     user: User
     tenant_ids: frozenset[int]
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def account_name(email: str) -> str:

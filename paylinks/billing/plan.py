@@ -11,7 +11,6 @@ plan exactly the same thing.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,41 +18,29 @@ from typing import Any
 
 from paylinks.club.owed import Bill, BillGone, still_owed, why_gone
 from paylinks.money import STRIPE_MAX_AMOUNT
+from paylinks.store.tables import as_utc
 from paylinks.stripe_api.gateway import StripeContext
-from paylinks.vocabulary import OrderStatus
+from paylinks.vocabulary import OrderStatus, PaymentLinkStatus, StrLabelEnum
 
 # Stripe may prune idempotency keys after 24 hours; a reservation older than this looks for a
 # link Stripe already holds before minting again.
 STALE_RESERVATION = timedelta(hours=23)
 
 
-class Action(enum.StrEnum):
-    reserve_and_mint = "reserve_and_mint"  # no row yet
-    mint = "mint"  # row reserved earlier (a crashed run), link not minted yet
-    remint_amount = "remint_amount"  # amount changed: old link deactivated, new one minted
-    remint_elsewhere = "remint_elsewhere"  # minted in another Stripe account or mode
-    reactivate = "reactivate"  # bill came back after its row was cancelled
-    relink = "relink"  # same link; the row (and the link's metadata) follow a new parent/order
-    verify = "verify"  # minted before paylinks recorded the account: check the link at Stripe
-    up_to_date = "up_to_date"
-    retire = "retire"  # bill went away: deactivate the link, cancel the row
+class Action(StrLabelEnum):
+    reserve_and_mint = "reserve_and_mint", "reserve and mint"  # no row yet
+    mint = "mint", "mint (reserved earlier)"  # row reserved earlier (a crashed run), link not minted yet
+    remint_amount = "remint_amount", "re-mint at new amount"  # old link deactivated, new one minted
+    remint_elsewhere = "remint_elsewhere", "re-mint: minted in another Stripe account/mode"
+    reactivate = "reactivate", "re-mint cancelled row"  # bill came back after its row was cancelled
+    relink = (
+        "relink",
+        "update parent/order",
+    )  # same link; the row (and its metadata) follow a new parent/order
+    verify = "verify", "verify at Stripe"  # minted before paylinks recorded the account: check at Stripe
+    up_to_date = "up_to_date", "already there"
+    retire = "retire", "retire"  # bill went away: deactivate the link, cancel the row
 
-    @property
-    def label(self) -> str:
-        return _ACTION_LABELS[self]
-
-
-_ACTION_LABELS = {
-    Action.reserve_and_mint: "reserve and mint",
-    Action.mint: "mint (reserved earlier)",
-    Action.remint_amount: "re-mint at new amount",
-    Action.remint_elsewhere: "re-mint: minted in another Stripe account/mode",
-    Action.reactivate: "re-mint cancelled row",
-    Action.relink: "update parent/order",
-    Action.verify: "verify at Stripe",
-    Action.up_to_date: "already there",
-    Action.retire: "retire",
-}
 
 MINT_ACTIONS = (
     Action.reserve_and_mint,
@@ -63,36 +50,41 @@ MINT_ACTIONS = (
     Action.reactivate,
 )
 # Statuses whose money is at Stripe (or was): the backfill never touches their link.
-SETTLED_STATUSES = frozenset({"processing", "paid", "refund_due", "refunded"})
+SETTLED_STATUSES = frozenset(
+    {
+        PaymentLinkStatus.processing,
+        PaymentLinkStatus.paid,
+        PaymentLinkStatus.refund_due,
+        PaymentLinkStatus.refunded,
+    }
+)
 
 
-class SkipReason(enum.StrEnum):
-    no_parent = "no_parent"
-    non_positive_product_amount = "non_positive_product_amount"
-    non_positive_order_amount = "non_positive_order_amount"
-    amount_above_stripe_maximum = "amount_above_stripe_maximum"
-    order_for_unknown_player_or_product = "order_for_unknown_player_or_product"
-    player_withdrawn = "player_withdrawn"
-    duplicate_pending_order = "duplicate_pending_order"
-    new_order_on_settled_row = "new_order_on_settled_row"
-    product_inactive = "product_inactive"
-
-    @property
-    def label(self) -> str:
-        return _SKIP_LABELS[self]
-
-
-_SKIP_LABELS = {
-    SkipReason.no_parent: "no parent on file",
-    SkipReason.non_positive_product_amount: "product has a non-positive amount",
-    SkipReason.non_positive_order_amount: "order has a non-positive amount; nothing billed for this player and product until it is fixed",
-    SkipReason.amount_above_stripe_maximum: f"amount above Stripe's maximum ({STRIPE_MAX_AMOUNT:,} minor units)",
-    SkipReason.order_for_unknown_player_or_product: "order refers to a player or product of another tenant or none",
-    SkipReason.player_withdrawn: "player is withdrawn",
-    SkipReason.duplicate_pending_order: "duplicate pending order for this player and product; the first is billed",
-    SkipReason.new_order_on_settled_row: "this player and product's row is already paid (or in flight); the new order needs handling by hand",
-    SkipReason.product_inactive: "order for a product the club no longer bills",
-}
+class SkipReason(StrLabelEnum):
+    no_parent = "no_parent", "no parent on file"
+    non_positive_product_amount = "non_positive_product_amount", "product has a non-positive amount"
+    non_positive_order_amount = (
+        "non_positive_order_amount",
+        "order has a non-positive amount; nothing billed for this player and product until it is fixed",
+    )
+    amount_above_stripe_maximum = (
+        "amount_above_stripe_maximum",
+        f"amount above Stripe's maximum ({STRIPE_MAX_AMOUNT:,} minor units)",
+    )
+    order_for_unknown_player_or_product = (
+        "order_for_unknown_player_or_product",
+        "order refers to a player or product of another tenant or none",
+    )
+    player_withdrawn = "player_withdrawn", "player is withdrawn"
+    duplicate_pending_order = (
+        "duplicate_pending_order",
+        "duplicate pending order for this player and product; the first is billed",
+    )
+    new_order_on_settled_row = (
+        "new_order_on_settled_row",
+        "this player and product's row is already paid (or in flight); the new order needs handling by hand",
+    )
+    product_inactive = "product_inactive", "order for a product the club no longer bills"
 
 
 @dataclass(frozen=True)
@@ -303,7 +295,7 @@ def plan_backfill(
         row = rows.pop((item.player_id, item.product_id), None)
         steps.append(_step_for(item, row, skipped, where, now))
     for row in rows.values():
-        if row["status"] == "pending":
+        if row["status"] == PaymentLinkStatus.pending:
             steps.append(Step(Action.retire, None, row, note="no pending bill for this player and product"))
     tiers_needed = frozenset(
         (s.item.product_id, s.item.amount_cents)
@@ -352,7 +344,7 @@ def _step_for(
                 )
             )
         return Step(Action.up_to_date, item, row, note=status)
-    if status == "cancelled":
+    if status == PaymentLinkStatus.cancelled:
         return Step(Action.reactivate, item, row)
     relink = not _follows(item, row)
     if row["stripe_payment_link_id"] is None:
@@ -388,6 +380,4 @@ def _is_stale(row: Mapping[str, Any], now: datetime | None) -> bool:
     reserved_at = row.get("reserved_at")
     if now is None or reserved_at is None:
         return False
-    if reserved_at.tzinfo is None:  # SQLite hands back naive UTC
-        reserved_at = reserved_at.replace(tzinfo=now.tzinfo)
-    return now - reserved_at > STALE_RESERVATION
+    return now - as_utc(reserved_at) > STALE_RESERVATION

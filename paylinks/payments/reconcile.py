@@ -35,7 +35,7 @@ import enum
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,7 +55,14 @@ from paylinks.payments.news import (
     news_from_scanned_session,
 )
 from paylinks.payments.transitions import Outcome
-from paylinks.store.tables import minted_links, payment_links, payments, reconcile_cursors, utcnow
+from paylinks.store.tables import (
+    as_utc,
+    minted_links,
+    payment_links,
+    payments,
+    reconcile_cursors,
+    utcnow,
+)
 from paylinks.stripe_api.gateway import StripeContext, StripeGateway
 from paylinks.vocabulary import PaymentLinkStatus
 
@@ -210,8 +217,7 @@ def oldest_open_bill(engine: Engine, tenants: Iterable[Tenant]) -> int | None:
         return None
     if isinstance(oldest, str):  # SQLite without type affinity hands back text
         oldest = datetime.fromisoformat(oldest)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=UTC)
+    oldest = as_utc(oldest)
     return int(oldest.timestamp())
 
 

@@ -32,6 +32,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A stored moment, aware: SQLite hands back naive UTC, PostgreSQL aware times."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _enum(enum_cls: type[enum.Enum], name: str) -> sa.Enum:
     # Store the enum's values (not member names) so SQL and Python agree on 'pending' etc.
     return sa.Enum(enum_cls, name=name, values_callable=lambda members: [m.value for m in members])
