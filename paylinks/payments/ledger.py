@@ -20,7 +20,6 @@ from sqlalchemy.engine import Connection, Engine
 from paylinks.club.owed import Bill, still_owed
 from paylinks.payments import transitions
 from paylinks.payments.news import (
-    DISPUTE_CLOSED,
     DisputeNews,
     News,
     RefundNews,
@@ -41,7 +40,8 @@ from paylinks.store.tables import (
     tenants,
     utcnow,
 )
-from paylinks.vocabulary import PaidMethod, PaymentLinkStatus, PaymentStatus, RefundResolution
+from paylinks.stripe_api.words import DISPUTE_CLOSED, DisputeStatus
+from paylinks.vocabulary import OrderStatus, PaidMethod, PaymentLinkStatus, PaymentStatus, RefundResolution
 
 
 @dataclass(frozen=True)
@@ -344,8 +344,8 @@ def _money_arrived(
         if row["order_id"] is not None:
             updated = connection.execute(
                 sa.update(orders)
-                .where(orders.c.id == row["order_id"], orders.c.status == "pending")
-                .values(status="paid", paid_at=at)
+                .where(orders.c.id == row["order_id"], orders.c.status == OrderStatus.pending)
+                .values(status=OrderStatus.paid, paid_at=at)
             ).rowcount
             if updated:
                 result.orders_paid.append(int(row["order_id"]))
@@ -438,7 +438,7 @@ def _money_gone(connection: Connection, record: Mapping[str, Any]) -> None:
             payments.c.id != record["id"],
             payments.c.status == PaymentStatus.succeeded,
             payments.c.refunded_cents < payments.c.amount_cents,
-            sa.or_(payments.c.dispute_status.is_(None), payments.c.dispute_status != "lost"),
+            sa.or_(payments.c.dispute_status.is_(None), payments.c.dispute_status != DisputeStatus.lost),
         )
     ).scalar_one()
     still_due = connection.execute(

@@ -6,7 +6,7 @@ refunded in part or whole, a dispute opens and is won or lost. Each event (or a 
 listing a link's sessions) becomes one `News` fact, or a `Skipped` saying why it tells paylinks
 nothing. `ledger` applies the facts.
 
-Imports nothing of paylinks.
+Imports only Stripe's words (`stripe_api.words`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from paylinks.stripe_api.words import MONEY_ARRIVED, SessionStatus
 
 SESSION_EVENTS = (
     "checkout.session.completed",
@@ -28,7 +30,6 @@ CHARGE_EVENTS = (
     "charge.dispute.closed",
 )
 EVENT_TYPES = SESSION_EVENTS + CHARGE_EVENTS
-DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
 
 # -- the facts ---------------------------------------------------------------------------------
@@ -107,11 +108,11 @@ def news_from_event(event: Mapping[str, Any], *, account: str | None = None) -> 
             return Skipped(event_id, SkippedEvent.malformed)
         if not obj.get("payment_link"):
             return Skipped(event_id, SkippedEvent.not_ours)
-        if obj.get("status") != "complete":
+        if obj.get("status") != SessionStatus.complete:
             return Skipped(event_id, SkippedEvent.open_session)
         if kind == "checkout.session.async_payment_failed":
             state = SessionState.failed
-        elif obj.get("payment_status") in ("paid", "no_payment_required"):
+        elif obj.get("payment_status") in MONEY_ARRIVED:
             state = SessionState.paid
         else:
             state = SessionState.awaiting
@@ -146,9 +147,9 @@ def session_news(session: Mapping[str, Any], state: SessionState, at: int) -> Se
 
 def news_from_scanned_session(session: Mapping[str, Any]) -> SessionNews | None:
     """A session found by listing a link's sessions (no event): paid, or still awaiting."""
-    if session.get("status") != "complete" or not session.get("payment_link"):
+    if session.get("status") != SessionStatus.complete or not session.get("payment_link"):
         return None
-    paid = session.get("payment_status") in ("paid", "no_payment_required")
+    paid = session.get("payment_status") in MONEY_ARRIVED
     return session_news(
         session, SessionState.paid if paid else SessionState.awaiting, int(session["created"])
     )

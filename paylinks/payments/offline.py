@@ -17,7 +17,7 @@ from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
 from paylinks.store.tables import orders, payment_links, utcnow
 from paylinks.stripe_api.gateway import StripeGateway
-from paylinks.vocabulary import AuditAction, PaidMethod, PaymentLinkStatus
+from paylinks.vocabulary import AuditAction, OrderStatus, PaidMethod, PaymentLinkStatus
 
 OFFLINE_METHODS = (PaidMethod.cash, PaidMethod.cheque, PaidMethod.other)
 INACTIVE_MESSAGE = "This bill has been paid. Thank you! Nothing more is owed on this link."
@@ -123,9 +123,9 @@ def mark_paid_offline(
                 .where(
                     orders.c.id == row["order_id"],
                     orders.c.tenant_id == tenant.id,
-                    orders.c.status == "pending",
+                    orders.c.status == OrderStatus.pending,
                 )
-                .values(status="paid", paid_at=now)
+                .values(status=OrderStatus.paid, paid_at=now)
             )
         audit_id = record(
             connection,

@@ -9,7 +9,7 @@ here, and writes the answer; `refunds` does the same when a person settles money
   it back to `pending`, with a fresh link when the spent one was its current link;
 - money going back (a full refund, a lost dispute) leaves no bill `paid` by it.
 
-Imports only the vocabulary and the news.
+Imports only the vocabulary, the news and Stripe's words.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import enum
 from dataclasses import dataclass
 
 from paylinks.payments.news import SessionState
+from paylinks.stripe_api.words import DisputeStatus
 from paylinks.vocabulary import PaymentLinkStatus, PaymentStatus
 
 # Statuses of a bill that money may still settle.
@@ -114,9 +115,11 @@ def refund_outcome(refunded_cents: int, amount_cents: int) -> Outcome:
 
 
 def dispute_outcome(dispute_status: str) -> Outcome:
-    return {"won": Outcome.dispute_won, "lost": Outcome.dispute_lost}.get(
-        dispute_status, Outcome.dispute_opened
-    )
+    closed: dict[str, Outcome] = {
+        DisputeStatus.won: Outcome.dispute_won,
+        DisputeStatus.lost: Outcome.dispute_lost,
+    }
+    return closed.get(dispute_status, Outcome.dispute_opened)
 
 
 def on_money_gone(
