@@ -2,8 +2,10 @@
 
 Passwords are hashed with argon2id (argon2-cffi) and checked in constant time, an unknown
 account costing the same as a known one. API tokens are random and stored only as SHA-256
-hashes. Failed logins are counted per account and per client address in the database, so every
-office process shares one throttle.
+hashes. The login throttle lives in the database, so every office process shares it: attempts of
+one account from one address are counted atomically before the password is checked (a limit per
+account and address: a stranger's guesses do not lock the real person out from elsewhere), and an
+address that fails on many accounts is throttled whatever account it tries.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import hashlib
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from paylinks.access.audit import Actor, record
 from paylinks.club.tenants import Tenant
@@ -28,6 +30,8 @@ from paylinks.store.tables import (
     api_token_tenants,
     api_tokens,
     as_utc,
+    dialect_insert,
+    login_attempts,
     login_failures,
     tenants,
     user_roles,
@@ -200,69 +204,104 @@ def add_user(
     return AddedUser(user, password)
 
 
-def throttled(
-    connection: Connection, account: str, client_address: str, limits: ThrottleLimits
+def _address_throttled(
+    connection: Connection, client_address: str, limits: ThrottleLimits, now: datetime
 ) -> LoginThrottled | None:
-    """Whether this account or this address has failed too often within the window."""
-    now = utcnow()
+    """Whether this address has failed on too many different accounts within the window (one
+    person guessing one account is the per-account limit's business)."""
     since = now - timedelta(seconds=limits.window_s)
-    for column, key, limit in (
-        (login_failures.c.account, account, limits.failures_per_account),
-        (login_failures.c.client_address, client_address, limits.failures_per_address),
-    ):
-        recent = (
-            connection.execute(
-                sa.select(login_failures.c.failed_at)
-                .where(column == key, login_failures.c.failed_at > since)
-                .order_by(login_failures.c.failed_at.desc())
-                .limit(limit)
-            )
-            .scalars()
-            .all()
+    first_failures = (
+        connection.execute(
+            sa.select(sa.func.min(login_failures.c.failed_at))
+            .where(login_failures.c.client_address == client_address, login_failures.c.failed_at > since)
+            .group_by(login_failures.c.account)
         )
-        if len(recent) >= limit:
-            # Free again when the oldest of the last `limit` failures leaves the window.
-            free_at = as_utc(recent[-1]) + timedelta(seconds=limits.window_s)
-            return LoginThrottled(max(1, int((free_at - now).total_seconds()) + 1))
-    return None
+        .scalars()
+        .all()
+    )
+    if len(first_failures) < limits.failures_per_address:
+        return None
+    # Free again when the earliest of those accounts' failures leaves the window.
+    return _free_after(min(as_utc(m) for m in first_failures), limits, now)
+
+
+def _count_attempt(
+    connection: Connection, account: str, client_address: str, limits: ThrottleLimits, now: datetime
+) -> LoginThrottled | None:
+    """Count this attempt of the account from this address, atomically, before any password is
+    checked; LoginThrottled once the window holds more attempts than the limit."""
+    stale = login_attempts.c.window_started_at <= now - timedelta(seconds=limits.window_s)
+    moment = sa.bindparam("attempt_at", now, type_=login_attempts.c.window_started_at.type)
+    counted = connection.execute(
+        dialect_insert(connection, login_attempts)
+        .values(account=account, client_address=client_address, window_started_at=now, attempts=1)
+        .on_conflict_do_update(
+            index_elements=[login_attempts.c.account, login_attempts.c.client_address],
+            set_={
+                "attempts": sa.case((stale, 1), else_=login_attempts.c.attempts + 1),
+                "window_started_at": sa.case((stale, moment), else_=login_attempts.c.window_started_at),
+            },
+        )
+        .returning(login_attempts.c.attempts, login_attempts.c.window_started_at)
+    ).one()
+    if counted.attempts <= limits.failures_per_account:
+        return None
+    return _free_after(as_utc(counted.window_started_at), limits, now)
+
+
+def _free_after(since: datetime, limits: ThrottleLimits, now: datetime) -> LoginThrottled:
+    free_at = since + timedelta(seconds=limits.window_s)
+    return LoginThrottled(max(1, int((free_at - now).total_seconds()) + 1))
 
 
 def authenticate(
-    connection: Connection, email: str, password: str, client_address: str, limits: ThrottleLimits
+    engine: Engine, email: str, password: str, client_address: str, limits: ThrottleLimits
 ) -> User | LoginThrottled | None:
-    """The user these credentials open, LoginThrottled, or None (wrong, unknown or disabled: one answer)."""
+    """The user these credentials open, LoginThrottled, or None (wrong, unknown or disabled: one
+    answer). The attempt is counted (committed) before the password is checked, and the check
+    runs outside any transaction, so parallel guesses are counted one by one."""
     try:
         account = account_name(email)
     except AccountError:
         account = email.strip().lower()[:320]
-    refusal = throttled(connection, account, client_address, limits)
+    address = client_address[:100]
+    now = utcnow()
+    with engine.begin() as connection:
+        refusal = _address_throttled(connection, address, limits, now) or _count_attempt(
+            connection, account, address, limits, now
+        )
+        row = (
+            None
+            if refusal is not None
+            else connection.execute(
+                sa.select(users).where(users.c.email == account, users.c.disabled_at.is_(None))
+            )
+            .mappings()
+            .first()
+        )
     if refusal is not None:
         return refusal
-    row = (
-        connection.execute(sa.select(users).where(users.c.email == account, users.c.disabled_at.is_(None)))
-        .mappings()
-        .first()
-    )
     matches = _verify(row["password_hash"] if row is not None else _UNKNOWN_ACCOUNT_HASH, password)
-    if row is None or not matches:
-        now = utcnow()
+    with engine.begin() as connection:
+        if row is None or not matches:
+            since = utcnow() - timedelta(seconds=limits.window_s)
+            connection.execute(sa.delete(login_failures).where(login_failures.c.failed_at < since))
+            connection.execute(sa.delete(login_attempts).where(login_attempts.c.window_started_at < since))
+            connection.execute(
+                sa.insert(login_failures).values(account=account, client_address=address, failed_at=utcnow())
+            )
+            return None
+        connection.execute(sa.delete(login_failures).where(login_failures.c.account == account))
         connection.execute(
-            sa.delete(login_failures).where(
-                login_failures.c.failed_at < now - timedelta(seconds=limits.window_s)
+            sa.delete(login_attempts).where(
+                login_attempts.c.account == account, login_attempts.c.client_address == address
             )
         )
-        connection.execute(
-            sa.insert(login_failures).values(
-                account=account, client_address=client_address[:100], failed_at=now
+        if _hasher.check_needs_rehash(row["password_hash"]):
+            connection.execute(
+                sa.update(users).where(users.c.id == row["id"]).values(password_hash=hash_password(password))
             )
-        )
-        return None
-    connection.execute(sa.delete(login_failures).where(login_failures.c.account == account))
-    if _hasher.check_needs_rehash(row["password_hash"]):
-        connection.execute(
-            sa.update(users).where(users.c.id == row["id"]).values(password_hash=hash_password(password))
-        )
-    return _user(connection, row)
+        return _user(connection, row)
 
 
 def change_password(

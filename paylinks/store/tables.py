@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 
 from paylinks.errors import ConfigurationError
 from paylinks.vocabulary import (
@@ -30,6 +32,14 @@ from paylinks.vocabulary import (
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def dialect_insert(connection: Connection, table: sa.Table) -> Any:
+    """An insert with `on_conflict_do_*` and `returning` for the engine's dialect (PostgreSQL or
+    SQLite): both are called the same way, so the result is typed Any."""
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -413,6 +423,17 @@ audit_log = sa.Table(
     sa.Column("action", _enum(AuditAction, "audit_action"), nullable=False),
     sa.Column("detail", sa.Text, nullable=False, server_default=""),  # what, in words; never a secret
     sa.Column("client_address", sa.String(100), nullable=True),  # from where
+)
+
+login_attempts = sa.Table(
+    "login_attempts",
+    metadata,
+    # Attempts of one account from one address in the current window, counted before the
+    # password is checked (one atomic upsert), so parallel guesses cannot pass the limit.
+    sa.Column("account", sa.String(320), primary_key=True),
+    sa.Column("client_address", sa.String(100), primary_key=True),
+    sa.Column("window_started_at", Timestamp, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
 )
 
 login_failures = sa.Table(
