@@ -2,7 +2,7 @@
 
 Stripe's rate limit is the pipeline's speed limit (100 requests/s live, 25/s in test mode), so
 the number that matters is the share of that limit the minting engine reaches without a 429.
-Runs the real minting code (paylinks.billing.backfill.mint_payment_links, the StripeGateway, the real
+Runs the real minting code (paylinks.billing.mint.mint_payment_links, the StripeGateway, the real
 SDK over HTTP) against the local emulator with a realistic per-call latency, and prints ratios
 measured in this one run:
 
@@ -21,7 +21,7 @@ import time
 
 import stripe
 
-from paylinks.billing.backfill import MintJob, mint_payment_links
+from paylinks.billing.mint import MintJob, mint_payment_links
 from paylinks.settings import Settings
 from paylinks.stripe_api.gateway import StripeGateway
 from stripe_emulator import EmulatorServer

@@ -334,7 +334,7 @@ def minted_rows(engine, tenant_id: int | None = None) -> int:
 
 def bare_backfill(engine, settings, slug: str) -> dict[str, int]:
     """The backfill's steps as a plain loop over the same batches: no Prefect, no task runs."""
-    from paylinks.billing import backfill
+    from paylinks.billing import extract, mint, price_tiers, reserve
     from paylinks.club.tenants import tenant_by_slug
     from paylinks.stripe_api.gateway import StripeGateway
     from paylinks.stripe_api.where import stripe_where
@@ -343,18 +343,16 @@ def bare_backfill(engine, settings, slug: str) -> dict[str, int]:
         tenant = tenant_by_slug(connection, slug)
     gateway = StripeGateway(settings)
     where = stripe_where(engine, gateway, settings)
-    rows = backfill.extract_billing_rows(engine, tenant, where)
-    plan = backfill.plan(rows, where)
-    tiers = backfill.ensure_price_tiers(engine, gateway, tenant, where, plan, rows)
-    jobs = backfill.reserve_payment_links(engine, tenant, where, plan.to_mint, tiers)
+    rows = extract.extract_billing_rows(engine, tenant, where)
+    plan = extract.plan(rows, where)
+    tiers = price_tiers.ensure_price_tiers(engine, gateway, tenant, where, plan, rows)
+    jobs = reserve.reserve_payment_links(engine, tenant, where, plan.to_mint, tiers)
     concurrency = min(16, max(1, int(settings.stripe_max_rps)))
     loaded = 0
     size = settings.stripe_mint_batch_size
     for start in range(0, len(jobs), size):
-        results = backfill.mint_payment_links(
-            StripeGateway(settings), jobs[start : start + size], concurrency
-        )
-        loaded += backfill.load_payment_links(engine, results)
+        results = mint.mint_payment_links(StripeGateway(settings), jobs[start : start + size], concurrency)
+        loaded += mint.load_payment_links(engine, results)
     return {"items": len(plan.items), "loaded": loaded}
 
 

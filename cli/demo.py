@@ -26,7 +26,7 @@ from paylinks.settings import PROJECT_ROOT, EmailTransportName, Settings
 
 if TYPE_CHECKING:
     from flows.fan_out import ChildRun
-    from paylinks.billing.backfill import BackfillReport
+    from paylinks.billing.report import BackfillReport
     from paylinks.payments.reconcile import ReconcileReport
 
 DEMO_EMULATOR_PORT = 12111

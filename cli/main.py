@@ -19,7 +19,7 @@ from paylinks.settings import Settings, load_settings
 from tasks.prefect_support import settings_for_runs
 
 if TYPE_CHECKING:
-    from paylinks.billing.backfill import BackfillReport
+    from paylinks.billing.report import BackfillReport
 
 app = typer.Typer(
     help="Persistent Stripe Payment Links for club fees.",

@@ -154,7 +154,7 @@ async def stripe_webhook(request: Request, background: BackgroundTasks) -> JSONR
 
 def apply_webhook_event(engine: Engine, settings: Settings, event: Mapping[str, Any]) -> None:
     """Apply one verified event with reconcile's own code; never raises (the answer has gone)."""
-    from paylinks.billing.backfill import replace_spent_links
+    from paylinks.billing.mint import replace_spent_links
     from paylinks.payments.ledger import ApplyResult, apply_event
 
     try:

@@ -1,8 +1,9 @@
 """Prefect tasks of the backfill: find the account → extract → plan → ensure tiers → retire →
 reserve → mint → load → relink.
 
-Each task is a thin, verb-named wrapper over `paylinks.billing.backfill`; only the ones calling Stripe
-retry, and only on transient failures.
+Each task is a thin, verb-named wrapper over one function of `paylinks.billing` (called as an
+attribute of its module, so a test patching that attribute reaches the call); only the ones calling
+Stripe retry, and only on transient failures.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks.billing import backfill
-from paylinks.billing.backfill import BillingRows, MintJob, MintResult, RetireOutcome
+from paylinks.billing import extract, mint, price_tiers, reserve, retire
+from paylinks.billing.extract import BillingRows
+from paylinks.billing.mint import MintJob, MintResult
 from paylinks.billing.plan import Plan, Step
+from paylinks.billing.report import RetireOutcome
 from paylinks.club.tenants import Tenant
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
@@ -40,13 +43,13 @@ def find_stripe_account(settings: Settings, tenant: Tenant, required: bool) -> S
 @task(cache_policy=NO_CACHE, task_run_name="extract-billing-rows-{tenant.slug}")
 def extract_billing_rows(settings: Settings, tenant: Tenant, where: StripeContext | None) -> BillingRows:
     """Signed players, products, pending orders, existing rows and this account's price tiers."""
-    return backfill.extract_billing_rows(engine_for(settings.database_url), tenant, where)
+    return extract.extract_billing_rows(engine_for(settings.database_url), tenant, where)
 
 
 @task(cache_policy=NO_CACHE)
 def plan_payment_links(rows: BillingRows, where: StripeContext | None) -> Plan:
     """Decide each item's step (pure: the dry run and the real run plan the same)."""
-    return backfill.plan(rows, where)
+    return extract.plan(rows, where)
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
@@ -54,7 +57,7 @@ def ensure_price_tiers(
     settings: Settings, tenant: Tenant, where: StripeContext, plan: Plan, rows: BillingRows
 ) -> dict[tuple[int, int], str]:
     """Find or create the Stripe Price of every (product, amount) about to be minted."""
-    return backfill.ensure_price_tiers(
+    return price_tiers.ensure_price_tiers(
         engine_for(settings.database_url), _gateway(settings, tenant, where), tenant, where, plan, rows
     )
 
@@ -64,7 +67,7 @@ def retire_stale_links(
     settings: Settings, tenant: Tenant, where: StripeContext, steps: list[Step]
 ) -> RetireOutcome:
     """Deactivate links whose bill went away or changed; let go of links minted elsewhere."""
-    return backfill.retire_stale_links(
+    return retire.retire_stale_links(
         engine_for(settings.database_url), _gateway(settings, tenant, where), tenant, where, steps
     )
 
@@ -78,7 +81,7 @@ def reserve_payment_links(
     tiers: dict[tuple[int, int], str],
 ) -> list[MintJob]:
     """Commit a row for every link before it is minted (crash safety)."""
-    return backfill.reserve_payment_links(engine_for(settings.database_url), tenant, where, steps, tiers)
+    return reserve.reserve_payment_links(engine_for(settings.database_url), tenant, where, steps, tiers)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="mint-payment-links-batch-{batch_number}", **STRIPE_RETRIES)
@@ -88,19 +91,19 @@ def mint_payment_links(
     """Mint one batch of links concurrently, paced with every worker acting in `account`
     (the tenant's connected Stripe account; None: the platform's)."""
     concurrency = min(16, max(1, int(settings.stripe_max_rps)))
-    return backfill.mint_payment_links(stripe_gateway(settings, account=account), jobs, concurrency)
+    return mint.mint_payment_links(stripe_gateway(settings, account=account), jobs, concurrency)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="load-payment-links-batch-{batch_number}")
 def load_payment_links(settings: Settings, results: list[MintResult], batch_number: int) -> int:
     """Store each minted link's id and url in its row."""
-    return backfill.load_payment_links(engine_for(settings.database_url), results)
+    return mint.load_payment_links(engine_for(settings.database_url), results)
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
 def relink_payment_links(settings: Settings, tenant: Tenant, steps: list[Step]) -> list[int]:
     """Rows (and their links' metadata) follow their bill's new parent, order or description."""
-    return backfill.relink_rows(engine_for(settings.database_url), _gateway(settings, tenant), tenant, steps)
+    return mint.relink_rows(engine_for(settings.database_url), _gateway(settings, tenant), tenant, steps)
 
 
 def _gateway(settings: Settings, tenant: Tenant, where: StripeContext | None = None) -> StripeGateway:

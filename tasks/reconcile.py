@@ -9,7 +9,7 @@ from collections.abc import Callable
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks.billing import backfill
+from paylinks.billing import mint
 from paylinks.club.tenants import Tenant
 from paylinks.payments import reconcile
 from paylinks.payments.reconcile import ReconcileReport, StripeNews
@@ -61,4 +61,4 @@ def replace_spent_links(settings: Settings, tenant: Tenant, row_ids: list[int]) 
     engine = engine_for(settings.database_url)
     gateway = stripe_gateway(settings, account=tenant.stripe_account)
     where = stripe_where(engine, gateway, settings)
-    return backfill.mint_replacements(engine, gateway, tenant, where, row_ids)
+    return mint.mint_replacements(engine, gateway, tenant, where, row_ids)

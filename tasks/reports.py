@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks.billing.backfill import BackfillReport
+from paylinks.billing.report import BackfillReport
 from paylinks.messaging.blasts import BlastReport, ResendReport
 from paylinks.money import format_money
 from paylinks.payments.reconcile import ReconcileReport

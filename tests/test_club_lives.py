@@ -253,10 +253,10 @@ class InjectedCrash(Exception):
 # Library functions a task calls between two steps of a run: making one raise once is a crash
 # right there; the next run must repair whatever it left.
 CRASH_POINTS = (
-    ("paylinks.billing.backfill", "reserve_payment_links"),  # after links were let go, before reserving
-    ("paylinks.billing.backfill", "load_payment_links"),  # after links were minted, before rows know them
-    ("paylinks.billing.backfill", "relink_rows"),  # after minting, before rows follow their bill
-    ("paylinks.billing.backfill", "mint_replacements"),  # after a failed slow payment was applied
+    ("paylinks.billing.reserve", "reserve_payment_links"),  # after links were let go, before reserving
+    ("paylinks.billing.mint", "load_payment_links"),  # after links were minted, before rows know them
+    ("paylinks.billing.mint", "relink_rows"),  # after minting, before rows follow their bill
+    ("paylinks.billing.mint", "mint_replacements"),  # after a failed slow payment was applied
     ("paylinks.payments.reconcile", "apply_stripe_news"),  # after Stripe was read, before anything applied
     ("paylinks.messaging.blasts", "finish_blast"),  # after every parent was mailed
 )

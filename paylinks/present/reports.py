@@ -76,7 +76,7 @@ def labelled(mapping: Mapping[Enum, int]) -> list[tuple[str, int]]:
 
 # -- backfill ----------------------------------------------------------------------------------
 def backfill_tables(report: Any) -> list[Table]:
-    """A backfill report (`paylinks.billing.backfill.BackfillReport`): summary, steps, skips, findings."""
+    """A backfill report (`paylinks.billing.report.BackfillReport`): summary, steps, skips, findings."""
     from paylinks.billing.plan import Action
 
     plan, currency = report.plan, report.currency

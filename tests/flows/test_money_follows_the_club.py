@@ -214,7 +214,7 @@ def test_a_refund_or_a_lost_dispute_leaves_no_row_paid(
 def test_one_tenants_stripe_refusal_does_not_stop_the_others(
     settings, engine, emulator, minted_club, stripe_client
 ):
-    from paylinks.billing.backfill import price_lookup_key
+    from paylinks.billing.price_tiers import price_lookup_key
     from paylinks.club.tenants import tenant_by_slug
 
     # At Stripe, an archived price already holds the lookup key of one of the other club's

@@ -1,0 +1,82 @@
+"""Extract and plan: one consistent read of a tenant's club rows and paylinks rows, and the plan
+made from them (`paylinks.billing.plan`, pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from paylinks.billing.plan import Plan, plan_backfill
+from paylinks.club.tenants import Tenant
+from paylinks.store.queries import fetch_all
+from paylinks.store.tables import utcnow
+from paylinks.stripe_api.gateway import StripeContext
+from paylinks.vocabulary import PaymentLinkStatus
+
+
+@dataclass(frozen=True)
+class BillingRows:
+    """A consistent snapshot of one tenant's club rows and paylinks rows."""
+
+    players: list[dict[str, Any]]
+    products: list[dict[str, Any]]
+    pending_orders: list[dict[str, Any]]
+    payment_links: list[dict[str, Any]]
+    # (product, amount) → (price id, Stripe product id), in this run's currency, account, mode
+    price_tiers: dict[tuple[int, int], tuple[str, str | None]]
+
+
+def extract_billing_rows(engine: Engine, tenant: Tenant, where: StripeContext | None) -> BillingRows:
+    with engine.connect() as connection:
+        params = {"tenant_id": tenant.id}
+        tiers = (
+            fetch_all(
+                connection,
+                "extract_price_tiers",
+                tenant_id=tenant.id,
+                currency=tenant.currency,
+                stripe_account=where.account,
+                livemode=where.livemode,
+            )
+            if where is not None
+            else []
+        )
+        return BillingRows(
+            players=[dict(r) for r in fetch_all(connection, "extract_players", **params)],
+            products=[dict(r) for r in fetch_all(connection, "extract_products", **params)],
+            pending_orders=[dict(r) for r in fetch_all(connection, "extract_pending_orders", **params)],
+            payment_links=[_row_dict(r) for r in fetch_all(connection, "extract_payment_links", **params)],
+            price_tiers={
+                (int(t["product_id"]), int(t["amount_cents"])): (t["stripe_price_id"], t["stripe_product_id"])
+                for t in tiers
+            },
+        )
+
+
+def _row_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
+    values = dict(row)
+    status = values["status"]
+    values["status"] = status.value if isinstance(status, PaymentLinkStatus) else str(status)
+    reserved_at = values.get("reserved_at")
+    if isinstance(reserved_at, str):  # SQLite hands timestamps of raw SQL back as text
+        reserved_at = datetime.fromisoformat(reserved_at)
+    if isinstance(reserved_at, datetime) and reserved_at.tzinfo is None:
+        reserved_at = reserved_at.replace(tzinfo=UTC)
+    values["reserved_at"] = reserved_at
+    return values
+
+
+def plan(rows: BillingRows, where: StripeContext | None, now: datetime | None = None) -> Plan:
+    return plan_backfill(
+        rows.players,
+        rows.products,
+        rows.pending_orders,
+        rows.payment_links,
+        rows.price_tiers.keys(),
+        where=where,
+        now=now or utcnow(),
+    )
