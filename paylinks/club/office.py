@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
@@ -284,10 +285,16 @@ OPEN_ITEMS_CSV_HEADER = (
 )
 
 
+# Text a spreadsheet would run as a formula: at the start of a cell, or of any part of it that a
+# spreadsheet splitting on `;`, `,` or tab would make a cell of its own. Names come from families.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_FORMULA_AFTER_SEPARATOR = re.compile(r"([;,\t] *)(?=[=+\-@])")
+
+
 def _csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting like a formula would run in the admin's spreadsheet: names come from families.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """One cell of club data, made inert: a leading apostrophe before anything formula-like."""
+    text = _FORMULA_AFTER_SEPARATOR.sub(r"\1'", "" if value is None else str(value))
+    return "'" + text if text.lstrip(" ").startswith(_FORMULA_START) else text
 
 
 def _decimal_amount(amount_cents: int, digits: int) -> str:
@@ -303,26 +310,15 @@ def open_items_csv(items: list[OpenItemLine], currency: str) -> str:
 
     digits = minor_unit_digits(currency)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
     writer.writerow(OPEN_ITEMS_CSV_HEADER)
     for item in items:
-        amount = _decimal_amount(item.amount_cents, digits)
+        club_data = (item.player_name, item.team, item.parent_name, item.parent_email, item.product)
         writer.writerow(
-            [
-                _csv_cell(v)
-                for v in (
-                    item.player_name,
-                    item.team,
-                    item.parent_name,
-                    item.parent_email,
-                    item.product,
-                    item.description,
-                    amount,
-                    currency.upper(),
-                    item.status.value,
-                    item.url,
-                )
-            ]
+            [_csv_cell(v) for v in (*club_data, item.description)]
+            # Our own figures and words: the amount stays a number a spreadsheet can sum.
+            + [_decimal_amount(item.amount_cents, digits), currency.upper(), item.status.value]
+            + [_csv_cell(item.url)]
         )
     return out.getvalue()
 
