@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from paylinks.billing.plan import Plan, plan_backfill
 from paylinks.club.tenants import Tenant
 from paylinks.store.queries import fetch_all
-from paylinks.store.tables import utcnow
+from paylinks.store.tables import as_utc, utcnow
 from paylinks.stripe_api.gateway import StripeContext
 from paylinks.vocabulary import PaymentLinkStatus
 
@@ -64,9 +64,7 @@ def _row_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     reserved_at = values.get("reserved_at")
     if isinstance(reserved_at, str):  # SQLite hands timestamps of raw SQL back as text
         reserved_at = datetime.fromisoformat(reserved_at)
-    if isinstance(reserved_at, datetime) and reserved_at.tzinfo is None:
-        reserved_at = reserved_at.replace(tzinfo=UTC)
-    values["reserved_at"] = reserved_at
+    values["reserved_at"] = as_utc(reserved_at) if isinstance(reserved_at, datetime) else reserved_at
     return values
 
 
