@@ -124,7 +124,7 @@ def main() -> None:
         from flows.outstanding_balance_email import outstanding_balance_email
         from paylinks.club.balances import outstanding_balances
         from paylinks.club.tenants import tenant_by_slug
-        from paylinks.messaging.blasts import message_for, prepare_balance_emails
+        from paylinks.messaging.prepare import message_for, prepare_balance_emails
         from paylinks.messaging.transports import transport_from_settings
         from paylinks.settings import Settings
         from paylinks.stripe_api.gateway import StripeGateway

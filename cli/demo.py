@@ -97,7 +97,7 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     from flows.outstanding_balance_email import outstanding_balance_email
     from flows.reconcile_payments import reconcile_payments
     from paylinks.demo.data import seed_demo
-    from paylinks.messaging.blasts import SkipReason
+    from paylinks.messaging.prepare import SkipReason
     from paylinks.runtime import engine_for
     from paylinks.store import migrations
 

@@ -15,11 +15,16 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.run_names import blast_run_name, from_parameters
+from paylinks.club.balances import BalanceSheet
+from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
-from paylinks.messaging.blasts import BlastMode, BlastReport, SendOutcome, SendResult, SkipReason
+from paylinks.messaging.blasts import BlastRun
+from paylinks.messaging.claims import SendOutcome, SendResult
+from paylinks.messaging.prepare import blast_skips
+from paylinks.messaging.reports import BlastMode, BlastReport
 from paylinks.messaging.transports import MailDeliveryError
-from paylinks.params import EmailAddress, TenantSlug, is_valid_address
-from paylinks.settings import EmailTransportName
+from paylinks.params import EmailAddress, TenantSlug
+from paylinks.settings import EmailTransportName, Settings
 from paylinks.vocabulary import EmailType
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
@@ -91,47 +96,10 @@ def outstanding_balance_email(
     )
 
     if test_email:
-        sample = sheet.sample()
-        if sample is not None:
-            email = render_test_email(settings, club, EmailType.outstanding_balance, sample)
-            check_links_can_be_mailed(settings, [email], to_test_address=True)
-            report.sample = email
-            outcome = send_email(
-                settings,
-                club,
-                EmailType.outstanding_balance,
-                f"test:{flow_run_key()}",
-                email,
-                str(test_email),
-                log_parent=False,
-                to_name=None,
-            )
-            report.sent.append(outcome)
+        _send_sample(settings, club, report, sheet, str(test_email))
     elif send:
         assert blast is not None  # start_blast always returns the blast it started or resumed
-        check_links_can_be_mailed(settings, emails, to_test_address=False)
-        already = extract_sent_parents(settings, club, blast.run_key)
-        for email in emails:
-            if email.address is None:
-                report.skipped[email.parent_id] = SkipReason.no_address
-            elif not is_valid_address(email.address):
-                # The club's data is at fault: named in the report, never tried, nothing logged.
-                report.skipped[email.parent_id] = SkipReason.invalid_address
-            elif email.parent_id in already:
-                report.skipped[email.parent_id] = SkipReason.already_sent
-            else:
-                state = send_email(
-                    settings,
-                    club,
-                    EmailType.outstanding_balance,
-                    blast.run_key,
-                    email,
-                    email.address,
-                    return_state=True,
-                )
-                _collect(report, email.parent_id, email.address, state)
-        if not report.failed and report.skipped_for(SkipReason.claimed_elsewhere) == 0:
-            finish_blast(settings, club, blast)
+        _send_to_every_parent(settings, club, report, blast)
 
     publish_blast_summary(report)
     get_run_logger().info(
@@ -151,25 +119,62 @@ def outstanding_balance_email(
     return report
 
 
+def _send_sample(
+    settings: Settings, club: Tenant, report: BlastReport, sheet: BalanceSheet, test_email: str
+) -> None:
+    """The test send: the fullest email, its buttons not payable, to the test address only."""
+    sample = sheet.sample()
+    if sample is None:
+        return
+    email = render_test_email(settings, club, EmailType.outstanding_balance, sample)
+    check_links_can_be_mailed(settings, [email], to_test_address=True)
+    report.sample = email
+    outcome = send_email(
+        settings,
+        club,
+        EmailType.outstanding_balance,
+        f"test:{flow_run_key()}",
+        email,
+        test_email,
+        log_parent=False,
+        to_name=None,
+    )
+    report.sent.append(outcome)
+
+
+def _send_to_every_parent(settings: Settings, club: Tenant, report: BlastReport, blast: BlastRun) -> None:
+    """One send task per parent the blast does not skip; the blast is finished once all are reached."""
+    check_links_can_be_mailed(settings, report.emails, to_test_address=False)
+    already = extract_sent_parents(settings, club, blast.run_key)
+    skips = blast_skips(report.emails, already)
+    for email in report.emails:
+        if email.parent_id in skips:
+            report.skipped[email.parent_id] = skips[email.parent_id]
+            continue
+        assert email.address is not None  # a parent without an address is skipped
+        state = send_email(
+            settings,
+            club,
+            EmailType.outstanding_balance,
+            blast.run_key,
+            email,
+            email.address,
+            return_state=True,
+        )
+        _collect(report, email.parent_id, email.address, state)
+    if report.reached_everyone:
+        finish_blast(settings, club, blast)
+
+
 def flow_run_key() -> str:
     from prefect.runtime import flow_run
 
     return flow_run.get_id() or "local"
 
 
-_SKIPPED_BY_RESULT = {
-    SendResult.already_sent: SkipReason.already_sent,
-    SendResult.claimed_elsewhere: SkipReason.claimed_elsewhere,
-}
-
-
 def _collect(report: BlastReport, parent_id: int, address: str, state) -> None:
     if state.is_completed():
-        outcome: SendOutcome = state.result()
-        if outcome.result in _SKIPPED_BY_RESULT:
-            report.skipped[parent_id] = _SKIPPED_BY_RESULT[outcome.result]
-        else:
-            report.sent.append(outcome)
+        report.add_send(parent_id, state.result())
         return
     error = state.result(raise_on_failure=False)
     detail = str(error) if isinstance(error, (MailDeliveryError, PaylinksError)) else state.message

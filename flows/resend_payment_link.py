@@ -16,7 +16,7 @@ from pydantic import Field
 
 from flows.run_names import from_parameters, resend_run_name
 from paylinks.errors import PaylinksError
-from paylinks.messaging.blasts import ResendOutcome, ResendReport, ResendToParent
+from paylinks.messaging.reports import ResendOutcome, ResendReport, ResendToParent
 from paylinks.messaging.transports import MailDeliveryError
 from paylinks.params import EmailAddress, TenantSlug
 from paylinks.vocabulary import EmailType

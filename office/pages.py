@@ -360,7 +360,7 @@ def describe_resend(report: Any, currency: str) -> str:
     """The resend's report in words: what was sent, to whom, and when (one clause per parent)."""
     from datetime import UTC, datetime
 
-    from paylinks.messaging.blasts import ResendOutcome
+    from paylinks.messaging.reports import ResendOutcome
 
     at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     if report.nothing_owed:
@@ -378,7 +378,7 @@ def describe_resend(report: Any, currency: str) -> str:
         elif parent.outcome is ResendOutcome.failed:
             clauses.append(f"Not sent to {parent.recipient}: {parent.error or 'the mail server refused it'}")
         else:
-            clauses.append(f"{parent.outcome.value.capitalize()}: {items} for {parent.parent_name}")
+            clauses.append(f"{parent.outcome.label.capitalize()}: {items} for {parent.parent_name}")
     sentence = "; ".join(clauses) + f" at {at}."
     if report.held_back:
         sentence += (
@@ -532,7 +532,7 @@ class BlastPreview:
 
 def blast_preview(office: Office, tenant: Tenant) -> BlastPreview:
     from paylinks.club.balances import outstanding_balances
-    from paylinks.messaging.blasts import prepare_balance_emails
+    from paylinks.messaging.prepare import prepare_balance_emails
     from paylinks.stripe_api.gateway import StripeGateway
 
     # Only links minted in the tenant's account and mode are offered (as the blast does).

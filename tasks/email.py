@@ -11,8 +11,10 @@ from prefect.cache_policies import NO_CACHE
 from paylinks.club.balances import BalanceSheet, outstanding_balances, player_balances
 from paylinks.club.players import PlayerMatch, find_player
 from paylinks.club.tenants import Tenant
-from paylinks.messaging import blasts as emailing
-from paylinks.messaging.blasts import BlastRun, PreparedEmail, SendOutcome
+from paylinks.messaging import blasts, claims, prepare
+from paylinks.messaging.blasts import BlastRun
+from paylinks.messaging.claims import SendOutcome
+from paylinks.messaging.prepare import PreparedEmail
 from paylinks.messaging.render import ParentBalance
 from paylinks.messaging.transports import check_links_mailable
 from paylinks.runtime import engine_for, mail_transport
@@ -44,7 +46,7 @@ def extract_outstanding_balances(settings: Settings, tenant: Tenant, context: St
 @task(cache_policy=NO_CACHE)
 def render_balance_emails(tenant: Tenant, sheet: BalanceSheet) -> list[PreparedEmail]:
     """Render every parent's email (the preview shows exactly these)."""
-    return emailing.prepare_balance_emails(tenant, sheet)
+    return prepare.prepare_balance_emails(tenant, sheet)
 
 
 @task(cache_policy=NO_CACHE)
@@ -52,7 +54,7 @@ def render_test_email(
     settings: Settings, tenant: Tenant, email_type: EmailType, balance: ParentBalance
 ) -> PreparedEmail:
     """The sample email, marked as a test, naming its real recipient, its buttons not payable."""
-    return emailing.prepare_test_email(tenant, email_type, balance, settings.office_url)
+    return prepare.prepare_test_email(tenant, email_type, balance, settings.office_url)
 
 
 @task(cache_policy=NO_CACHE)
@@ -69,13 +71,13 @@ def check_links_can_be_mailed(settings: Settings, emails: list[PreparedEmail], t
 @task(cache_policy=NO_CACHE)
 def find_blast(settings: Settings, tenant: Tenant, blast_key: str | None) -> BlastRun | None:
     """The blast a send would use now (a preview starts nothing)."""
-    return emailing.find_blast(engine_for(settings.database_url), tenant, settings.email_transport, blast_key)
+    return blasts.find_blast(engine_for(settings.database_url), tenant, settings.email_transport, blast_key)
 
 
 @task(cache_policy=NO_CACHE)
 def start_blast(settings: Settings, tenant: Tenant, blast_key: str | None) -> BlastRun:
     """The named blast, else the tenant's unfinished one (any date), else a new one."""
-    return emailing.start_blast(
+    return blasts.start_blast(
         engine_for(settings.database_url), tenant, settings.email_transport, blast_key, date.today()
     )
 
@@ -83,13 +85,13 @@ def start_blast(settings: Settings, tenant: Tenant, blast_key: str | None) -> Bl
 @task(cache_policy=NO_CACHE)
 def finish_blast(settings: Settings, tenant: Tenant, blast: BlastRun) -> None:
     """Mark the blast finished: every reachable parent has their email."""
-    emailing.finish_blast(engine_for(settings.database_url), tenant, blast)
+    blasts.finish_blast(engine_for(settings.database_url), tenant, blast)
 
 
 @task(cache_policy=NO_CACHE)
 def extract_sent_parents(settings: Settings, tenant: Tenant, run_key: str) -> set[int]:
     """Parents this blast already reached over this transport (a rerun skips them)."""
-    return emailing.sent_parent_ids(
+    return claims.sent_parent_ids(
         engine_for(settings.database_url),
         tenant,
         EmailType.outstanding_balance,
@@ -112,7 +114,7 @@ def send_email(
     to_name: str | None = None,
 ) -> SendOutcome:
     """Deliver one email and log it in email_log; a refused delivery is logged, then fails this task."""
-    return emailing.send_logged(
+    return claims.send_logged(
         engine_for(settings.database_url),
         mail_transport(settings),
         settings,
@@ -147,4 +149,4 @@ def render_payment_link_email(
     tenant: Tenant, balance: ParentBalance, forwarded_for: str | None = None
 ) -> PreparedEmail:
     """The coach's resend: one parent's open links for the player, and their total."""
-    return emailing.prepare_email(tenant, EmailType.payment_link, balance, forwarded_for=forwarded_for)
+    return prepare.prepare_email(tenant, EmailType.payment_link, balance, forwarded_for=forwarded_for)

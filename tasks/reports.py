@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from paylinks.billing.report import BackfillReport
-from paylinks.messaging.blasts import BlastReport, ResendReport
+from paylinks.messaging.reports import BlastReport, ResendReport
 from paylinks.money import format_money
 from paylinks.payments.reconcile import ReconcileReport
 from paylinks.present.reports import backfill_tables, blast_tables, reconcile_tables, resend_tables

@@ -174,7 +174,7 @@ def _when(moment: Any) -> str:
 
 
 def _blast_words(report: Any) -> str:
-    from paylinks.messaging.blasts import BlastMode
+    from paylinks.messaging.reports import BlastMode
 
     blast = report.blast
     if report.mode is BlastMode.send:
@@ -189,7 +189,7 @@ def _blast_words(report: Any) -> str:
 
 
 def _delivery_words(report: Any) -> str:
-    from paylinks.messaging.blasts import BlastMode
+    from paylinks.messaging.reports import BlastMode
     from paylinks.settings import EmailTransportName
 
     if report.mode is BlastMode.preview:
@@ -225,8 +225,9 @@ def _held_back_facts(held_back: Sequence[Any]) -> list[tuple[str, int]]:
 
 
 def blast_tables(report: Any) -> list[Table]:
-    """An outstanding-balance blast (`paylinks.messaging.blasts.BlastReport`): summary, recipients, held back."""
-    from paylinks.messaging.blasts import BlastMode, SkipReason
+    """An outstanding-balance blast (`paylinks.messaging.reports.BlastReport`): summary, recipients, held back."""
+    from paylinks.messaging.prepare import SkipReason
+    from paylinks.messaging.reports import BlastMode
 
     currency = report.currency
     figures: list[tuple[str, Any]] = [
@@ -311,8 +312,8 @@ def blast_tables(report: Any) -> list[Table]:
 
 
 def resend_tables(report: Any) -> list[Table]:
-    """A coach's resend (`paylinks.messaging.blasts.ResendReport`): summary, one row per parent, held back."""
-    from paylinks.messaging.blasts import ResendOutcome
+    """A coach's resend (`paylinks.messaging.reports.ResendReport`): summary, one row per parent, held back."""
+    from paylinks.messaging.reports import ResendOutcome
 
     currency = report.currency
     figures: list[tuple[str, Any]] = [

@@ -19,14 +19,9 @@ from flows.outstanding_balance_email import outstanding_balance_email
 from flows.resend_payment_link import resend_payment_link
 from paylinks.club.balances import Withheld
 from paylinks.club.tenants import tenant_by_slug
-from paylinks.messaging.blasts import (
-    BlastReport,
-    ClaimKind,
-    PreparedEmail,
-    ResendOutcome,
-    SkipReason,
-    claim_send,
-)
+from paylinks.messaging.claims import ClaimKind, claim_send
+from paylinks.messaging.prepare import PreparedEmail, SkipReason
+from paylinks.messaging.reports import BlastReport, ResendOutcome
 from paylinks.messaging.render import RenderedEmail
 from paylinks.money import format_money
 from paylinks.present.reports import blast_tables

@@ -21,7 +21,7 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.outstanding_balance_email import outstanding_balance_email
-from paylinks.messaging.blasts import SkipReason
+from paylinks.messaging.prepare import SkipReason
 from paylinks.money import format_money
 from paylinks.settings import PROJECT_ROOT
 from paylinks.store.tables import email_log, parents

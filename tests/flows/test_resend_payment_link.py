@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from flows.resend_payment_link import resend_payment_link
 from paylinks.club.players import AmbiguousPlayerError
-from paylinks.messaging.blasts import ResendOutcome
+from paylinks.messaging.reports import ResendOutcome
 from paylinks.store.tables import email_log, payment_links, players
 from tests.helpers import TENANT, cli_env, run_cli
 
