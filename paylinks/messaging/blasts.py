@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from paylinks.club.tenants import Tenant
 from paylinks.settings import EmailTransportName
-from paylinks.store.tables import blasts, utcnow
+from paylinks.store.tables import blasts, dialect_insert, utcnow
 from paylinks.vocabulary import BlastStatus
 
 
@@ -28,16 +27,6 @@ class BlastRun:
     transport: EmailTransportName
     started_at: datetime | None  # None: not started yet (a preview of a new blast)
     resumed: bool  # an existing blast picked up again, rather than a new one
-
-
-def dialect_insert(connection: Connection, table: sa.Table) -> Any:
-    """An insert with `on_conflict_do_nothing` for the engine's dialect (PostgreSQL or SQLite)."""
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        # Either dialect's insert() is called the same way; the result is returned as Any.
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    return insert(table)
 
 
 def _blast_row(connection: Connection, tenant: Tenant, run_key: str, transport: EmailTransportName):

@@ -21,11 +21,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from paylinks.club.tenants import Tenant
-from paylinks.messaging.blasts import dialect_insert
 from paylinks.messaging.prepare import PreparedEmail, message_for
 from paylinks.messaging.transports import MailDeliveryError, MailTransport
 from paylinks.settings import EmailTransportName, Settings
-from paylinks.store.tables import email_log, utcnow
+from paylinks.store.tables import dialect_insert, email_log, utcnow
 from paylinks.vocabulary import EmailStatus, EmailType, StrLabelEnum
 
 ERROR_TEXT_LIMIT = 2000
