@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -78,9 +78,10 @@ def adopt_links_minted_before(gateway: StripeGateway, jobs: list[MintJob]) -> di
     one request per 100 links minted since then, once per run (not per row).
     """
     stale = {(job.row_id, job.mint_version): job for job in jobs if job.reserved_before is not None}
-    if not stale:
+    reserved = [job.reserved_before for job in stale.values() if job.reserved_before is not None]
+    if not reserved:
         return {}
-    oldest = cast(datetime, min(job.reserved_before for job in stale.values()))  # type: ignore[type-var]
+    oldest = min(reserved)
     since = int((oldest - ADOPTION_MARGIN).timestamp())
     adopted: dict[int, MintResult] = {}
     for link, metadata in gateway.iter_payment_links_since(since):

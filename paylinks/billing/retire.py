@@ -76,21 +76,22 @@ def retire_stale_links(
 def _verify(
     engine: Engine, gateway: StripeGateway, where: StripeContext, step: Step, outcome: RetireOutcome
 ) -> None:
-    link_id = step.row["stripe_payment_link_id"]  # type: ignore[index]
+    assert step.row is not None and step.row_id is not None, "only a minted row is verified"
+    row_id, link_id = step.row_id, str(step.row["stripe_payment_link_id"])
     try:
         gateway.retrieve_payment_link(link_id)
     except StripeNotFoundError:
         # Not in this account and mode: minted elsewhere, so it is re-minted here.
-        outcome.findings.append(Finding(FindingKind.minted_elsewhere, step.row_id, link_id))  # type: ignore[arg-type]
+        outcome.findings.append(Finding(FindingKind.minted_elsewhere, row_id, link_id))
         outcome.to_remint.append(Step(Action.remint_elsewhere, step.item, step.row, relink=False))
         return
     with engine.begin() as connection:
         connection.execute(
             sa.update(payment_links)
-            .where(payment_links.c.id == step.row_id, payment_links.c.stripe_account.is_(None))
+            .where(payment_links.c.id == row_id, payment_links.c.stripe_account.is_(None))
             .values(stripe_account=where.account, livemode=where.livemode, updated_at=utcnow())
         )
-    outcome.verified.append(step.row_id)  # type: ignore[arg-type]
+    outcome.verified.append(row_id)
 
 
 def _inactive_message(tenant: Tenant, step: Step) -> str:
