@@ -16,14 +16,15 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from office import api, pages
-from office.deps import Office
+from office.deps import LoginRequired, Office, PasswordChangeRequired, login_redirect, password_redirect
+from office.routes import admin, api, coach, login, refunds, webhook
 from office.security import CSRF_FIELD, SessionMiddleware, SessionSigner
 from paylinks.access.accounts import ThrottleLimits
 from paylinks.errors import ConfigurationError
 from paylinks.money import format_money
 from paylinks.runtime import engine_for
 from paylinks.settings import PROJECT_ROOT, Settings
+from paylinks.store.tables import as_utc
 
 logger = logging.getLogger("paylinks.office")
 
@@ -105,10 +106,10 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
     app = FastAPI(title="paylinks club office", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.office = office
 
-    app.include_router(api.router)
-    app.include_router(pages.router)
-    app.add_exception_handler(pages.LoginRequired, pages.login_redirect)
-    app.add_exception_handler(pages.PasswordChangeRequired, pages.password_redirect)
+    for routes in (api, webhook, login, coach, admin, refunds):
+        app.include_router(routes.router)
+    app.add_exception_handler(LoginRequired, login_redirect)
+    app.add_exception_handler(PasswordChangeRequired, password_redirect)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
@@ -163,6 +164,4 @@ def error_response(
 def _when(moment: Any) -> str:
     if moment is None:
         return ""
-    from paylinks.access.accounts import as_utc
-
     return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
