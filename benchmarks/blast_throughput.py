@@ -128,7 +128,7 @@ def main() -> None:
         from paylinks.messaging.transports import transport_from_settings
         from paylinks.settings import Settings
         from paylinks.stripe_api.gateway import StripeGateway
-        from tasks.prefect_support import settings_for_runs
+        from tasks.run_settings import settings_for_runs
 
         settings = Settings(
             database_url=database_url,

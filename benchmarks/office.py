@@ -140,7 +140,7 @@ def main() -> int:
     from paylinks.club.tenants import tenant_by_slug
     from paylinks.settings import Settings
     from stripe_emulator import EmulatorServer
-    from tasks.prefect_support import settings_for_runs
+    from tasks.run_settings import settings_for_runs
 
     work = Path(tempfile.mkdtemp(prefix="paylinks-bench-office-"))
     database_url = f"sqlite:///{work / 'office.db'}"

@@ -358,7 +358,7 @@ def bare_backfill(engine, settings, slug: str) -> dict[str, int]:
 
 def flow_backfill(settings, slug: str | None) -> list:
     from flows.backfill_payment_links import backfill_payment_links
-    from tasks.prefect_support import settings_for_runs
+    from tasks.run_settings import settings_for_runs
 
     with settings_for_runs(settings):
         return backfill_payment_links(tenant=slug, commit=True)
@@ -634,7 +634,7 @@ def reconcile(sizes: dict) -> list[Row]:
     from flows.reconcile_payments import reconcile_payments
     from paylinks.store.tables import payment_links
     from stripe_emulator import EmulatorServer
-    from tasks.prefect_support import settings_for_runs
+    from tasks.run_settings import settings_for_runs
 
     tenants, links, paid = sizes["reconcile_tenants"], sizes["reconcile_links"], sizes["reconcile_paid"]
     per_tenant_players = links // tenants // 2
@@ -811,7 +811,7 @@ def blast(sizes: dict) -> list[Row]:
     from paylinks.store.tables import email_log
     from paylinks.stripe_api.gateway import StripeGateway
     from stripe_emulator import EmulatorServer
-    from tasks.prefect_support import settings_for_runs
+    from tasks.run_settings import settings_for_runs
 
     class Inbox:
         def __init__(self) -> None:

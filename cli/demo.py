@@ -21,7 +21,7 @@ from rich.table import Table
 from paylinks.demo.data import DEMO_CONNECTED_ACCOUNT, DEMO_CONNECTED_TENANT
 from paylinks.errors import ConfigurationError
 from paylinks.payments.ledger import Outcome
-from paylinks.present.reports import label
+from paylinks.present.tables import label
 from paylinks.settings import PROJECT_ROOT, EmailTransportName, Settings
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def run_demo(console: Console, settings: Settings, reset_database: bool = False)
             "unset PAYLINKS_DATABASE_URL (or, for a SQLite file you mean to wipe, pass --reset-database)"
         )
     from stripe_emulator import EmulatorServer
-    from tasks.prefect_support import settings_for_runs
+    from tasks.run_settings import settings_for_runs
 
     with EmulatorServer(host="127.0.0.1", port=_free_port(DEMO_EMULATOR_PORT)) as emulator:
         # The demo's runs talk to its own emulator and write mail to the outbox, whatever the

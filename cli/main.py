@@ -16,10 +16,11 @@ from rich.table import Table
 
 from paylinks.errors import PaylinksError
 from paylinks.settings import Settings, load_settings
-from tasks.prefect_support import settings_for_runs
+from tasks.run_settings import settings_for_runs
 
 if TYPE_CHECKING:
     from paylinks.billing.report import BackfillReport
+    from paylinks.payments.reconcile import ReconcileReport
 
 app = typer.Typer(
     help="Persistent Stripe Payment Links for club fees.",
@@ -215,7 +216,7 @@ def backfill(
 
 
 def print_backfill_report(report: Any) -> None:
-    from paylinks.present.reports import backfill_tables
+    from paylinks.present.backfill import backfill_tables
 
     summary, steps, skipped, findings = backfill_tables(report)
     print_tables([summary, steps] if steps.rows else [summary])
@@ -223,7 +224,7 @@ def print_backfill_report(report: Any) -> None:
 
 
 def print_tables(tables: list[Any]) -> None:
-    """Presenter tables (`paylinks.present.reports.Table`) on the console: a summary of figures
+    """Presenter tables (`paylinks.present.tables.Table`) on the console: a summary of figures
     without a header row, the others with one; urls and ids never wrapped."""
     for presented in tables:
         figures = presented.columns == ("figure", "value")
@@ -276,7 +277,7 @@ def _valid_address(address: str, option: str) -> str:
 
 
 def print_blast_report(report: Any) -> None:
-    from paylinks.present.reports import blast_tables
+    from paylinks.present.blast import blast_tables
 
     summary, recipients, held_back = blast_tables(report)
     print_tables([summary, recipients] + ([held_back] if held_back.rows else []))
@@ -294,7 +295,7 @@ def resend(
 ) -> None:
     """Resend a player's open payment links: each parent who owes some of them gets their own email."""
     from flows.resend_payment_link import resend_payment_link
-    from paylinks.present.reports import resend_tables
+    from paylinks.present.blast import resend_tables
 
     settings = ctx.obj.settings
     to_address = _valid_address(to, "--to") if to else None
@@ -352,7 +353,7 @@ def lookup(
 
 
 def _print_player_links(match: Any, links: list, currency: str) -> None:
-    from paylinks.present.reports import label
+    from paylinks.present.tables import label
 
     console.print(match.describe() + (f", {match.parent_email}" if match.parent_email else ""), markup=False)
     if not links:
@@ -384,7 +385,7 @@ def reconcile(
 ) -> None:
     """Learn from Stripe what was paid, refunded or disputed; mark rows and their orders."""
     from flows.reconcile_payments import ReconcileIncompleteError, reconcile_payments
-    from paylinks.present.reports import reconcile_tables
+    from paylinks.present.reconcile import reconcile_tables
 
     settings = ctx.obj.settings
     _preflight(settings, tenant, needs_stripe=True)
@@ -398,7 +399,9 @@ def reconcile(
     except Exception as error:
         _flow_failed(error)
     for report in reports:
-        print_tables([t for i, t in enumerate(reconcile_tables(report)) if i == 0 or t.rows])
+        # Without fan-out the flow returns its reports, never child runs.
+        tables = reconcile_tables(cast("ReconcileReport", report))
+        print_tables([t for i, t in enumerate(tables) if i == 0 or t.rows])
     if failure is not None:
         fail(str(failure), 1)
 
@@ -640,7 +643,8 @@ def limits_setup(ctx: typer.Context) -> None:
     from paylinks.runtime import engine_for
     from paylinks.stripe_api.gateway import StripeGateway, key_is_live
     from paylinks.stripe_api.where import stripe_where
-    from tasks.prefect_support import ensure_stripe_limits, shared_limits_configured, with_secret_blocks
+    from tasks.pacing import ensure_stripe_limits, shared_limits_configured
+    from tasks.run_settings import with_secret_blocks
 
     settings = guarded(lambda: with_secret_blocks(ctx.obj.settings))
     _preflight(settings, None, needs_stripe=True)

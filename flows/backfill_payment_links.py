@@ -32,8 +32,8 @@ from tasks.backfill import (
     retire_stale_links,
 )
 from tasks.common import check_configuration, find_tenants
-from tasks.prefect_support import flow_settings
 from tasks.reports import publish_backfill_summary
+from tasks.run_settings import flow_settings
 
 
 class BackfillIncompleteError(PaylinksError):

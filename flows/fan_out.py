@@ -37,7 +37,7 @@ from prefect.states import Cancelled
 
 from paylinks.club.tenants import Tenant
 from paylinks.errors import ConfigurationError, PaylinksError
-from tasks.prefect_support import artifact_key, publish_table
+from tasks.artifacts import artifact_key, publish_table
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun

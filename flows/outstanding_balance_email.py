@@ -39,8 +39,8 @@ from tasks.email import (
     send_email,
     start_blast,
 )
-from tasks.prefect_support import flow_settings
 from tasks.reports import publish_blast_summary
+from tasks.run_settings import flow_settings
 
 
 class BlastFailedError(PaylinksError):

@@ -24,9 +24,9 @@ from paylinks.payments.ledger import Outcome
 from paylinks.payments.reconcile import ReconcileReport
 from paylinks.settings import Settings
 from tasks.common import check_configuration, find_tenants
-from tasks.prefect_support import flow_settings
 from tasks.reconcile import apply_stripe_news, fetch_stripe_news, replace_spent_links
 from tasks.reports import publish_reconcile_summary
+from tasks.run_settings import flow_settings
 
 
 class ReconcileIncompleteError(PaylinksError):

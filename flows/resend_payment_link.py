@@ -29,8 +29,8 @@ from tasks.email import (
     render_payment_link_email,
     send_email,
 )
-from tasks.prefect_support import flow_settings
 from tasks.reports import publish_resend_summary
+from tasks.run_settings import flow_settings
 
 
 class ResendFailedError(PaylinksError):

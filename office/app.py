@@ -49,7 +49,7 @@ def office_settings(settings: Settings) -> Settings:
     The session secret, the webhook secret, the Stripe key and the SMTP password may all live in
     Secret blocks; the office reads them once, at start.
     """
-    from tasks.prefect_support import SECRET_BLOCKS, with_secret_blocks
+    from tasks.run_settings import SECRET_BLOCKS, with_secret_blocks
 
     return with_secret_blocks(
         settings,

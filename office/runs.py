@@ -70,7 +70,7 @@ def run_flow_in_process(settings: Settings, flow: Any, parameters: dict[str, Any
     from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow
 
-    from tasks.prefect_support import settings_for_runs
+    from tasks.run_settings import settings_for_runs
 
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run(flow, parameters=parameters)
@@ -110,7 +110,7 @@ def start_blast(
     from prefect.client.orchestration import get_client
 
     from flows.outstanding_balance_email import outstanding_balance_email
-    from tasks.prefect_support import settings_for_runs
+    from tasks.run_settings import settings_for_runs
 
     parameters: dict[str, Any] = {
         "tenant": tenant,

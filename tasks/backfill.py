@@ -23,7 +23,8 @@ from paylinks.runtime import engine_for
 from paylinks.settings import Settings
 from paylinks.stripe_api.gateway import StripeContext, StripeGateway, has_stripe_key
 from paylinks.stripe_api.where import stripe_where
-from tasks.prefect_support import retry_if_transient, stripe_gateway
+from tasks.pacing import stripe_gateway
+from tasks.retry import retry_if_transient
 
 STRIPE_RETRIES: dict[str, Any] = dict(
     retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_if_transient

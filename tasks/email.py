@@ -21,7 +21,7 @@ from paylinks.runtime import engine_for, mail_transport
 from paylinks.settings import Settings
 from paylinks.stripe_api.gateway import StripeContext, StripeGateway
 from paylinks.vocabulary import EmailType
-from tasks.prefect_support import retry_if_transient
+from tasks.retry import retry_if_transient
 
 SEND_RETRIES: dict[str, Any] = dict(
     retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=retry_if_transient

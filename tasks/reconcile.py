@@ -17,7 +17,7 @@ from paylinks.runtime import engine_for
 from paylinks.settings import Settings
 from paylinks.stripe_api.where import stripe_where
 from tasks.backfill import STRIPE_RETRIES
-from tasks.prefect_support import stripe_gateway
+from tasks.pacing import stripe_gateway
 
 
 def _per_account(prefix: str) -> Callable[[], str]:

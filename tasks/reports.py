@@ -9,12 +9,10 @@ from paylinks.billing.report import BackfillReport
 from paylinks.messaging.reports import BlastReport, ResendReport
 from paylinks.money import format_money
 from paylinks.payments.reconcile import ReconcileReport
-from paylinks.present.reports import backfill_tables, blast_tables, reconcile_tables, resend_tables
-from tasks.prefect_support import (
-    artifact_key,
-    publish_table,
-    publish_tables,
-)
+from paylinks.present.backfill import backfill_tables
+from paylinks.present.blast import blast_tables, resend_tables
+from paylinks.present.reconcile import reconcile_tables
+from tasks.artifacts import artifact_key, publish_table, publish_tables
 
 MONEY_METRICS = {"amount owed", "total owed"}
 

@@ -42,7 +42,7 @@ def base_env(**extra: str) -> dict[str, str]:
 
     The test's settings (the `settings` fixture) become its PAYLINKS_* environment.
     """
-    from tasks.prefect_support import scoped_settings
+    from tasks.run_settings import scoped_settings
     from tests.helpers import settings_env
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("PREFECT_")}

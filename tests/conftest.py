@@ -155,7 +155,7 @@ def emulator() -> Iterator[EmulatorServer]:  # noqa: F821
 @pytest.fixture
 def settings(database_url: str, emulator, tmp_path: Path) -> Iterator[Settings]:
     """This test's settings, as a value: every flow the test starts runs with them."""
-    from tasks.prefect_support import settings_for_runs
+    from tasks.run_settings import settings_for_runs
 
     value = Settings(
         database_url=database_url,
@@ -174,7 +174,7 @@ def use_settings(settings: Settings) -> Iterator[Callable[..., Settings]]:
     """`use_settings(**changes)`: from now on, this test's flows run with the settings changed."""
     from contextlib import ExitStack
 
-    from tasks.prefect_support import scoped_settings, settings_for_runs
+    from tasks.run_settings import scoped_settings, settings_for_runs
 
     with ExitStack() as stack:
 

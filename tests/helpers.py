@@ -29,7 +29,7 @@ TENANT = "riverside-hoops"  # the demo tenant most flow tests work on
 
 def current_settings() -> Settings:
     """The settings the test's flows run with (the `settings` fixture, plus any `use_settings`)."""
-    from tasks.prefect_support import scoped_settings
+    from tasks.run_settings import scoped_settings
 
     settings = scoped_settings()
     assert settings is not None, "this test needs the `settings` fixture"

@@ -437,7 +437,7 @@ class ClubLives(RuleBasedStateMachine):
 
     def _use_settings(self) -> None:
         from paylinks.settings import Settings
-        from tasks.prefect_support import settings_for_runs
+        from tasks.run_settings import settings_for_runs
 
         server, live = self.where
         self.settings = Settings(

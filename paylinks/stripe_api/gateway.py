@@ -145,7 +145,7 @@ def pacing_key(settings: Settings, account: str | None) -> str:
 class LocalPacer:
     """Paces one process: requests at `PAYLINKS_STRIPE_MAX_RPS`, link creations at
     `PAYLINKS_STRIPE_LINK_CREATE_RPS`, shared by every gateway of the process in the same
-    account and mode. Other processes are not counted: see `tasks.prefect_support` for that."""
+    account and mode. Other processes are not counted: see `tasks.pacing` for that."""
 
     def __init__(
         self, settings: Settings, account: str | None = None, sleep: Callable[[float], None] = time.sleep
@@ -485,7 +485,7 @@ def has_stripe_key(settings: Settings) -> bool:
 def check_stripe_settings(settings: Settings) -> None:
     """Fail before any work when no key is configured for real Stripe (a Secret block counts)."""
     if settings.stripe_api_key is None and settings.stripe_api_key_block:
-        return  # read by the flow when it starts (tasks.prefect_support.flow_settings)
+        return  # read by the flow when it starts (tasks.run_settings.flow_settings)
     _api_key(settings)
 
 

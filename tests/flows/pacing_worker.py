@@ -4,7 +4,7 @@ Prefect workers would: `python -m tests.flows.pacing_worker ACCOUNT PRICE COUNT 
 `run_workers` starts them together and gathers what they did; each worker prints, as JSON, how
 many links it minted, how many calls Stripe answered 429 (retried), and when each request left.
 For a benchmark of two workers on one account: a Prefect server (`prefect_test_harness()` will
-do), `tasks.prefect_support.ensure_stripe_limits(settings, [account], livemode)`, then
+do), `tasks.pacing.ensure_stripe_limits(settings, [account], livemode)`, then
 `run_workers(worker_env(settings, prefect_home), account=..., price_id=..., count=..., shared=True)`.
 """
 
@@ -44,7 +44,7 @@ def mint_links_as_worker(
     through one worker's gateways (one per link, as tasks build them): paced with every other
     worker by the Prefect server's limits if `shared`, by this process alone otherwise."""
     from paylinks.stripe_api.gateway import StripeContext, key_is_live
-    from tasks.prefect_support import stripe_gateway
+    from tasks.pacing import stripe_gateway
 
     where = StripeContext(account=account, livemode=key_is_live(settings.stripe_api_key.get_secret_value()))
 

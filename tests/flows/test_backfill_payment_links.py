@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from flows.backfill_payment_links import backfill_payment_links
 from paylinks.billing.plan import Action, SkipReason
-from paylinks.present.reports import backfill_tables
+from paylinks.present.backfill import backfill_tables
 from paylinks.store.tables import payment_links, price_tiers, products
 
 TABLES = ("payment_links", "price_tiers", "products", "orders", "players", "email_log")

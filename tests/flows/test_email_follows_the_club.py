@@ -24,7 +24,7 @@ from paylinks.messaging.prepare import PreparedEmail, SkipReason
 from paylinks.messaging.reports import BlastReport, ResendOutcome
 from paylinks.messaging.render import RenderedEmail
 from paylinks.money import format_money
-from paylinks.present.reports import blast_tables
+from paylinks.present.blast import blast_tables
 from paylinks.settings import PROJECT_ROOT, EmailTransportName
 from paylinks.store.tables import (
     blasts,

@@ -10,7 +10,8 @@ from flows.backfill_payment_links import BackfillIncompleteError, backfill_payme
 from flows.reconcile_payments import reconcile_payments
 from paylinks.billing.plan import Action
 from paylinks.payments.ledger import Outcome
-from paylinks.present.reports import backfill_tables, reconcile_tables
+from paylinks.present.backfill import backfill_tables
+from paylinks.present.reconcile import reconcile_tables
 from paylinks.store.tables import orders, parents, payment_links, payments, players, tenants
 from tests.helpers import TENANT, rows
 

@@ -19,7 +19,7 @@ from paylinks.settings import Settings
 from paylinks.store.tables import tenants
 from paylinks.stripe_api.gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, StripeContext, StripeGateway
 from stripe_emulator import EmulatorServer
-from tasks.prefect_support import SharedPacer, ensure_stripe_limits, stripe_limit_name
+from tasks.pacing import SharedPacer, ensure_stripe_limits, stripe_limit_name
 from tests.flows.pacing_worker import gather_workers, start_workers, worker_env
 from tests.helpers import settings_env
 

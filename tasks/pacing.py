@@ -1,6 +1,5 @@
-"""The Prefect helpers every flow and task shares: settings for a run, the retry rule, artifacts.
-
-This is where paylinks meets Prefect; the plain library below knows nothing of it.
+"""Stripe's limits shared by every worker: Prefect global concurrency limits with slot decay, one
+per account, mode and kind (created by `paylinks limits setup`), and the pacer and gateway tasks use.
 """
 
 from __future__ import annotations
@@ -10,19 +9,12 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from pydantic import SecretStr
-
-from paylinks.errors import ConfigurationError
-from paylinks.messaging.transports import MailDeliveryError
-from paylinks.present.reports import Table
-from paylinks.settings import Settings, load_settings
+from paylinks.runtime import engine_for
+from paylinks.settings import Settings
 from paylinks.stripe_api.gateway import (
     PACED_KINDS,
     PAYMENT_LINK_CREATE,
@@ -32,135 +24,20 @@ from paylinks.stripe_api.gateway import (
     RateLimiter,
     StripeContext,
     StripeGateway,
-    is_transient,
     key_is_live,
 )
+from paylinks.stripe_api.where import stripe_where
 
-# The settings of runs started in this process by a caller that has them as a value (the CLI,
-# the demo, the office, tests). A run started by a worker has none and reads its environment.
-_run_settings: ContextVar[Settings | None] = ContextVar("paylinks_run_settings", default=None)
-
-
-@contextmanager
-def settings_for_runs(settings: Settings) -> Iterator[Settings]:
-    """Flows started inside this block run with `settings` (never written to the environment)."""
-    token = _run_settings.set(settings)
-    try:
-        yield settings
-    finally:
-        _run_settings.reset(token)
-
-
-def scoped_settings() -> Settings | None:
-    """The settings `settings_for_runs` gave this context, if any."""
-    return _run_settings.get()
-
-
-# Settings whose secret may instead live in a Prefect Secret block named by a `*_block` setting.
-SECRET_BLOCKS = (("stripe_api_key", "stripe_api_key_block"), ("smtp_password", "smtp_password_block"))
-
-
-def flow_settings() -> Settings:
-    """The settings a flow runs with: its caller's, or the environment's; secrets from Secret blocks.
-
-    `PAYLINKS_STRIPE_API_KEY_BLOCK` / `PAYLINKS_SMTP_PASSWORD_BLOCK` name Secret blocks to read
-    when the key or password is not set directly, so a worker's environment need not hold them.
-    Settings never travel as flow parameters: the Prefect API stores those.
-    """
-    return with_secret_blocks(_run_settings.get() or load_settings())
-
-
-def with_secret_blocks(settings: Settings, fields: tuple[tuple[str, str], ...] = SECRET_BLOCKS) -> Settings:
-    """`settings` with each (secret, block setting) pair's secret read from its Secret block,
-    where the block is named and the secret is not set directly."""
-    updates: dict[str, SecretStr] = {}
-    for field, block_field in fields:
-        block_name = getattr(settings, block_field)
-        if block_name and getattr(settings, field) is None:
-            updates[field] = SecretStr(read_secret_block(block_name, block_field))
-    return settings.model_copy(update=updates) if updates else settings
-
-
-def read_secret_block(name: str, setting: str) -> str:
-    from prefect.blocks.system import Secret
-
-    try:
-        value = cast(Secret, Secret.load(name)).get()
-    except ValueError:
-        raise ConfigurationError(
-            f"no Prefect Secret block named {name!r} (PAYLINKS_{setting.upper()}); create it with "
-            f"`Secret(value=...).save({name!r})` or the Prefect UI"
-        ) from None
-    if not isinstance(value, str) or not value:
-        raise ConfigurationError(f"the Prefect Secret block {name!r} is empty or not a string")
-    return value
-
-
-def is_worth_retrying(error: BaseException) -> bool:
-    """A later try may succeed: Stripe's 429/5xx/network, a mail server's "try later", a dropped line."""
-    if isinstance(error, MailDeliveryError):
-        return not error.permanent
-    return is_transient(error) or isinstance(error, (ConnectionError, TimeoutError))
-
-
-def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """`retry_condition_fn` of every I/O task: retry only what a later try may fix."""
-    try:
-        error = state.result(raise_on_failure=False)
-    except Exception:  # the result itself could not be read: do not guess, do not retry
-        return False
-    return isinstance(error, BaseException) and is_worth_retrying(error)
-
-
-def artifact_key(*parts: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", "-".join(parts).lower()).strip("-")
-
-
-def publish_tables(subject: str, tenant: str, tables: Sequence[Table]) -> None:
-    """A run's report as artifacts: its first table (the summary) as a table artifact, and
-    every table on one markdown page, keyed `<subject>-<tenant>-summary` / `-details`."""
-    if not tables:
-        return
-    summary, *_ = tables
-    publish_table(artifact_key(subject, tenant, "summary"), summary.records(), description=summary.title)
-    page = "\n\n".join(f"## {t.title}\n{t.markdown()}" for t in tables)
-    publish_markdown(artifact_key(subject, tenant, "details"), page, description=f"{summary.title}: details")
-
-
-def publish_table(key: str, rows: Sequence[Mapping[str, Any]], description: str) -> None:
-    create_table_artifact(key=key, table=[dict(r) for r in rows], description=description)
-
-
-def publish_markdown(key: str, markdown: str, description: str) -> None:
-    create_markdown_artifact(key=key, markdown=markdown, description=description)
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]], empty: str = "_none_") -> str:
-    if not rows:
-        return empty
-    headers = list(rows[0].keys())
-
-    def cell(value: Any) -> str:
-        return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(row.get(h)) for h in headers) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-# -- Stripe's limits, shared by every worker ---------------------------------------------------
 # Stripe limits each account and mode (25 requests/s in test mode, 100/s live, and 25 payment link
 # creations/s on top). A process paces itself (paylinks.stripe_api.gateway.LocalPacer); processes share
 # a pace through Prefect global concurrency limits with slot decay, one per account, mode and kind,
 # created by `paylinks limits setup`.
 STRIPE_REQUEST_RPS = {False: 25.0, True: 100.0}  # by livemode
 # Permits are taken from the server in blocks of a quarter second's worth and spent here at the
-# limit's rate. Measured against a local Prefect server: `prefect.concurrency.sync.rate_limit` costs
-# 10-130 ms a call (the higher figure on a loaded machine), the client's increment it wraps ~8 ms,
-# and every refused ask also restarts the limit's decay clock; a server call per Stripe request
-# would cap a worker near 10 requests/s and starve the limit. With blocks, a worker asks about four
-# times a second, and can hold at most a quarter second of the rate unused.
+# limit's rate. A server call takes long next to a Stripe request, and every refused ask also
+# restarts the limit's decay clock: asking once per Stripe request would hold a worker far below
+# Stripe's rate and starve the limit (benchmarks/RESULTS.md has the figures). With blocks, a worker
+# asks about four times a second, and can hold at most a quarter second of the rate unused.
 STRIPE_BLOCK_SECONDS = 0.25
 # The limit's `limit` (its burst after a quiet spell) is two blocks: a full second's burst on top of
 # a second's rate lets twice the rate through in the first second, which Stripe answers with 429s.
@@ -249,9 +126,8 @@ class _LimitBlocks:
 
     It asks the server with the client's `increment_concurrency_slots` (mode "rate_limit") and, when
     refused (423), waits the server's Retry-After: what `prefect.concurrency.sync.rate_limit` does,
-    minus its per-call thread hop and acquisition events. Measured on a loaded test machine, two
-    threads taking blocks of 3 from a 10/s limit got 9.4 permits/s, evenly, this way; through
-    `rate_limit` they got 8.7/s in bursts with whole seconds of nothing, at 10-130 ms a call."""
+    minus its per-call thread hop and acquisition events, so permits arrive evenly rather than in
+    bursts with gaps (benchmarks/RESULTS.md compares the two)."""
 
     def __init__(self, name: str, limit: int, rate: float):
         self.name = name
@@ -484,8 +360,6 @@ def stripe_gateway(
     from the database (`paylinks.stripe_api.where.stripe_where`); only a key never seen asks Stripe once.
     A gateway that makes no request asks the Prefect server nothing either.
     """
-    from paylinks.runtime import engine_for
-    from paylinks.stripe_api.where import stripe_where
 
     def where_for() -> StripeContext:
         if account:
