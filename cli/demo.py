@@ -20,7 +20,7 @@ from rich.table import Table
 
 from paylinks.demo.data import DEMO_CONNECTED_ACCOUNT, DEMO_CONNECTED_TENANT
 from paylinks.errors import ConfigurationError
-from paylinks.payments.ledger import Outcome
+from paylinks.payments.transitions import Outcome
 from paylinks.present.tables import label
 from paylinks.settings import PROJECT_ROOT, EmailTransportName, Settings
 

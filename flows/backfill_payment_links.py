@@ -13,8 +13,8 @@ from prefect import flow, get_run_logger
 
 from flows.fan_out import BACKFILL_CHILD, ChildRun, fan_out_per_tenant
 from flows.run_names import backfill_run_name, from_parameters
-from paylinks.billing.report import BackfillReport
 from paylinks.billing.plan import Action, Plan
+from paylinks.billing.report import BackfillReport
 from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug

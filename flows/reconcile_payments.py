@@ -20,8 +20,8 @@ from flows.run_names import from_parameters, reconcile_run_name
 from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
-from paylinks.payments.ledger import Outcome
 from paylinks.payments.reconcile import ReconcileReport
+from paylinks.payments.transitions import Outcome
 from paylinks.settings import Settings
 from tasks.common import check_configuration, find_tenants
 from tasks.reconcile import apply_stripe_news, fetch_stripe_news, replace_spent_links

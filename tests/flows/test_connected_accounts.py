@@ -15,7 +15,7 @@ from flows.backfill_payment_links import BackfillIncompleteError, backfill_payme
 from flows.reconcile_payments import reconcile_payments
 from paylinks.club.tenants import Tenant, all_tenants, set_stripe_account
 from paylinks.demo.data import DemoTenant, SeedReport, _seed_tenant, seed_demo
-from paylinks.payments.ledger import Outcome
+from paylinks.payments.transitions import Outcome
 from paylinks.store.tables import payment_links, price_tiers, tenants
 from tests.helpers import cli_env, current_settings, run_cli, stripe_signed_headers, wait_for
 

@@ -21,8 +21,8 @@ from paylinks.club.balances import Withheld
 from paylinks.club.tenants import tenant_by_slug
 from paylinks.messaging.claims import ClaimKind, claim_send
 from paylinks.messaging.prepare import PreparedEmail, SkipReason
-from paylinks.messaging.reports import BlastReport, ResendOutcome
 from paylinks.messaging.render import RenderedEmail
+from paylinks.messaging.reports import BlastReport, ResendOutcome
 from paylinks.money import format_money
 from paylinks.present.blast import blast_tables
 from paylinks.settings import PROJECT_ROOT, EmailTransportName

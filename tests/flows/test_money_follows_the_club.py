@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flows.backfill_payment_links import BackfillIncompleteError, backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
 from paylinks.billing.plan import Action
-from paylinks.payments.ledger import Outcome
+from paylinks.payments.transitions import Outcome
 from paylinks.present.backfill import backfill_tables
 from paylinks.present.reconcile import reconcile_tables
 from paylinks.store.tables import orders, parents, payment_links, payments, players, tenants

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 import stripe
 
 from flows.reconcile_payments import reconcile_payments
-from paylinks.payments.ledger import Outcome
 from paylinks.payments.reconcile import NewsSource
+from paylinks.payments.transitions import Outcome
 from paylinks.store.tables import (
     minted_links,
     parents,

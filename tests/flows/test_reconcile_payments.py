@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 from flows.outstanding_balance_email import outstanding_balance_email
 from flows.reconcile_payments import reconcile_payments
-from paylinks.payments.ledger import Outcome
 from paylinks.payments.reconcile import NewsSource
+from paylinks.payments.transitions import Outcome
 from paylinks.store.tables import orders, reconcile_cursors
 from tests.helpers import TENANT, rows
 
