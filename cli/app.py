@@ -105,7 +105,7 @@ def preflight(settings: Settings, tenant: str | None, needs_stripe: bool) -> Non
     from paylinks.club.tenants import resolve_tenants
     from paylinks.runtime import engine_for
     from paylinks.store.tables import check_database
-    from paylinks.stripe_api.gateway import check_stripe_settings
+    from paylinks.stripe_api.keys import check_stripe_settings
 
     def check() -> None:
         require_sqlite_file(settings)

@@ -273,7 +273,8 @@ def limits_setup(ctx: typer.Context) -> None:
     requests (25/s test, 100/s live) and one for payment link creation. Safe to run again."""
     from paylinks.club.tenants import all_tenants
     from paylinks.runtime import engine_for
-    from paylinks.stripe_api.gateway import StripeGateway, key_is_live
+    from paylinks.stripe_api.gateway import StripeGateway
+    from paylinks.stripe_api.keys import key_is_live
     from paylinks.stripe_api.where import stripe_where
     from tasks.pacing import ensure_stripe_limits, shared_limits_configured
     from tasks.run_settings import with_secret_blocks

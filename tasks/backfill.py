@@ -21,7 +21,8 @@ from paylinks.billing.report import RetireOutcome
 from paylinks.club.tenants import Tenant
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
-from paylinks.stripe_api.gateway import StripeContext, StripeGateway, has_stripe_key
+from paylinks.stripe_api.gateway import StripeContext, StripeGateway
+from paylinks.stripe_api.keys import has_stripe_key
 from paylinks.stripe_api.where import stripe_where
 from tasks.pacing import stripe_gateway
 from tasks.retry import retry_if_transient

@@ -9,7 +9,7 @@ from paylinks.club.tenants import Tenant, resolve_tenants
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
 from paylinks.store.tables import check_database
-from paylinks.stripe_api.gateway import check_stripe_settings
+from paylinks.stripe_api.keys import check_stripe_settings
 
 
 @task(cache_policy=NO_CACHE)

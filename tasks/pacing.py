@@ -15,16 +15,15 @@ from typing import Any
 
 from paylinks.runtime import engine_for
 from paylinks.settings import Settings
-from paylinks.stripe_api.gateway import (
+from paylinks.stripe_api.gateway import StripeContext, StripeGateway
+from paylinks.stripe_api.keys import key_is_live
+from paylinks.stripe_api.pacers import (
     PACED_KINDS,
     PAYMENT_LINK_CREATE,
     REQUEST,
     LocalPacer,
     Pacer,
     RateLimiter,
-    StripeContext,
-    StripeGateway,
-    key_is_live,
 )
 from paylinks.stripe_api.where import stripe_where
 

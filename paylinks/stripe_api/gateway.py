@@ -1,9 +1,6 @@
-"""The Stripe room: every call paylinks makes to Stripe, through the real `stripe` SDK.
+"""Every call paylinks makes to Stripe, through the real `stripe` SDK.
 
-Stripe's limits are per account and mode, so pacing is too: every gateway of a process acting in
-the same account and mode shares one pacer (`LocalPacer`, at `PAYLINKS_STRIPE_MAX_RPS`, and payment
-link creation also at `PAYLINKS_STRIPE_LINK_CREATE_RPS`), and a `Pacer` passed in (the Prefect tasks
-pass one over global concurrency limits) shares it across processes. A gateway retries what can
+Every call is paced (`pacers`: Stripe's limits are per account and mode). A gateway retries what can
 succeed on a second try (429, 5xx, connection errors) with exponential backoff and jitter under
 the same idempotency key, and turns what cannot (a rejected key, a 4xx) into clear errors. `PAYLINKS_STRIPE_API_BASE` points it at the local
 emulator instead of Stripe.
@@ -11,19 +8,20 @@ emulator instead of Stripe.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import stripe
 
-from paylinks.errors import ConfigurationError, PaylinksError, StripeKeyRejectedError
+from paylinks.errors import PaylinksError, StripeKeyRejectedError
 from paylinks.settings import Settings
+from paylinks.stripe_api import keys
+from paylinks.stripe_api.pacers import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, Pacer
 
 if TYPE_CHECKING:
     from stripe.params import (
@@ -37,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EMULATOR_DEFAULT_KEY = "sk_test_paylinks_emulator"
 LOOKUP_KEYS_PER_REQUEST = 10  # Stripe's own limit on `lookup_keys[]`
 EVENT_RETENTION_S = 30 * 24 * 3600  # how long Stripe keeps events
 
@@ -66,101 +63,8 @@ class StripeContext:
         return f"{self.account} ({'live' if self.livemode else 'test'} mode)"
 
 
-def key_is_live(api_key: str) -> bool:
-    """Stripe keys say their mode: sk_live_/rk_live_ are live, everything else is test."""
-    return api_key.startswith(("sk_live_", "rk_live_"))
-
-
 def is_transient(error: BaseException) -> bool:
     return isinstance(error, StripeTransientError)
-
-
-class RateLimiter:
-    """A thread-safe pacer: hands out at most `rate` permits per second, evenly spaced.
-
-    `reserve()` books the next slot and says how long to wait for it, so limiters can be shared
-    by callers that sleep their own way (a test's fake sleep, say)."""
-
-    def __init__(
-        self,
-        rate: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ):
-        self.interval = 1.0 / rate
-        self._clock = clock
-        self._sleep = sleep
-        self._next_slot = clock()
-        self._lock = threading.Lock()
-
-    def reserve(self) -> float:
-        with self._lock:
-            now = self._clock()
-            slot = max(self._next_slot, now)
-            self._next_slot = slot + self.interval
-        return slot - now
-
-    def acquire(self) -> None:
-        wait = self.reserve()
-        if wait > 0:
-            self._sleep(wait)
-
-
-# What a pacer is asked for: every request takes a "request" permit; creating a payment link
-# also takes a "payment_link_create" one (Stripe limits link creation on its own, even in live mode).
-REQUEST = "request"
-PAYMENT_LINK_CREATE = "payment_link_create"
-PACED_KINDS = (REQUEST, PAYMENT_LINK_CREATE)
-
-
-class Pacer(Protocol):
-    """Blocks until one more call of `kind` (REQUEST or PAYMENT_LINK_CREATE) may go to Stripe."""
-
-    def acquire(self, kind: str) -> None: ...
-
-
-# One RateLimiter per (account and mode, kind, rate) in this process: gateways are built per task
-# call, and all of them acting in one account must share its limit.
-_local_limiters: dict[tuple[str, str, float], RateLimiter] = {}
-_local_limiters_lock = threading.Lock()
-
-
-def local_limiter(where: str, kind: str, rate: float) -> RateLimiter:
-    """The process-wide limiter of `kind` calls at `rate`/s for the account and mode `where` names."""
-    key = (where, kind, float(rate))
-    with _local_limiters_lock:
-        limiter = _local_limiters.get(key)
-        if limiter is None:
-            limiter = _local_limiters[key] = RateLimiter(rate)
-        return limiter
-
-
-def pacing_key(settings: Settings, account: str | None) -> str:
-    """Names the account and mode calls land in without asking Stripe: the API base, a hash of
-    the key (one key acts in one account and mode) and the connected account, if any."""
-    digest = hashlib.sha256(_api_key(settings).encode()).hexdigest()[:16]
-    return f"{settings.stripe_api_base or 'stripe'}|{digest}|{account or ''}"
-
-
-class LocalPacer:
-    """Paces one process: requests at `PAYLINKS_STRIPE_MAX_RPS`, link creations at
-    `PAYLINKS_STRIPE_LINK_CREATE_RPS`, shared by every gateway of the process in the same
-    account and mode. Other processes are not counted: see `tasks.pacing` for that."""
-
-    def __init__(
-        self, settings: Settings, account: str | None = None, sleep: Callable[[float], None] = time.sleep
-    ):
-        where = pacing_key(settings, account)
-        self._limiters = {
-            REQUEST: local_limiter(where, REQUEST, settings.stripe_max_rps),
-            PAYMENT_LINK_CREATE: local_limiter(where, PAYMENT_LINK_CREATE, settings.stripe_link_create_rps),
-        }
-        self._sleep = sleep
-
-    def acquire(self, kind: str) -> None:
-        wait = self._limiters[kind].reserve()
-        if wait > 0:
-            self._sleep(wait)
 
 
 @dataclass(frozen=True)
@@ -203,7 +107,7 @@ class StripeGateway:
         self.calls = 0
         self.retries = 0
         self._client = stripe.StripeClient(
-            _api_key(settings),
+            keys.api_key(settings),
             base_addresses={"api": settings.stripe_api_base} if settings.stripe_api_base else None,
             # Retries are ours: the SDK does not retry 429s, and we pace and count them.
             max_network_retries=0,
@@ -256,7 +160,7 @@ class StripeGateway:
     @property
     def api_key(self) -> str:
         """The key in use (for fingerprinting; never log it)."""
-        return _api_key(self.settings)
+        return keys.api_key(self.settings)
 
     def context(self) -> StripeContext:
         """The account and mode this gateway's key acts in (one request, then remembered)."""
@@ -266,7 +170,9 @@ class StripeGateway:
                 if self._context is not None:  # learnt while this call waited for its permit
                     return self._context
                 account = self._client.v1.accounts.retrieve_current(options=self._options())
-                return StripeContext(account=account.id, livemode=key_is_live(_api_key(self.settings)))
+                return StripeContext(
+                    account=account.id, livemode=keys.key_is_live(keys.api_key(self.settings))
+                )
 
             self._context = self.call("reading the Stripe account", read)
         return self._context
@@ -463,30 +369,6 @@ def _minted(link: Any) -> MintedLink:
     restrictions = (link.to_dict().get("restrictions") or {}).get("completed_sessions") or {}
     completed = int(restrictions.get("count") or 0)
     return MintedLink(id=link.id, url=link.url, active=bool(link.active), completed_sessions=completed)
-
-
-def _api_key(settings: Settings) -> str:
-    if settings.stripe_api_key is not None:
-        return settings.stripe_api_key.get_secret_value()
-    if settings.uses_stripe_emulator:
-        return EMULATOR_DEFAULT_KEY
-    raise ConfigurationError(
-        "PAYLINKS_STRIPE_API_KEY is not set. Set it to your Stripe secret key (or name a Prefect "
-        "Secret block holding it in PAYLINKS_STRIPE_API_KEY_BLOCK), or set PAYLINKS_STRIPE_API_BASE "
-        "to a local emulator's URL (`paylinks stripe-emulator`)."
-    )
-
-
-def has_stripe_key(settings: Settings) -> bool:
-    """Whether calls can be made: a key, a Secret block's key, or an emulator."""
-    return settings.stripe_api_key is not None or settings.uses_stripe_emulator
-
-
-def check_stripe_settings(settings: Settings) -> None:
-    """Fail before any work when no key is configured for real Stripe (a Secret block counts)."""
-    if settings.stripe_api_key is None and settings.stripe_api_key_block:
-        return  # read by the flow when it starts (tasks.run_settings.flow_settings)
-    _api_key(settings)
 
 
 def _safe_message(error: stripe.StripeError) -> str:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paylinks.settings import PROJECT_ROOT, Settings, load_settings
-from paylinks.stripe_api.gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, Pacer, StripeGateway
+from paylinks.stripe_api.gateway import StripeGateway
+from paylinks.stripe_api.pacers import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, Pacer
 
 
 class RecordingPacer:
@@ -43,7 +44,8 @@ def mint_links_as_worker(
     """Mint `count` links in the key's account (`account`, in the key's mode), `threads` at a time,
     through one worker's gateways (one per link, as tasks build them): paced with every other
     worker by the Prefect server's limits if `shared`, by this process alone otherwise."""
-    from paylinks.stripe_api.gateway import StripeContext, key_is_live
+    from paylinks.stripe_api.gateway import StripeContext
+    from paylinks.stripe_api.keys import key_is_live
     from tasks.pacing import stripe_gateway
 
     where = StripeContext(account=account, livemode=key_is_live(settings.stripe_api_key.get_secret_value()))

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from cli.main import app
 from paylinks.settings import Settings
 from paylinks.store.tables import tenants
-from paylinks.stripe_api.gateway import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, StripeContext, StripeGateway
+from paylinks.stripe_api.gateway import StripeContext, StripeGateway
+from paylinks.stripe_api.pacers import PAYMENT_LINK_CREATE, REQUEST, LocalPacer
 from stripe_emulator import EmulatorServer
 from tasks.pacing import SharedPacer, ensure_stripe_limits, stripe_limit_name
 from tests.flows.pacing_worker import gather_workers, start_workers, worker_env

@@ -8,13 +8,13 @@ import stripe
 from paylinks.errors import StripeKeyRejectedError
 from paylinks.settings import Settings
 from paylinks.stripe_api.gateway import (
-    RateLimiter,
     StripeGateway,
     StripeNotFoundError,
     StripeRequestError,
     StripeTransientError,
     is_transient,
 )
+from paylinks.stripe_api.pacers import RateLimiter
 
 KEY = "sk_test_gateway_unit_4242"
 RETRIES = 3
