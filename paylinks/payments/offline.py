@@ -7,6 +7,7 @@ with its method, who, when and note, its order is marked paid, and the audit log
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -55,7 +56,7 @@ class OfflinePayment:
 
 def mark_paid_offline(
     engine: Engine,
-    gateway_factory,
+    gateway_factory: Callable[[], StripeGateway],
     tenant: Tenant,
     row_id: int,
     method: PaidMethod,
@@ -65,6 +66,15 @@ def mark_paid_offline(
 ) -> OfflinePayment:
     """Deactivate the row's link, then record it paid by `method`. `gateway_factory()` builds the
     Stripe gateway only when the row has a link (an unminted bill needs no Stripe at all)."""
+    row = _open_row(engine, tenant, row_id, method)
+    link_id = row["stripe_payment_link_id"]
+    if link_id:
+        _close_link(gateway_factory(), row_id, link_id)
+    return _record_paid(engine, tenant, row, method, note.strip(), actor, deactivated=bool(link_id))
+
+
+def _open_row(engine: Engine, tenant: Tenant, row_id: int, method: PaidMethod) -> sa.RowMapping:
+    """The tenant's row, if it may be marked paid offline now; else why not."""
     if method not in OFFLINE_METHODS:
         raise OfflinePaymentRefused(f"{method.value} is not an offline method; choose cash, cheque or other")
     with engine.connect() as connection:
@@ -82,22 +92,31 @@ def mark_paid_offline(
     status = PaymentLinkStatus(row["status"])
     if status != PaymentLinkStatus.pending:
         raise OfflinePaymentRefused(f"item #{row_id} is {status.value}, not open: nothing to mark paid")
+    return row
 
-    deactivated = False
-    link_id = row["stripe_payment_link_id"]
-    if link_id:
-        gateway: StripeGateway = gateway_factory()
-        link = gateway.deactivate_payment_link(link_id, INACTIVE_MESSAGE)
-        deactivated = True
-        # Read after deactivating, so a payment completed a moment before is seen too.
-        if link.completed_sessions > 0:
-            raise OfflinePaymentRefused(
-                f"item #{row_id} was paid at Stripe in the meantime, so it was not marked paid offline; "
-                "reconcile will record the Stripe payment (give back the cash or cheque)"
-            )
 
-    now = utcnow()
-    note = note.strip()
+def _close_link(gateway: StripeGateway, row_id: int, link_id: str) -> None:
+    link = gateway.deactivate_payment_link(link_id, INACTIVE_MESSAGE)
+    # Read after deactivating, so a payment completed a moment before is seen too.
+    if link.completed_sessions > 0:
+        raise OfflinePaymentRefused(
+            f"item #{row_id} was paid at Stripe in the meantime, so it was not marked paid offline; "
+            "reconcile will record the Stripe payment (give back the cash or cheque)"
+        )
+
+
+def _record_paid(
+    engine: Engine,
+    tenant: Tenant,
+    row: sa.RowMapping,
+    method: PaidMethod,
+    note: str,
+    actor: Actor,
+    *,
+    deactivated: bool,
+) -> OfflinePayment:
+    """In one transaction: the row paid (if still open), its order paid, the audit entry."""
+    row_id, now = int(row["id"]), utcnow()
     with engine.begin() as connection:
         updated = connection.execute(
             sa.update(payment_links)
@@ -133,7 +152,7 @@ def mark_paid_offline(
             AuditAction.mark_paid_offline,
             tenant.id,
             f"item #{row_id} {row['description']!r} ({row['amount_cents']} cents) paid by {method.value}"
-            + (f"; link {link_id} deactivated" if deactivated else "")
+            + (f"; link {row['stripe_payment_link_id']} deactivated" if deactivated else "")
             + (f"; note: {note}" if note else ""),
         )
     return OfflinePayment(
