@@ -15,10 +15,13 @@ from prefect.runtime import flow_run
 from pydantic import Field
 
 from flows.run_names import from_parameters, resend_run_name
+from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
+from paylinks.messaging.prepare import PreparedEmail
 from paylinks.messaging.reports import ResendOutcome, ResendReport, ResendToParent
 from paylinks.messaging.transports import MailDeliveryError
 from paylinks.params import EmailAddress, TenantSlug
+from paylinks.settings import Settings
 from paylinks.vocabulary import EmailType
 from tasks.common import check_configuration, find_tenants
 from tasks.email import (
@@ -80,36 +83,7 @@ def resend_payment_link(
         check_links_can_be_mailed(settings, emails, to_test_address=False)
     run_key = f"resend-{flow_run.get_id() or 'local'}"
     for email in emails:
-        recipient = str(to) if to else email.address
-        if dry_run or recipient is None:
-            outcome = ResendOutcome.dry_run if dry_run else ResendOutcome.unreachable
-            report.parents.append(
-                ResendToParent(email.parent_id, email.parent_name, recipient, email, outcome)
-            )
-            continue
-        state = send_email(
-            settings,
-            club,
-            EmailType.payment_link,
-            run_key,
-            email,
-            recipient,
-            log_parent=True,
-            to_name=None if to else email.parent_name,
-            return_state=True,
-        )
-        if state.is_completed():
-            report.parents.append(
-                ResendToParent(email.parent_id, email.parent_name, recipient, email, ResendOutcome.sent)
-            )
-        else:
-            error = state.result(raise_on_failure=False)
-            detail = str(error) if isinstance(error, (MailDeliveryError, PaylinksError)) else state.message
-            report.parents.append(
-                ResendToParent(
-                    email.parent_id, email.parent_name, recipient, email, ResendOutcome.failed, detail
-                )
-            )
+        report.parents.append(_resend_one(settings, club, run_key, email, to, dry_run))
     publish_resend_summary(report)
     get_run_logger().info(
         "resend for %s: %d parent(s), %d sent, %d items held back",
@@ -124,3 +98,34 @@ def resend_payment_link(
             f"{len(failed)} email(s) not delivered ({', '.join(p.recipient or '' for p in failed)}); see email_log"
         )
     return report
+
+
+def _resend_one(
+    settings: Settings,
+    club: Tenant,
+    run_key: str,
+    email: PreparedEmail,
+    to: EmailAddress | None,
+    dry_run: bool,
+) -> ResendToParent:
+    """One parent's email: sent (a task run), or why not."""
+    recipient = str(to) if to else email.address
+    if dry_run or recipient is None:
+        outcome = ResendOutcome.dry_run if dry_run else ResendOutcome.unreachable
+        return ResendToParent(email.parent_id, email.parent_name, recipient, email, outcome)
+    state = send_email(
+        settings,
+        club,
+        EmailType.payment_link,
+        run_key,
+        email,
+        recipient,
+        log_parent=True,
+        to_name=None if to else email.parent_name,
+        return_state=True,
+    )
+    if state.is_completed():
+        return ResendToParent(email.parent_id, email.parent_name, recipient, email, ResendOutcome.sent)
+    error = state.result(raise_on_failure=False)
+    detail = str(error) if isinstance(error, (MailDeliveryError, PaylinksError)) else state.message
+    return ResendToParent(email.parent_id, email.parent_name, recipient, email, ResendOutcome.failed, detail)
