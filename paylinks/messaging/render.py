@@ -12,9 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from functools import lru_cache
@@ -23,6 +22,7 @@ from urllib.parse import urlsplit
 import css_inline
 import jinja2
 
+from paylinks.messaging.headers import header_text, mailbox, mailbox_from, set_verified, single_line
 from paylinks.money import format_money
 from paylinks.settings import PROJECT_ROOT
 
@@ -99,14 +99,14 @@ class RenderedEmail:
 # --- text helpers ------------------------------------------------------------------------
 
 
-def single_line(value: str) -> str:
-    """Collapse every run of whitespace or control characters into one space.
+_LINE_BREAKING = "\x00-\x1f\x7f-\x9f\u2028\u2029"  # control characters and Unicode's line breaks
+_BREAK_RUN = re.compile(f"[ {_LINE_BREAKING}]*[{_LINE_BREAKING}][ {_LINE_BREAKING}]*")
 
-    Applied to anything that ends up in a mail header, so a name holding CR/LF (or any other
-    line break Unicode knows) can never start a header of its own.
-    """
-    without_controls = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
-    return " ".join(without_controls.split())
+
+def one_line(value: object) -> object:
+    """Every template expression's output: a run of line breaks or control characters becomes one
+    space, so no value (a name, a description, a club's name) starts a line of its own."""
+    return _BREAK_RUN.sub(" ", value) if isinstance(value, str) else value
 
 
 def human_join(names: Iterable[str]) -> str:
@@ -118,7 +118,9 @@ def human_join(names: Iterable[str]) -> str:
 
 
 def _is_web_url(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).scheme in ("http", "https")
+    if not url or any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
+        return False
+    return urlsplit(url).scheme in ("http", "https")
 
 
 def _brand_color(brand: Brand) -> str:
@@ -149,6 +151,8 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        # No value may break a line: a name holding "\nPay Now: https://evil…" stays inside its own.
+        finalize=one_line,
     )
     env.filters["money"] = format_money
     env.filters["human_join"] = human_join
@@ -181,6 +185,7 @@ def render_email(
     """
     email_type = EmailType(email_type)
     _check_renderable(balance)
+    brand, balance = _one_line_names(brand, balance)
     env = _environment()
     brand_color = _brand_color(brand)
     context = {
@@ -197,15 +202,27 @@ def render_email(
         "forwarded_for": single_line(forwarded_for) if forwarded_for else None,
     }
     folder = email_type.value
-    subject = single_line(env.get_template(f"{folder}/subject.txt").render(context))
+    subject = env.get_template(f"{folder}/subject.txt").render(context)
     if forwarded_for:
-        subject = f"{subject} (for {single_line(forwarded_for)})"
+        subject = f"{subject} (for {forwarded_for})"
     if test_recipient_note:
         subject = f"[TEST] {subject}"
-    context["subject"] = subject
+    context["subject"] = subject = header_text(subject)
     text = env.get_template(f"{folder}/body.txt").render(context).strip() + "\n"
     html = _inline_css(env.get_template(f"{folder}/body.html").render(context), context).strip() + "\n"
     return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def _one_line_names(brand: Brand, balance: ParentBalance) -> tuple[Brand, ParentBalance]:
+    """The club's, the parent's, the players' names and the descriptions, each on one line."""
+    items = tuple(
+        replace(item, player_name=single_line(item.player_name), description=single_line(item.description))
+        for item in balance.items
+    )
+    return (
+        replace(brand, name=single_line(brand.name)),
+        replace(balance, parent_name=single_line(balance.parent_name), items=items),
+    )
 
 
 def _inline_css(html: str, context: dict) -> str:
@@ -221,11 +238,6 @@ def _inline_css(html: str, context: dict) -> str:
 
 
 # --- MIME --------------------------------------------------------------------------------
-
-
-def _reject_line_breaks(value: str, what: str) -> None:
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"{what} must not contain CR or LF: {value!r}")
 
 
 def _message_id_domain(sender: str) -> str:
@@ -246,16 +258,18 @@ def build_message(
 ) -> EmailMessage:
     """Wrap a rendered email in a multipart/alternative message (text first, then HTML).
 
-    Addresses with CR/LF raise ValueError; a display name is flattened to one line and quoted
-    or encoded by the email package, so it can never inject a header.
+    Addresses with CR/LF, and a sender or reply-to that is not exactly one address, raise
+    ValueError. Every header is built and read back by `headers` (see there): re-parsing the
+    sent bytes gives exactly one `To` address, the intended one, and no header of the data's own.
     """
-    for value, what in ((sender, "sender"), (to_address, "to_address"), (reply_to, "reply_to")):
-        _reject_line_breaks(value, what)
+    if "\r" in to_address or "\n" in to_address:
+        raise ValueError(f"to_address must not contain CR or LF: {to_address!r}")
     message = EmailMessage(policy=policy.SMTP)
-    message["From"] = sender
-    message["To"] = Address(display_name=single_line(to_name or ""), addr_spec=to_address.strip())
-    message["Reply-To"] = reply_to
-    message["Subject"] = single_line(rendered.subject)
+    # Each address was folded and read back when it was made (the sender's and the club's once).
+    message["From"] = mailbox_from(sender, "the sender (email_from)", header="From")
+    message["To"] = mailbox(to_name, to_address)
+    message["Reply-To"] = mailbox_from(reply_to, "the club's reply-to address", header="Reply-To")
+    set_verified(message, "Subject", rendered.subject)
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=message_id_domain or _message_id_domain(sender))
     # Quoted-printable keeps every line 7-bit and short, which any SMTP relay accepts.
