@@ -10,7 +10,6 @@ any order, and the outcome is the same.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,9 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from paylinks.club.owed import Bill, still_owed
-from paylinks.payments import transitions
+from paylinks.payments import charges, transitions
 from paylinks.payments.news import (
-    DisputeNews,
     News,
     RefundNews,
     SessionNews,
@@ -28,7 +26,7 @@ from paylinks.payments.news import (
     Skipped,
     news_from_event,
 )
-from paylinks.payments.transitions import Outcome
+from paylinks.payments.transitions import Applied, ApplyResult, Outcome
 from paylinks.store.tables import (
     minted_links,
     orders,
@@ -40,35 +38,7 @@ from paylinks.store.tables import (
     tenants,
     utcnow,
 )
-from paylinks.stripe_api.words import DISPUTE_CLOSED, DisputeStatus
-from paylinks.vocabulary import OrderStatus, PaidMethod, PaymentLinkStatus, PaymentStatus, RefundResolution
-
-
-@dataclass(frozen=True)
-class Applied:
-    outcome: Outcome
-    row_id: int | None = None
-    tenant_id: int | None = None
-    session_id: str | None = None
-    amount_cents: int | None = None
-    detail: str = ""
-
-
-@dataclass
-class ApplyResult:
-    """Everything a batch of facts did; `remint` lists rows whose spent link needs replacing."""
-
-    applied: list[Applied] = field(default_factory=list)
-    remint: list[int] = field(default_factory=list)
-    orders_paid: list[int] = field(default_factory=list)
-
-    def extend(self, other: ApplyResult) -> None:
-        self.applied += other.applied
-        self.remint += other.remint
-        self.orders_paid += other.orders_paid
-
-    def of(self, *outcomes: Outcome) -> list[Applied]:
-        return [a for a in self.applied if a.outcome in outcomes]
+from paylinks.vocabulary import OrderStatus, PaidMethod, PaymentLinkStatus, PaymentStatus
 
 
 # -- applying ----------------------------------------------------------------------------------
@@ -128,8 +98,8 @@ def apply_news(
     if tenant_id is not None and record["tenant_id"] != tenant_id:
         return ApplyResult([Applied(Outcome.other_tenant)])
     if isinstance(news, RefundNews):
-        return _apply_refund(connection, record, news)
-    return _apply_dispute(connection, record, news)
+        return charges.apply_refund(connection, record, news)
+    return charges.apply_dispute(connection, record, news)
 
 
 def _row_for_link(connection: Connection, link_id: str) -> sa.RowMapping | None:
@@ -366,97 +336,3 @@ def _money_arrived(
         Applied(Outcome.refund_due, row["id"], row["tenant_id"], news.session_id, amount, detail=reason)
     )
     return result
-
-
-def _apply_refund(connection: Connection, record: Mapping[Any, Any], news: RefundNews) -> ApplyResult:
-    refunded = max(int(record["refunded_cents"]), news.refunded_cents)
-    row_id = record["payment_link_row_id"]
-    applied = Applied(
-        transitions.refund_outcome(refunded, int(record["amount_cents"])),
-        row_id,
-        record["tenant_id"],
-        record["checkout_session_id"],
-        refunded,
-    )
-    if refunded == record["refunded_cents"]:
-        return ApplyResult(
-            [Applied(Outcome.already_known, row_id, record["tenant_id"], record["checkout_session_id"])]
-        )
-    values: dict[str, Any] = dict(refunded_cents=refunded, updated_at=utcnow())
-    if refunded >= record["amount_cents"] and record["refund_due"] and record["resolved_at"] is None:
-        values |= dict(resolved_at=utcnow(), resolution=RefundResolution.refunded_at_stripe)
-    connection.execute(sa.update(payments).where(payments.c.id == record["id"]).values(**values))
-    if refunded >= record["amount_cents"] and row_id is not None:
-        _money_gone(connection, record)
-    return ApplyResult([applied])
-
-
-def _apply_dispute(connection: Connection, record: Mapping[Any, Any], news: DisputeNews) -> ApplyResult:
-    known = record["dispute_status"]
-    if known in DISPUTE_CLOSED or known == news.dispute_status:
-        return ApplyResult(
-            [Applied(Outcome.already_known, record["payment_link_row_id"], record["tenant_id"])]
-        )
-    connection.execute(
-        sa.update(payments)
-        .where(payments.c.id == record["id"])
-        .values(dispute_status=news.dispute_status, disputed_cents=news.amount_cents, updated_at=utcnow())
-    )
-    outcome = transitions.dispute_outcome(news.dispute_status)
-    if outcome is Outcome.dispute_lost:
-        _money_gone(connection, record)
-    return ApplyResult(
-        [
-            Applied(
-                outcome,
-                record["payment_link_row_id"],
-                record["tenant_id"],
-                record["checkout_session_id"],
-                news.amount_cents,
-            )
-        ]
-    )
-
-
-def _money_gone(connection: Connection, record: Mapping[str, Any]) -> None:
-    """A payment's money went back (a full refund, a lost dispute): its row is no longer paid by
-    it. A row another payment still pays stays paid; a row owed back becomes refunded."""
-    row = (
-        connection.execute(
-            sa.select(payment_links).where(payment_links.c.id == record["payment_link_row_id"])
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        return
-    others_paying = connection.execute(
-        sa.select(sa.func.count())
-        .select_from(payments)
-        .where(
-            payments.c.payment_link_row_id == row["id"],
-            payments.c.id != record["id"],
-            payments.c.status == PaymentStatus.succeeded,
-            payments.c.refunded_cents < payments.c.amount_cents,
-            sa.or_(payments.c.dispute_status.is_(None), payments.c.dispute_status != DisputeStatus.lost),
-        )
-    ).scalar_one()
-    still_due = connection.execute(
-        sa.select(sa.func.count())
-        .select_from(payments)
-        .where(
-            payments.c.payment_link_row_id == row["id"],
-            payments.c.refund_due.is_(True),
-            payments.c.resolved_at.is_(None),
-        )
-    ).scalar_one()
-    status = transitions.on_money_gone(
-        PaymentLinkStatus(row["status"]), others_paying=bool(others_paying), refund_still_due=bool(still_due)
-    )
-    if status is None:
-        return
-    connection.execute(
-        sa.update(payment_links)
-        .where(payment_links.c.id == row["id"])
-        .values(status=status, updated_at=utcnow())
-    )

@@ -43,7 +43,6 @@ from sqlalchemy.engine import Connection, Engine
 
 from paylinks.club.tenants import Tenant, all_tenants
 from paylinks.payments import ledger
-from paylinks.payments.ledger import ApplyResult
 from paylinks.payments.news import (
     CHARGE_EVENTS,
     EVENT_TYPES,
@@ -54,7 +53,7 @@ from paylinks.payments.news import (
     SkippedEvent,
     news_from_scanned_session,
 )
-from paylinks.payments.transitions import Outcome
+from paylinks.payments.transitions import ApplyResult, Outcome
 from paylinks.store.tables import (
     as_utc,
     minted_links,

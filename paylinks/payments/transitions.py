@@ -15,7 +15,7 @@ Imports only the vocabulary, the news and Stripe's words.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from paylinks.payments.news import SessionState
 from paylinks.stripe_api.words import DisputeStatus
@@ -50,6 +50,33 @@ class Outcome(enum.StrEnum):
     @property
     def label(self) -> str:
         return self.value.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcome: Outcome
+    row_id: int | None = None
+    tenant_id: int | None = None
+    session_id: str | None = None
+    amount_cents: int | None = None
+    detail: str = ""
+
+
+@dataclass
+class ApplyResult:
+    """Everything a batch of facts did; `remint` lists rows whose spent link needs replacing."""
+
+    applied: list[Applied] = field(default_factory=list)
+    remint: list[int] = field(default_factory=list)
+    orders_paid: list[int] = field(default_factory=list)
+
+    def extend(self, other: ApplyResult) -> None:
+        self.applied += other.applied
+        self.remint += other.remint
+        self.orders_paid += other.orders_paid
+
+    def of(self, *outcomes: Outcome) -> list[Applied]:
+        return [a for a in self.applied if a.outcome in outcomes]
 
 
 # -- a checkout session ----------------------------------------------------------------------------
