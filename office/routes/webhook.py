@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,14 +16,19 @@ from sqlalchemy.engine import Engine
 
 from office.deps import office_of
 from paylinks.billing.mint import replace_spent_links
-from paylinks.payments.ledger import ApplyResult, apply_event
+from paylinks.payments.ledger import apply_event
+from paylinks.payments.transitions import ApplyResult
 from paylinks.settings import Settings
 
 logger = logging.getLogger("paylinks.office")
 router = APIRouter()
 
-# Stripe's own default: a signature older than this is refused, so a captured request cannot be replayed later.
+# Stripe's own default: a signature older than this is refused, so a captured request cannot be replayed
+# later; one dated further ahead is refused too (a clock that far off, or a signature made to outlive it).
 WEBHOOK_TOLERANCE_S = 300
+STALE_OR_WRONG = (
+    "the signature does not match this payload, or is dated more than five minutes from now (before or after)"
+)
 
 
 def _refuse(status: int, detail: str) -> JSONResponse:
@@ -31,27 +37,43 @@ def _refuse(status: int, detail: str) -> JSONResponse:
 
 @router.post("/stripe/webhook")
 async def stripe_webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
-    """Stripe's news: checked, answered at once, applied after the answer."""
+    """Stripe's news: checked, answered at once, applied after the answer.
+
+    The secret and the signature header are checked before a byte of the body is read; the body
+    itself is capped by the office's BodyLimitMiddleware (413 past 1 MiB)."""
     office = office_of(request)
     secret = office.settings.stripe_webhook_secret
     if secret is None:
         # 503 rather than 2xx: Stripe keeps the event and retries once the secret is set.
         return _refuse(503, "webhooks are not configured here: set PAYLINKS_STRIPE_WEBHOOK_SECRET")
-    payload = await request.body()
     signature = request.headers.get("stripe-signature")
     if not signature:
         return _refuse(400, "no Stripe-Signature header")
+    payload = await request.body()
     try:
-        stripe.Webhook.construct_event(
+        stripe.WebhookSignature.verify_header(
             payload, signature, secret.get_secret_value(), tolerance=WEBHOOK_TOLERANCE_S
         )
+    except (stripe.SignatureVerificationError, ValueError):  # ValueError: a body that is not UTF-8
+        return _refuse(400, STALE_OR_WRONG)
+    if abs(time.time() - signed_at(signature)) > WEBHOOK_TOLERANCE_S:  # dated in the future
+        return _refuse(400, STALE_OR_WRONG)
+    try:
         event = json.loads(payload)
-    except (stripe.SignatureVerificationError, ValueError):
-        return _refuse(400, "the signature does not match this payload, or is too old")
-    if not isinstance(event, dict) or not isinstance(event.get("id"), str):
-        return _refuse(400, "not a Stripe event")
+    except (ValueError, RecursionError):  # RecursionError: arrays nested beyond what the parser follows
+        return _refuse(400, "the body is not JSON: not a Stripe event")
+    if not (
+        isinstance(event, dict) and isinstance(event.get("id"), str) and isinstance(event.get("type"), str)
+    ):
+        return _refuse(400, "not a Stripe event: a JSON object with an id and a type is expected")
     background.add_task(apply_webhook_event, office.engine, office.settings, event)
     return JSONResponse({"received": event["id"]})
+
+
+def signed_at(signature: str) -> int:
+    """The `t=` of a Stripe-Signature header Stripe's SDK has verified (so it has one, a number)."""
+    stamps = [part.partition("=")[2] for part in signature.split(",") if part.partition("=")[0] == "t"]
+    return int(stamps[0])
 
 
 def apply_webhook_event(engine: Engine, settings: Settings, event: Mapping[str, Any]) -> None:
