@@ -13,10 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
 
-from office.deps import LoginRequired, Office, PasswordChangeRequired, login_redirect, password_redirect
+from office.deps import (
+    NOT_FOUND,
+    LoginRequired,
+    Office,
+    PasswordChangeRequired,
+    login_redirect,
+    names_nothing,
+    password_redirect,
+)
+from office.limits import TOO_LARGE, BodyLimitMiddleware
 from office.routes import admin, api, coach, login, refunds, webhook
 from office.security import CSRF_FIELD, SessionMiddleware, SessionSigner
 from paylinks.access.accounts import ThrottleLimits
@@ -40,6 +52,11 @@ SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "referrer-policy": "same-origin",
     "x-frame-options": "DENY",
+    # No page of the office needs a device or a browser API beyond plain pages and forms.
+    "permissions-policy": (
+        "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), hid=(), "
+        "midi=(), magnetometer=(), gyroscope=(), accelerometer=(), display-capture=(), browsing-topics=()"
+    ),
 }
 
 
@@ -125,6 +142,17 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
     async def http_error(request: Request, error: HTTPException) -> Response:
         return error_response(request, error.status_code, str(error.detail), dict(error.headers or {}))
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        if names_nothing(error):  # an id no row can have: there is nothing there, as for an unknown one
+            return error_response(request, 404, NOT_FOUND)
+        return await request_validation_exception_handler(request, error)
+
+    async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        await error_response(Request(scope), 413, TOO_LARGE)(scope, receive, send)
+
+    # Inside the session middleware, so a refusal carries the security headers too.
+    app.add_middleware(BodyLimitMiddleware, refuse=too_large)
     app.add_middleware(
         SessionMiddleware,
         signer=signer,
@@ -150,6 +178,7 @@ def error_response(
         401: "Please log in",
         403: "Not allowed",
         404: "Not found",
+        413: "Too large",
         429: "Slow down",
     }
     return office.templates.TemplateResponse(

@@ -9,11 +9,12 @@ Routes import this module, never the app, so the app can import its routes witho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Annotated, Any, cast
 from urllib.parse import quote
 
 import sqlalchemy as sa
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
@@ -32,6 +33,13 @@ EXPIRED_FORM = "This form has expired or did not come from the office: reload th
 NOT_FOUND = "There is nothing here, or it is not yours to see."
 ADMINS_ONLY = "Only a club admin can do that."
 BEARER_CHALLENGE = {"www-authenticate": "Bearer"}
+
+# Row ids are INTEGER columns: PostgreSQL's range is the narrower of the two databases'. An id in a
+# URL outside it (or not a number) names no row, and answers 404 like an unknown one (`names_nothing`).
+DB_ID_MAX = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
+DoneId = Annotated[int | None, Query(ge=1, le=DB_ID_MAX)]
+ID_QUERY_PLACES = {("query", "done")}
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,12 @@ def session_of(request: Request) -> SessionState:
 def visitor_address(request: Request) -> str:
     """The caller's address (from X-Forwarded-For only behind a proxy the settings name)."""
     return client_address(request, office_of(request).settings.office_behind_proxy)
+
+
+def names_nothing(error: RequestValidationError) -> bool:
+    """Whether the request was refused for a path segment, or an id in the query, that names no row."""
+    places = [tuple(problem.get("loc", ()))[:2] for problem in error.errors()]
+    return any(place[:1] == ("path",) or place in ID_QUERY_PLACES for place in places)
 
 
 # -- a person, by their session cookie ---------------------------------------------------------

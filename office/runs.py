@@ -3,6 +3,8 @@ its own, and the recent runs of a tenant read back from the Prefect API.
 
 Every run is a real Prefect flow run (with its task runs) on the API this process is configured
 for, so the engineer sees it in the Prefect UI; nobody using the office needs Prefect credentials.
+A run the office starts carries a tag naming the office user who started it (`started_by_tag`):
+a coach's run page shows only the runs they started.
 """
 
 from __future__ import annotations
@@ -28,6 +30,20 @@ RECENT_FLOWS = {
     "outstanding-balance-email": "blast",
     "reconcile-payments": "reconcile",
 }
+STARTED_BY = "paylinks-started-by-user:"
+
+
+def started_by_tag(user_id: int | None) -> list[str]:
+    """The tags of a run `user_id` starts (none for a run nobody in the office started)."""
+    return [] if user_id is None else [f"{STARTED_BY}{user_id}"]
+
+
+def starter_of(tags: list[str] | None) -> int | None:
+    """The office user a run's tags name as its starter; None for a run started elsewhere."""
+    for tag in tags or []:
+        if tag.startswith(STARTED_BY) and tag[len(STARTED_BY) :].isdigit():
+            return int(tag[len(STARTED_BY) :])
+    return None
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,7 @@ class RunView:
     tenant: str | None
     parameters: Mapping[str, Any]
     ui_url: str | None
+    started_by: int | None = None  # the office user who started it; None for a run started elsewhere
 
 
 def ui_base_url(settings: Settings) -> str | None:
@@ -65,15 +82,18 @@ def run_ui_url(settings: Settings, flow_run_id: uuid.UUID) -> str | None:
     return f"{base}/runs/flow-run/{flow_run_id}" if base else None
 
 
-def run_flow_in_process(settings: Settings, flow: Any, parameters: dict[str, Any]) -> tuple[uuid.UUID, Any]:
-    """Run `flow` here, now, with these settings: (its run id, its result). Raises what the run raised."""
+def run_flow_in_process(
+    settings: Settings, flow: Any, parameters: dict[str, Any], *, started_by: int | None
+) -> tuple[uuid.UUID, Any]:
+    """Run `flow` here, now, with these settings, as office user `started_by`: (its run id, its
+    result). Raises what the run raised."""
     from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow
 
     from tasks.run_settings import settings_for_runs
 
     with get_client(sync_client=True) as client:
-        flow_run = client.create_flow_run(flow, parameters=parameters)
+        flow_run = client.create_flow_run(flow, parameters=parameters, tags=started_by_tag(started_by))
     with settings_for_runs(settings):
         return flow_run.id, run_flow(flow, flow_run=flow_run, parameters=parameters)
 
@@ -100,9 +120,11 @@ def start_blast(
     test_email: str | None,
     send: bool,
     blast_key: str | None,
+    started_by: int | None,
     on_finish: Callable[[uuid.UUID, Any], None] | None = None,
 ) -> StartedRun:
-    """Start the outstanding-balance flow for `tenant`, without waiting for it to finish.
+    """Start the outstanding-balance flow for `tenant` as office user `started_by`, without waiting
+    for it to finish.
 
     A run of the `outstanding-balance-email/manual` deployment when the Prefect API has it
     (a worker picks it up); otherwise a run in a background thread of this process.
@@ -121,11 +143,18 @@ def start_blast(
     if _deployment_available(BLAST_DEPLOYMENT):
         from prefect.deployments import run_deployment
 
-        flow_run = cast("FlowRun", run_deployment(BLAST_DEPLOYMENT, parameters=parameters, timeout=0))
+        flow_run = cast(
+            "FlowRun",
+            run_deployment(
+                BLAST_DEPLOYMENT, parameters=parameters, timeout=0, tags=started_by_tag(started_by)
+            ),
+        )
         return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=True)
 
     with get_client(sync_client=True) as client:
-        flow_run = client.create_flow_run(outstanding_balance_email, parameters=parameters)
+        flow_run = client.create_flow_run(
+            outstanding_balance_email, parameters=parameters, tags=started_by_tag(started_by)
+        )
 
     def run() -> None:
         from prefect.flow_engine import run_flow
@@ -156,6 +185,7 @@ def _view(settings: Settings, flow_run: Any, flow_names: Mapping[uuid.UUID, str]
         tenant=parameters.get("tenant"),
         parameters=parameters,
         ui_url=run_ui_url(settings, flow_run.id),
+        started_by=starter_of(flow_run.tags),
     )
 
 

@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 COOKIE_NAME = "paylinks_office"
 CSRF_FIELD = "csrf_token"
+# Browsers remember for a year to come back over https only (sent only on a request that came over https).
+HSTS = "max-age=31536000"
 
 
 def _b64(data: bytes) -> str:
@@ -133,7 +135,8 @@ def client_address(connection: HTTPConnection, behind_proxy: bool) -> str:
 
 class SessionMiddleware:
     """Reads the session cookie into `request.state.office_session`, and writes it back when changed;
-    adds `extra_headers` (the security headers) to every response, and no-store to all but /static/."""
+    adds `extra_headers` (the security headers) to every response, no-store to all but /static/, and
+    Strict-Transport-Security to those of a request that came over https."""
 
     def __init__(
         self, app: ASGIApp, signer: SessionSigner, behind_proxy: bool, extra_headers: dict[str, str]
@@ -162,6 +165,8 @@ class SessionMiddleware:
                     headers.setdefault(name, value)
                 if not cacheable:
                     headers.setdefault("cache-control", "no-store")
+                if secure:
+                    headers.setdefault("strict-transport-security", HSTS)
             if message["type"] == "http.response.start" and state.dirty:
                 headers = MutableHeaders(scope=message)
                 cookie = (

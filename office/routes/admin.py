@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 from office.deps import (
     NOT_FOUND,
     Access,
+    DoneId,
     Office,
     checked_form,
     field,
@@ -40,7 +41,7 @@ router = APIRouter()
 
 @router.get("/t/{slug}/admin", response_class=HTMLResponse)
 def admin_page(
-    request: Request, done: int | None = None, access: Access = Depends(tenant_access)
+    request: Request, done: DoneId = None, access: Access = Depends(tenant_access)
 ) -> HTMLResponse:
     access.require_admin()
     office = office_of(request)
@@ -48,7 +49,11 @@ def admin_page(
         balances = club_office.team_balances(connection, access.tenant)
         refunds = club_office.refunds_due(connection, access.tenant)
         history = audit.recent_entries(connection, [access.tenant.id], limit=20)
-        notice_entry = audit.entry(connection, access.tenant.id, done) if done is not None else None
+        notice_entry = (
+            audit.entry(connection, access.tenant.id, done, by_user_id=access.visitor.user.id)
+            if done is not None
+            else None
+        )
     try:
         runs = recent_runs(office.settings, access.tenant.slug)
         runs_error = None
@@ -162,7 +167,9 @@ def blast_test(
         return render(request, "blast.html", 422, step=1, test_result=None, error=str(error), **context)
     parameters = {"tenant": access.tenant.slug, "test_email": address, "send": False, "blast_key": None}
     try:
-        run_id, report = run_flow_in_process(office.settings, outstanding_balance_email, parameters)
+        run_id, report = run_flow_in_process(
+            office.settings, outstanding_balance_email, parameters, started_by=access.visitor.user.id
+        )
     except PaylinksError as error:
         return render(
             request, "blast.html", 422, step=1, test_result=None, error=f"Not sent: {error}", **context
@@ -216,7 +223,12 @@ def blast_send(
         )
     blast_key = field(form, "blast_key", 150) or None
     started = start_blast(
-        office.settings, tenant=access.tenant.slug, test_email=None, send=True, blast_key=blast_key
+        office.settings,
+        tenant=access.tenant.slug,
+        test_email=None,
+        send=True,
+        blast_key=blast_key,
+        started_by=access.visitor.user.id,
     )
     with office.engine.begin() as connection:
         audit.record(
@@ -240,7 +252,8 @@ def run_page(request: Request, run_id: str, access: Access = Depends(tenant_acce
     except ValueError:
         raise HTTPException(404, NOT_FOUND) from None
     run = tenant_run(office_of(request).settings, flow_run_id, access.tenant.slug)
-    if run is None:
+    # A coach sees the runs they started (their resends); an admin, every run of the tenant.
+    if run is None or not (access.is_admin or run.started_by == access.visitor.user.id):
         raise HTTPException(404, NOT_FOUND)
     final = run.state in ("Completed", "Failed", "Crashed", "Cancelled")
     return render(request, "run.html", access=access, run=run, final=final)

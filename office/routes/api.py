@@ -85,6 +85,7 @@ def outstanding_balance_endpoint(request: Request, admin: ApiAdmin = Depends(api
         test_email=asked.test_email,
         send=asked.send,
         blast_key=asked.blast_key,
+        started_by=admin.actor.user_id,
     )
     with office.engine.begin() as connection:
         audit.record(

@@ -14,6 +14,8 @@ from starlette.datastructures import FormData
 from office.deps import (
     NOT_FOUND,
     Access,
+    DoneId,
+    RowId,
     Visitor,
     checked_form,
     field,
@@ -66,12 +68,14 @@ def _search(request: Request, access: Access, q: str) -> club_office.SearchResul
 
 @router.get("/t/{slug}/players/{player_id}", response_class=HTMLResponse)
 def player_page(
-    request: Request, player_id: int, done: int | None = None, access: Access = Depends(tenant_access)
+    request: Request, player_id: RowId, done: DoneId = None, access: Access = Depends(tenant_access)
 ) -> HTMLResponse:
     notice = None
     if done is not None:
         with office_of(request).engine.connect() as connection:
-            entry = audit.entry(connection, access.tenant.id, done)
+            # Only the viewer's own action: another person's entry (a one-time password issued, a
+            # test send) is not theirs to read.
+            entry = audit.entry(connection, access.tenant.id, done, by_user_id=access.visitor.user.id)
         notice = entry.detail if entry is not None else None
     return player_response(request, access, player_id, notice=notice)
 
@@ -108,7 +112,7 @@ def player_response(
 @router.post("/t/{slug}/players/{player_id}/resend")
 def resend(
     request: Request,
-    player_id: int,
+    player_id: RowId,
     form: FormData = Depends(checked_form),
     access: Access = Depends(tenant_access),
 ) -> Response:
@@ -128,7 +132,9 @@ def resend(
             return player_response(request, access, player_id, error=str(error), status_code=422, to=to_typed)
     parameters = {"tenant": access.tenant.slug, "player": str(player_id), "to": to, "dry_run": False}
     try:
-        run_id, report = run_flow_in_process(office.settings, resend_payment_link, parameters)
+        run_id, report = run_flow_in_process(
+            office.settings, resend_payment_link, parameters, started_by=access.visitor.user.id
+        )
         sentence = describe_resend(report, access.tenant.currency)
     except PaylinksError as error:
         run_id, sentence = None, f"Nothing sent: {error}"
@@ -179,7 +185,7 @@ def describe_resend(report: ResendReport, currency: str) -> str:
 
 
 @router.get("/preview/payment-links/{row_id}", response_class=HTMLResponse)
-def link_preview_page(request: Request, row_id: int, visitor: Visitor = Depends(signed_in)) -> HTMLResponse:
+def link_preview_page(request: Request, row_id: RowId, visitor: Visitor = Depends(signed_in)) -> HTMLResponse:
     """Where a test email's Pay Now buttons lead: the bill it names, and no way to pay it.
 
     Only someone with a role in the row's tenant sees it; anyone else gets 404."""

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from office.deps import NOT_FOUND, Access, checked_form, field, office_of, see_other, tenant_access
+from office.deps import NOT_FOUND, Access, RowId, checked_form, field, office_of, see_other, tenant_access
 from office.routes.coach import player_response
 from paylinks.club import office as club_office
 from paylinks.errors import PaylinksError
@@ -31,7 +31,7 @@ def resolution_named(word: str) -> RefundResolution | None:
 @router.post("/t/{slug}/refunds/{payment_id}/resolve")
 def resolve_refund(
     request: Request,
-    payment_id: int,
+    payment_id: RowId,
     form: FormData = Depends(checked_form),
     access: Access = Depends(tenant_access),
 ) -> Response:
@@ -56,7 +56,7 @@ def resolve_refund(
 @router.post("/t/{slug}/rows/{row_id}/paid-offline")
 def mark_paid_offline(
     request: Request,
-    row_id: int,
+    row_id: RowId,
     form: FormData = Depends(checked_form),
     access: Access = Depends(tenant_access),
 ) -> Response:

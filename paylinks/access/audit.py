@@ -58,15 +58,14 @@ def record(
     return int(cast("sa.Row[Any]", result.inserted_primary_key)[0])
 
 
-def entry(connection: Connection, tenant_id: int, entry_id: int) -> AuditEntry | None:
-    """One entry of this tenant, or None."""
-    row = (
-        connection.execute(
-            sa.select(audit_log).where(audit_log.c.id == entry_id, audit_log.c.tenant_id == tenant_id)
-        )
-        .mappings()
-        .first()
-    )
+def entry(
+    connection: Connection, tenant_id: int, entry_id: int, *, by_user_id: int | None
+) -> AuditEntry | None:
+    """One entry of this tenant, or None; with `by_user_id`, only one of that person's own doing."""
+    query = sa.select(audit_log).where(audit_log.c.id == entry_id, audit_log.c.tenant_id == tenant_id)
+    if by_user_id is not None:
+        query = query.where(audit_log.c.user_id == by_user_id)
+    row = connection.execute(query).mappings().first()
     return _entry(row) if row is not None else None
 
 

@@ -23,6 +23,7 @@ def test_another_tenants_player_row_and_run_answer_404(minted_club, engine, offi
         office.settings,
         resend_payment_link,
         {"tenant": TENANT, "player": str(row.player_id), "dry_run": True},
+        started_by=None,
     )
     with office.client() as stranger:
         assert stranger.login(OTHER_COACH).status_code == 303
