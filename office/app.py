@@ -29,7 +29,7 @@ from office.deps import (
     password_redirect,
 )
 from office.limits import TOO_LARGE, BodyLimitMiddleware
-from office.routes import admin, api, coach, login, refunds, webhook
+from office.routes import admin, api, coach, login, people, refunds, webhook
 from office.security import CSRF_FIELD, SessionMiddleware, SessionSigner
 from paylinks.access.accounts import ThrottleLimits
 from paylinks.errors import ConfigurationError
@@ -123,7 +123,7 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
     app = FastAPI(title="paylinks club office", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.office = office
 
-    for routes in (api, webhook, login, coach, admin, refunds):
+    for routes in (api, webhook, login, coach, admin, refunds, people):
         app.include_router(routes.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.add_exception_handler(PasswordChangeRequired, password_redirect)

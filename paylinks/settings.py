@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     office_login_window_s: int = Field(
         default=900, ge=1, le=86400, description="Seconds a failed login counts towards the throttle."
     )
+    office_test_sends_per_hour: int = Field(
+        default=10,
+        ge=1,
+        le=10000,
+        description="Test emails one API token may ask the admin endpoint for in an hour, before 429.",
+    )
     stripe_webhook_secret: SecretStr | None = Field(
         default=None, description="Signing secret of the Stripe webhook endpoint (whsec_...)."
     )

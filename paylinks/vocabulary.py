@@ -110,3 +110,8 @@ class AuditAction(enum.StrEnum):
     blast_preview = "blast_preview"  # started from the admin endpoint: a run, even if it sends nothing
     mark_paid_offline = "mark_paid_offline"
     refund_resolved = "refund_resolved"
+    user_disabled = "user_disabled"  # the account can no longer log in; its sessions and tokens stop
+    user_enabled = "user_enabled"
+    role_removed = "role_removed"  # the person no longer works for this tenant
+    password_reset = "password_reset"  # a one-time password issued by an admin; their sessions end
+    token_revoked = "token_revoked"

@@ -6,15 +6,16 @@ on an /admin/ path."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from office.deps import ApiAdmin, api_admin, office_of
+from office.deps import ApiAdmin, Office, api_admin, office_of
 from office.runs import start_blast
-from paylinks.access import audit
+from paylinks.access import audit, sends
 from paylinks.params import normalized_email
 from paylinks.vocabulary import AuditAction
 
@@ -76,18 +77,32 @@ def blast_asked(params: Mapping[str, str]) -> BlastAsked:
 @router.post("/admin/email/outstanding-balance", status_code=202)
 def outstanding_balance_endpoint(request: Request, admin: ApiAdmin = Depends(api_admin)) -> JSONResponse:
     """Start the outstanding-balance email for the token's tenant. Query parameters: `test_email`,
-    `send` (true/false), `blast_key`, and `tenant` when the token holds several tenants."""
+    `send` (true/false), `blast_key`, and `tenant` when the token holds several tenants. A token
+    may ask for so many test emails an hour (429 after), and a tenant has one send running at a time
+    (409 while it runs)."""
     asked = blast_asked(request.query_params)
     office = office_of(request)
-    started = start_blast(
-        office.settings,
-        tenant=admin.tenant.slug,
-        test_email=asked.test_email,
-        send=asked.send,
-        blast_key=asked.blast_key,
-        started_by=admin.actor.user_id,
-    )
+    if asked.test_email:
+        _count_test_send(office, admin)
+    if asked.send:
+        _claim_the_send(office, admin)
+    try:
+        started = start_blast(
+            office.settings,
+            tenant=admin.tenant.slug,
+            test_email=asked.test_email,
+            send=asked.send,
+            blast_key=asked.blast_key,
+            started_by=admin.actor.user_id,
+        )
+    except BaseException:
+        if asked.send:
+            with office.engine.begin() as connection:
+                sends.give_up_claim(connection, admin.tenant.id)
+        raise
     with office.engine.begin() as connection:
+        if asked.send:
+            sends.claimed_by_run(connection, admin.tenant.id, str(started.flow_run_id))
         audit.record(
             connection,
             admin.actor,
@@ -98,3 +113,47 @@ def outstanding_balance_endpoint(request: Request, admin: ApiAdmin = Depends(api
             + f": run {started.flow_run_id}",
         )
     return JSONResponse({"flow_run_id": str(started.flow_run_id), "ui_url": started.ui_url}, status_code=202)
+
+
+def _count_test_send(office: Office, admin: ApiAdmin) -> None:
+    """Count the test email against the token's hour; 429 with Retry-After once it is used up."""
+    with office.engine.begin() as connection:
+        refused = sends.count_test_send(
+            connection, admin.token_id, office.settings.office_test_sends_per_hour
+        )
+    if refused is not None:
+        minutes = max(1, round(refused.retry_after_s / 60))
+        raise HTTPException(
+            429,
+            f"this token has asked for {refused.limit} test emails in the last hour, the most it may; "
+            f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
+            headers={"retry-after": str(refused.retry_after_s)},
+        )
+
+
+def _claim_the_send(office: Office, admin: ApiAdmin) -> None:
+    """Take the tenant's one running send to every parent; 409 naming the send still running."""
+    with office.engine.begin() as connection:
+        held = sends.claim_blast(connection, admin.tenant.id, admin.actor.name, _run_is_over)
+    if held is None:
+        return
+    started = held.claimed_at.strftime("%Y-%m-%d %H:%M UTC")
+    run = f" (run {held.flow_run_id})" if held.flow_run_id else ""
+    raise HTTPException(
+        409,
+        f"a send to every parent of {admin.tenant.name} is still running: the one {held.claimed_by} "
+        f"started at {started}{run}; wait for it to finish before starting another",
+    )
+
+
+def _run_is_over(flow_run_id: str) -> bool:
+    """Whether the Prefect run has reached a final state (or is gone)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(uuid.UUID(flow_run_id))
+    except (ObjectNotFound, ValueError):
+        return True
+    return flow_run.state is not None and flow_run.state.is_final()

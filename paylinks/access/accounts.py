@@ -387,6 +387,8 @@ def token_holder(connection: Connection, token: str) -> TokenHolder | None:
             sa.select(api_token_tenants.c.tenant_id).where(api_token_tenants.c.token_id == row.id)
         ).scalars()
     )
+    if not tenant_ids:
+        return None  # every role it acted in was removed: a token for nothing
     connection.execute(sa.update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=utcnow()))
     return TokenHolder(row.id, user, tenant_ids)
 

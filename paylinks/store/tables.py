@@ -436,6 +436,27 @@ login_attempts = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
 )
 
+api_test_sends = sa.Table(
+    "api_test_sends",
+    metadata,
+    # Test emails an API token has asked for in its current hour, counted atomically before the
+    # run starts (one upsert), so every office process shares the limit.
+    sa.Column("token_id", sa.Integer, sa.ForeignKey("api_tokens.id"), primary_key=True),
+    sa.Column("window_started_at", Timestamp, nullable=False),
+    sa.Column("sends", sa.Integer, nullable=False),
+)
+
+blast_claims = sa.Table(
+    "blast_claims",
+    metadata,
+    # The one send to every parent a tenant may have running: claimed (insert or take-over) before
+    # the run starts; the run's id is filled in once it has one.
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("flow_run_id", sa.String(36), nullable=True),
+    sa.Column("claimed_at", Timestamp, nullable=False),
+    sa.Column("claimed_by", sa.String(320), nullable=False),
+)
+
 login_failures = sa.Table(
     "login_failures",
     metadata,
