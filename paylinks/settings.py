@@ -128,10 +128,16 @@ class Settings(BaseSettings):
         description="The office is served behind a TLS proxy: trust its X-Forwarded-Proto and X-Forwarded-For.",
     )
     office_login_failures_per_account: int = Field(
-        default=5, ge=1, le=1000, description="Login attempts at one account from one address, in the window, before more are refused."
+        default=5,
+        ge=1,
+        le=1000,
+        description="Login attempts at one account from one address, in the window, before more are refused.",
     )
     office_login_failures_per_address: int = Field(
-        default=20, ge=1, le=10000, description="Different accounts one address may fail to log in to, in the window, before it is refused."
+        default=20,
+        ge=1,
+        le=10000,
+        description="Different accounts one address may fail to log in to, in the window, before it is refused.",
     )
     office_login_window_s: int = Field(
         default=900, ge=1, le=86400, description="Seconds a failed login counts towards the throttle."
