@@ -117,6 +117,15 @@ def preflight(settings: Settings, tenant: str | None, needs_stripe: bool) -> Non
             resolve_tenants(connection, tenant)
 
     guarded(check)
+    if needs_stripe:
+        stripe_reachable(settings)
+
+
+def stripe_reachable(settings: Settings) -> None:
+    """Stripe answers at its address, or one line naming the URL and its setting (exit code 2)."""
+    from paylinks.stripe_api.failures import check_stripe_reachable
+
+    guarded(lambda: check_stripe_reachable(settings))
 
 
 def require_sqlite_file(settings: Settings) -> None:

@@ -116,8 +116,10 @@ def resend(
 
     settings = ctx.obj.settings
     to_address = _valid_address(to, "--to") if to else None
-    preflight(settings, tenant, needs_stripe=True)
+    # The tenant and the player first: a query no one matches is named whether or not Stripe answers.
+    preflight(settings, tenant, needs_stripe=False)
     guarded(lambda: _find_player(settings, tenant, player))
+    preflight(settings, tenant, needs_stripe=True)
     report = run_flow(
         settings, lambda: resend_payment_link(tenant=tenant, player=player, to=to_address, dry_run=dry_run)
     )
@@ -156,14 +158,16 @@ def lookup(
     from paylinks.stripe_api.gateway import StripeGateway
 
     settings = ctx.obj.settings
-    preflight(settings, tenant, needs_stripe=True)
+    # The tenant and the player first: a query no one matches is named whether or not Stripe answers.
+    preflight(settings, tenant, needs_stripe=False)
     with engine_for(settings.database_url).connect() as connection:
         club = tenant_by_slug(connection, tenant)
+        matches = guarded(lambda: find_players(connection, club, player))
+    if not matches:
+        fail(str(UnknownPlayerError(player, club)))
+    preflight(settings, tenant, needs_stripe=True)
     context = guarded(lambda: StripeGateway(settings, account=club.stripe_account).context())
     with engine_for(settings.database_url).connect() as connection:
-        matches = guarded(lambda: find_players(connection, club, player))
-        if not matches:
-            fail(str(UnknownPlayerError(player, club)))
         for match in matches:
             links = player_links_now(connection, club, match.player_id, context)
             _print_player_links(match, links, club.currency)

@@ -90,7 +90,12 @@ def seed_demo_command(ctx: typer.Context) -> None:
 def stripe_emulator(
     ctx: typer.Context,
     port: int = typer.Option(12111, help="Port to listen on (loopback)."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless --allow-remote)."),
+    allow_remote: bool = typer.Option(
+        False,
+        "--allow-remote",
+        help="Bind an address other than loopback: anyone who reaches it can use the admin endpoints.",
+    ),
     latency_ms: int = typer.Option(0, help="Added latency per API call."),
     rate_limit: float | None = typer.Option(None, help="Requests per second per account before 429s."),
     link_create_rate: float | None = typer.Option(
@@ -108,8 +113,15 @@ def stripe_emulator(
     ),
 ) -> None:
     """Run the local Stripe emulator (point PAYLINKS_STRIPE_API_BASE at it)."""
+    from paylinks.settings import is_loopback_host
     from stripe_emulator import serve
 
+    if not allow_remote and not is_loopback_host(host):
+        fail(
+            f"--host {host} is not a loopback address: anyone who reaches it could use the emulator's "
+            "admin endpoints (/_emulator/...), which have no authentication; bind 127.0.0.1, or pass "
+            "--allow-remote to serve other machines anyway"
+        )
     if webhook_url and not webhook_secret:
         configured = ctx.obj.settings.stripe_webhook_secret
         webhook_secret = configured.get_secret_value() if configured else None
@@ -180,10 +192,27 @@ def serve(
     settings = guarded(lambda: office_settings(ctx.obj.settings))
     guarded(lambda: check_office_settings(settings))
     guarded(lambda: check_database(engine_for(settings.database_url)))
+    _warn_of_a_shared_address(settings, host)
     console.print(f"club office on http://{host}:{port} (database {settings.safe_database_url()})")
     if settings.stripe_webhook_secret is None:
         console.print("Stripe webhooks are off: set PAYLINKS_STRIPE_WEBHOOK_SECRET to receive them")
     guarded(lambda: serve_office(settings, host, port))
+
+
+def _warn_of_a_shared_address(settings: Settings, host: str) -> None:
+    """On an address other than loopback without PAYLINKS_OFFICE_BEHIND_PROXY, every request behind
+    a proxy comes from the proxy's one address: the login throttle would count all users as one."""
+    from paylinks.settings import is_loopback_host
+
+    if settings.office_behind_proxy or is_loopback_host(host):
+        return
+    err_console.print(
+        f"warning: serving on {host} without PAYLINKS_OFFICE_BEHIND_PROXY: behind a reverse proxy every "
+        "user would come from the proxy's one address, and the login throttle would lock them out "
+        "together; set PAYLINKS_OFFICE_BEHIND_PROXY=true when a proxy is in front",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 def _office_tenant(settings: Settings, slug: str) -> Any:

@@ -7,6 +7,7 @@ publish the same tables as Prefect artifacts, so the terminal and the UI always 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -30,15 +31,31 @@ class Table:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
     def markdown(self) -> str:
+        """The table as markdown, every cell as text (`markdown_text`): a name never becomes markup."""
         if not self.rows:
-            return f"_{self.empty}_"
-
-        def cell(value: str) -> str:
-            return value.replace("|", "\\|").replace("\n", " ")
-
-        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.rows]
+            return f"_{markdown_text(self.empty)}_"
+        lines = [
+            "| " + " | ".join(markdown_text(c) for c in self.columns) + " |",
+            "|" + "---|" * len(self.columns),
+        ]
+        lines += ["| " + " | ".join(markdown_text(v) for v in row) + " |" for row in self.rows]
         return "\n".join(lines)
+
+
+# Characters markdown (CommonMark and GitHub's tables) reads as markup inside a line: emphasis, code,
+# links and images, strikethrough, table cells, escapes, and the `:` of a bare https:// autolink.
+_MARKDOWN_PUNCTUATION = frozenset("\\`*_[]|~!#:")
+_HTML_CHARACTERS = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def markdown_text(value: str) -> str:
+    """`value` as markdown that renders as exactly this text, on one line: HTML's `& < >` as entities,
+    markdown's punctuation escaped with a backslash, `www.` unlinked, line breaks as spaces."""
+    one_line = " ".join(value.splitlines())
+    escaped = "".join(
+        _HTML_CHARACTERS.get(ch) or (f"\\{ch}" if ch in _MARKDOWN_PUNCTUATION else ch) for ch in one_line
+    )
+    return re.sub(r"(?i)\b(www)\.", r"\1\\.", escaped)
 
 
 def facts(key: str, title: str, pairs: Iterable[tuple[str, Any]]) -> Table:

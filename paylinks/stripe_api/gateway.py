@@ -18,9 +18,16 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import stripe
 
-from paylinks.errors import PaylinksError, StripeKeyRejectedError
+from paylinks.errors import StripeKeyRejectedError
 from paylinks.settings import Settings
 from paylinks.stripe_api import keys
+from paylinks.stripe_api.failures import (
+    StripeNotFoundError,
+    StripeRequestError,
+    StripeTransientError,
+    StripeUnreachableError,
+    connection_reason,
+)
 from paylinks.stripe_api.pacers import PAYMENT_LINK_CREATE, REQUEST, LocalPacer, Pacer
 
 if TYPE_CHECKING:
@@ -37,18 +44,6 @@ T = TypeVar("T")
 
 LOOKUP_KEYS_PER_REQUEST = 10  # Stripe's own limit on `lookup_keys[]`
 EVENT_RETENTION_S = 30 * 24 * 3600  # how long Stripe keeps events
-
-
-class StripeTransientError(PaylinksError):
-    """Stripe kept failing in a way a later try may fix (429, 5xx, network)."""
-
-
-class StripeRequestError(PaylinksError):
-    """Stripe refused the request itself (4xx): trying again would fail the same way."""
-
-
-class StripeNotFoundError(StripeRequestError):
-    """Stripe has no such object in this account and mode (404): a finding, not a crash."""
 
 
 @dataclass(frozen=True)
@@ -134,6 +129,10 @@ class StripeGateway:
                 if not _transient_status(error):
                     error_type = StripeNotFoundError if error.http_status == 404 else StripeRequestError
                     raise error_type(f"Stripe refused {describe}: {_safe_message(error)}") from None
+                if attempt == attempts and isinstance(error, stripe.APIConnectionError):
+                    raise StripeUnreachableError(
+                        self.settings, connection_reason(error), f" while {describe} ({attempts} tries)"
+                    ) from None
                 if attempt == attempts:
                     raise StripeTransientError(
                         f"Stripe kept failing {describe} after {attempts} tries: {_safe_message(error)}"
