@@ -11,8 +11,10 @@ It covers:
 
 - products, prices (with lookup keys), payment links (metadata updates, listing) and their
   hosted pay pages;
-- checkout sessions, each completed one with its PaymentIntent and Charge; slow payments (bank
-  debits) that settle later, succeeded or failed;
+- checkout sessions, each completed one with its PaymentIntent and Charge; sessions created in
+  payment mode (`POST /v1/checkout/sessions`: line items by price or price_data, metadata,
+  success_url, expires_at) with their own pay page, expired by the API or when their time is up;
+  slow payments (bank debits) that settle later, succeeded or failed;
 - refunds (full or partial), disputes (opened, won, lost), and events for all of it;
 - the account (`GET /v1/account`), Connect accounts via `Stripe-Account` with their own objects,
   events, idempotency keys and rate limits; test or live mode by the key's prefix;
@@ -25,11 +27,14 @@ It covers:
 it (card or bank debit), settle a debit, open or close a dispute, connect an account, and show
 counts, faults and webhook deliveries. `Emulator` is the in-memory state (an `Account` per
 account and mode); `create_app` wraps it in a FastAPI app; `EmulatorServer` and `serve` run it.
+With a `StateFile` (`EmulatorServer(state=PATH)`) the state survives a restart: the same
+accounts, objects, events and idempotency keys, and links that still pay.
 """
 
 from .app import create_app
 from .errors import EmulatorError
 from .faults import FaultConfig
+from .persistence import IN_MEMORY, EmulatorStateError, StateFile
 from .server import EmulatorServer, serve
 from .state import Account, DisputeOutcome, Emulator, PaymentMethod, SettleOutcome
 from .webhooks import WebhookConfig, signature_header
@@ -40,9 +45,12 @@ __all__ = [
     "Emulator",
     "EmulatorError",
     "EmulatorServer",
+    "EmulatorStateError",
     "FaultConfig",
+    "IN_MEMORY",
     "PaymentMethod",
     "SettleOutcome",
+    "StateFile",
     "WebhookConfig",
     "create_app",
     "serve",

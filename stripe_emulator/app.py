@@ -6,7 +6,8 @@ injected early failure, parameter parsing, the account's payment-link creation l
 one endpoint), the idempotency key (replay, mismatch, in-flight conflict), injected latency,
 the operation itself (`routes.py` → `state.Account`), and an injected late failure. Faults and
 auth apply to `/v1` only: the pay pages are what a parent's browser hits, and `/_emulator` is
-how tests and the demo steer the emulator (what a parent or a bank does).
+how tests and the demo steer the emulator (what a parent or a bank does). With a state file,
+every POST or DELETE is written to it before its answer leaves (`_KeepsState`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import objects, pay_page
 from .auth import authenticate
@@ -29,8 +31,9 @@ from .faults import FailurePoint, FaultConfig
 from .forms import parse_form
 from .idempotency import StoredResponse, request_fingerprint
 from .params import reject_unknown
+from .persistence import EmulatorStateError
 from .routes import ApiCall, Route, match_route
-from .state import LIVE_KEY_PREFIXES, PAID, Account, Emulator, PaymentMethod, RequestOrigin
+from .state import LIVE_KEY_PREFIXES, PAID, Account, CheckoutView, Emulator, PaymentMethod, RequestOrigin
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +65,40 @@ def create_app(emulator: Emulator) -> FastAPI:
         ("GET", "/_emulator/webhook_deliveries", admin.webhook_deliveries),
     ):
         app.add_api_route(path, handler, methods=[method], include_in_schema=False)
+    app.add_middleware(_KeepsState, emulator=emulator)
     return app
+
+
+class _KeepsState:
+    """After a request that may change the state (any POST or DELETE but the fault settings),
+    the emulator writes its state file before the answer's first byte leaves."""
+
+    _NOT_STATE = frozenset({"/_emulator/faults"})
+
+    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+        self.app = app
+        self.emulator = emulator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in ("POST", "DELETE")
+            or self.emulator.state_file is None
+            or scope["path"] in self._NOT_STATE
+        ):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_keeping(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                try:
+                    # In a thread: other requests go on meanwhile, and share the write if they can.
+                    await asyncio.to_thread(self.emulator.keep)
+                except EmulatorStateError as error:  # the answer still goes; the log says what was not kept
+                    logger.error("%s", error)
+            await send(message)
+
+        await self.app(scope, receive, send_after_keeping)
 
 
 # ---------------------------------------------------------------------- Stripe API
@@ -233,8 +269,9 @@ class _PayPages:
     """What a parent's browser sees: a link's page and a checkout session's page.
 
     `GET /pay/{id}` shows what is owed and `POST /pay/{id}` pays it at once; `GET /checkout/{id}`
-    shows an open session (see `/_emulator/payment_links/{id}/open_session`) and `POST` pays it.
-    Each answers HTML, or JSON when asked for.
+    shows an open session (created by the API, or opened on a link by
+    `/_emulator/payment_links/{id}/open_session`) and `POST` pays it; an expired session answers
+    410 and a complete one 409 to a payment. Each answers HTML, or JSON when asked for.
     """
 
     def __init__(self, emulator: Emulator) -> None:
@@ -250,7 +287,14 @@ class _PayPages:
         if not link["active"]:
             message = link["inactive_message"] or "This payment link is no longer active."
             return HTMLResponse(pay_page.unavailable_page(message), 410)
-        return HTMLResponse(pay_page.checkout_page(link, line_items))
+        return HTMLResponse(
+            pay_page.checkout_page(
+                line_items,
+                currency=link["currency"],
+                description=pay_page.payment_description(link["payment_intent_data"]),
+                submit_text=pay_page.submit_message(link["custom_text"]),
+            )
+        )
 
     async def pay(self, link_id: str, request: Request) -> Response:
         """Optional form fields: `payment_status=unpaid`, `amount_total=<cents>`, `email`."""
@@ -267,19 +311,48 @@ class _PayPages:
 
     async def show_session(self, session_id: str) -> HTMLResponse:
         try:
-            account = self.emulator.holder("checkout_sessions", session_id)
-            session = account.retrieve_checkout_session(session_id)
-            link = account.retrieve_payment_link(session["payment_link"])
-            line_items = account.list_checkout_session_line_items(session_id, {"limit": 100})["data"]
+            view = self.emulator.holder("checkout_sessions", session_id).checkout_page_view(session_id)
         except EmulatorError:
-            return HTMLResponse(pay_page.unavailable_page("There is no checkout at this address."), 404)
+            return HTMLResponse(_no_checkout_page(), 404)
+        session = view.session
+        if session["status"] == "expired":
+            return HTMLResponse(_expired_page(), 410)
         if session["status"] != "open":
-            return HTMLResponse(pay_page.completed_page(session, link))
-        return HTMLResponse(pay_page.checkout_page(link, line_items))
+            return HTMLResponse(_completed_page(view))
+        return HTMLResponse(
+            pay_page.checkout_page(
+                view.line_items,
+                currency=session["currency"],
+                description=pay_page.payment_description(view.payment_intent_data),
+                submit_text=pay_page.submit_message(session["custom_text"]),
+                offer_card="card" in session["payment_method_types"],
+                offer_bank_debit="us_bank_account" in session["payment_method_types"],
+            )
+        )
 
     async def pay_session(self, session_id: str, request: Request) -> Response:
-        """Optional form fields: `payment_method=card|bank_debit`, `email`."""
+        """Optional form fields: `payment_method=card|bank_debit`, `email`.
+
+        A session that expired answers 410 and one already complete 409, paying nothing."""
         form = parse_form(await request.body())
+        wants_json = "application/json" in request.headers.get("accept", "")
+        try:
+            status = self.emulator.holder("checkout_sessions", session_id).retrieve_checkout_session(
+                session_id
+            )["status"]
+        except EmulatorError as error:
+            if wants_json:
+                return JSONResponse(error.to_body(), error.http_status)
+            return HTMLResponse(_no_checkout_page(), 404)
+        if status != "open":
+            refused = _expired_page() if status == "expired" else _already_complete_page()
+            code = 410 if status == "expired" else 409
+            if wants_json:
+                message = (
+                    "This checkout has expired." if status == "expired" else "This checkout is complete."
+                )
+                return JSONResponse(EmulatorError(code, message, param="id").to_body(), code)
+            return HTMLResponse(refused, code)
         return await self._answer(
             request,
             lambda: self.emulator.complete_session(
@@ -299,10 +372,33 @@ class _PayPages:
             return HTMLResponse(pay_page.unavailable_page(error.message), error.http_status)
         if wants_json:
             return JSONResponse(session)
-        link = self.emulator.holder("payment_links", session["payment_link"]).retrieve_payment_link(
-            session["payment_link"]
-        )
-        return HTMLResponse(pay_page.completed_page(session, link))
+        view = self.emulator.holder("checkout_sessions", session["id"]).checkout_page_view(session["id"])
+        return HTMLResponse(_completed_page(view))
+
+
+def _completed_page(view: CheckoutView) -> str:
+    return pay_page.completed_page(
+        view.session,
+        description=pay_page.payment_description(view.payment_intent_data),
+        continue_url=view.continue_url,
+        message=view.confirmation_message,
+    )
+
+
+def _no_checkout_page() -> str:
+    return pay_page.unavailable_page("There is no checkout at this address.", title="Checkout unavailable")
+
+
+def _expired_page() -> str:
+    return pay_page.unavailable_page(
+        "This checkout has expired, and nothing was paid. Go back and start again.", title="Checkout expired"
+    )
+
+
+def _already_complete_page() -> str:
+    return pay_page.unavailable_page(
+        "This checkout is already complete: it cannot be paid again.", title="Checkout already complete"
+    )
 
 
 # ---------------------------------------------------------------------- admin

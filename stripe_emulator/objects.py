@@ -156,7 +156,7 @@ def _invoice_creation_disabled() -> dict[str, Any]:
     }
 
 
-def _no_custom_text() -> dict[str, Any]:
+def no_custom_text() -> dict[str, Any]:
     return {
         "after_submit": None,
         "shipping_address": None,
@@ -191,7 +191,7 @@ def payment_link(
         "consent_collection": None,
         "currency": currency,
         "custom_fields": [],
-        "custom_text": _no_custom_text(),
+        "custom_text": no_custom_text(),
         "customer_creation": "if_required",
         "inactive_message": inactive_message,
         "invoice_creation": _invoice_creation_disabled(),
@@ -216,7 +216,12 @@ def payment_link(
 
 
 def line_item(
-    *, item_id: str, price_object: dict[str, Any], quantity: int, description: str
+    *,
+    item_id: str,
+    price_object: dict[str, Any],
+    quantity: int,
+    description: str,
+    metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An `item` as returned by `/line_items`: the price in full and the amounts it comes to."""
     amount = price_object["unit_amount"] * quantity
@@ -230,7 +235,7 @@ def line_item(
         "amount_total": amount,
         "currency": price_object["currency"],
         "description": description,
-        "metadata": None,
+        "metadata": metadata,
         "price": copy.deepcopy(price_object),
         "quantity": quantity,
     }
@@ -271,16 +276,93 @@ def checkout_session(
 
     `complete_checkout_session` turns it into the record of a finished checkout.
     """
+    session = _open_checkout_session(
+        session_id=session_id,
+        currency=link["currency"],
+        amount_subtotal=amount_subtotal,
+        amount_total=amount_total,
+        created=created,
+        expires_at=created + CHECKOUT_SESSION_LIFETIME_SECONDS,
+        url=url,
+        livemode=livemode,
+    )
+    session.update(
+        {
+            "allow_promotion_codes": link["allow_promotion_codes"],
+            "billing_address_collection": link["billing_address_collection"],
+            "custom_text": copy.deepcopy(link["custom_text"]),  # the link's page, as the customer saw it
+            "customer_creation": link["customer_creation"],
+            "locale": "auto",
+            "payment_link": link["id"],
+            "payment_method_collection": link["payment_method_collection"],
+            "submit_type": link["submit_type"],
+        }
+    )
+    return session
+
+
+def api_checkout_session(
+    *,
+    session_id: str,
+    currency: str,
+    amount_total: int,
+    created: int,
+    expires_at: int,
+    url: str,
+    livemode: bool,
+    metadata: dict[str, str],
+    success_url: str | None,
+    cancel_url: str | None,
+    client_reference_id: str | None,
+    customer_email: str | None,
+    payment_method_types: list[str],
+) -> dict[str, Any]:
+    """An open payment-mode session made by `POST /v1/checkout/sessions` (no payment link)."""
+    session = _open_checkout_session(
+        session_id=session_id,
+        currency=currency,
+        amount_subtotal=amount_total,
+        amount_total=amount_total,
+        created=created,
+        expires_at=expires_at,
+        url=url,
+        livemode=livemode,
+    )
+    session.update(
+        {
+            "cancel_url": cancel_url,
+            "client_reference_id": client_reference_id,
+            "customer_email": customer_email,
+            "metadata": metadata,
+            "payment_method_types": payment_method_types,
+            "success_url": success_url,
+        }
+    )
+    return session
+
+
+def _open_checkout_session(
+    *,
+    session_id: str,
+    currency: str,
+    amount_subtotal: int,
+    amount_total: int,
+    created: int,
+    expires_at: int,
+    url: str,
+    livemode: bool,
+) -> dict[str, Any]:
+    """Every field of an open payment-mode session, as Stripe fills them when nothing more is asked."""
     return {
         "id": session_id,
         "object": "checkout.session",
         "adaptive_pricing": {"enabled": False},
         "after_expiration": None,
-        "allow_promotion_codes": link["allow_promotion_codes"],
+        "allow_promotion_codes": None,
         "amount_subtotal": amount_subtotal,
         "amount_total": amount_total,
         "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
-        "billing_address_collection": link["billing_address_collection"],
+        "billing_address_collection": None,
         "cancel_url": None,
         "client_reference_id": None,
         "client_secret": None,
@@ -288,32 +370,32 @@ def checkout_session(
         "consent": None,
         "consent_collection": None,
         "created": created,
-        "currency": link["currency"],
+        "currency": currency,
         "currency_conversion": None,
         "custom_fields": [],
-        "custom_text": _no_custom_text(),
+        "custom_text": no_custom_text(),
         "customer": None,
         "customer_account": None,
-        "customer_creation": link["customer_creation"],
+        "customer_creation": "if_required",
         "customer_details": None,  # filled in when the customer completes checkout
         "customer_email": None,
         "discounts": [],
-        "expires_at": created + CHECKOUT_SESSION_LIFETIME_SECONDS,
+        "expires_at": expires_at,
         "integration_identifier": None,
         "invoice": None,
         "invoice_creation": _invoice_creation_disabled(),
         "livemode": livemode,
-        "locale": "auto",
+        "locale": None,
         "managed_payments": {"enabled": False},
         "metadata": {},  # a payment link's metadata is not copied onto its sessions
         "mode": "payment",
         "origin_context": None,
         "payment_intent": None,  # created when the customer confirms
-        "payment_link": link["id"],
-        "payment_method_collection": link["payment_method_collection"],
+        "payment_link": None,
+        "payment_method_collection": "always",
         "payment_method_configuration_details": None,
         "payment_method_options": {},
-        # The link leaves the choice to the account's settings: cards and US bank debits here.
+        # Left to the account's settings: cards and US bank debits here.
         "payment_method_types": ["card", "us_bank_account"],
         "payment_status": "unpaid",
         "permissions": None,
@@ -325,7 +407,7 @@ def checkout_session(
         "shipping_cost": None,
         "shipping_options": [],
         "status": "open",
-        "submit_type": link["submit_type"],
+        "submit_type": None,
         "subscription": None,
         "success_url": None,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
@@ -348,6 +430,11 @@ def complete_checkout_session(
             "url": None,  # a complete session can no longer be visited
         }
     )
+
+
+def expire_checkout_session(session: dict[str, Any]) -> None:
+    """Record, in place, an open session expiring unpaid."""
+    session.update({"status": "expired", "url": None})
 
 
 def payment_intent(

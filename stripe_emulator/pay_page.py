@@ -1,7 +1,10 @@
-"""The hosted page behind each payment link's `url`: what a parent sees before and after paying.
+"""The hosted pages behind each payment link's and checkout session's `url`: what a parent sees
+before and after paying.
 
 Plain HTML built here with every caller-supplied string escaped (product names come from club
-admins). It stands in for Stripe Checkout only far enough to show what is owed and to pay it.
+admins). It stands in for Stripe Checkout only far enough to show what is owed and to pay it:
+the items, the payment's description (`payment_intent_data[description]`, which the receipt
+carries) and the `custom_text[submit][message]` beside the pay button.
 """
 
 from __future__ import annotations
@@ -40,7 +43,11 @@ td.amount, th.amount { text-align: right; }
 tr.total { border-top: 1px solid #e3e8ee; font-weight: 600; }
 button { width: 100%; padding: .75rem; font-size: 1rem; color: #fff; background: #635bff; border: 0;
          border-radius: .375rem; cursor: pointer; }
+button.secondary { margin-top: .5rem; color: #635bff; background: #fff; border: 1px solid #635bff; }
 p.note { color: #697386; font-size: .8rem; }
+p.for, p.submit-text { overflow-wrap: anywhere; white-space: pre-line; }
+p.for { font-weight: 600; }
+p.submit-text { color: #3c4257; font-size: .9rem; }
 """
 
 _EMULATOR_NOTE = '<p class="note">Local Stripe emulator: no real money moves.</p>'
@@ -59,9 +66,17 @@ def format_amount(amount: int, currency: str) -> str:
     return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
 
 
-def checkout_page(link: dict[str, Any], line_items: list[dict[str, Any]]) -> str:
-    """What the link's `url` shows: each item, the total, and a Pay button posting back to the url."""
-    currency = link["currency"]
+def checkout_page(
+    line_items: list[dict[str, Any]],
+    *,
+    currency: str,
+    description: str | None,
+    submit_text: str | None,
+    offer_card: bool = True,
+    offer_bank_debit: bool = False,
+) -> str:
+    """What a link's or a session's `url` shows: each item, the total, and a Pay button posting
+    back to the url (by card), and a button paying by bank debit where the checkout takes one."""
     total = format_amount(sum(item["amount_total"] for item in line_items), currency)
     rows = "".join(
         "<tr>"
@@ -71,40 +86,65 @@ def checkout_page(link: dict[str, Any], line_items: list[dict[str, Any]]) -> str
         "</tr>"
         for item in line_items
     )
+    buttons = f'<button type="submit">Pay {total}</button>' if offer_card else ""
+    if offer_bank_debit:
+        label, style = (
+            ("Pay by bank debit", ' class="secondary"') if offer_card else (f"Pay {total} by bank debit", "")
+        )
+        buttons += f'<button type="submit" name="payment_method" value="bank_debit"{style}>{label}</button>'
+
     body = (
         "<h1>Checkout</h1>"
-        f"<table>{rows}"
+        + (f'<p class="for">{escape(description)}</p>' if description else "")
+        + f"<table>{rows}"
         f'<tr class="total"><th>Total</th><td></td><td class="amount">{total}</td></tr></table>'
+        + (f'<p class="submit-text">{escape(submit_text)}</p>' if submit_text else "")
         # No action attribute: the form posts to the page's own url, whatever host and port served it.
-        f'<form method="post"><button type="submit">Pay {total}</button></form>'
+        + f'<form method="post">{buttons}</form>'
         f"{_EMULATOR_NOTE}"
     )
     return _page("Checkout", body)
 
 
-def completed_page(session: dict[str, Any], link: dict[str, Any]) -> str:
-    """The confirmation after paying: Stripe's hosted confirmation, or the link's redirect target."""
+def payment_description(payment_intent_data: dict[str, Any] | None) -> str | None:
+    """What a checkout's payment says it is for (its PaymentIntent's and receipt's description)."""
+    return (payment_intent_data or {}).get("description") or None
+
+
+def submit_message(custom_text: dict[str, Any] | None) -> str | None:
+    """`custom_text[submit][message]`: the line shown beside the Pay button."""
+    return ((custom_text or {}).get("submit") or {}).get("message")
+
+
+def completed_page(
+    session: dict[str, Any],
+    *,
+    description: str | None,
+    continue_url: str | None = None,
+    message: str | None = None,
+) -> str:
+    """The confirmation after paying: Stripe's hosted confirmation (with `message`), or a link on
+    to where the checkout sends the customer next (`continue_url`)."""
     amount = format_amount(session["amount_total"], session["currency"])
     if session["payment_status"] == "paid":
         heading, status = "Thanks for your payment", f"{amount} paid."
     else:
         heading, status = "Payment processing", f"{amount} will be confirmed when the payment clears."
-    after = link["after_completion"]
-    if after["type"] == "redirect":
-        follow_up = f'<p><a href="{escape(after["redirect"]["url"])}">Continue</a></p>'
+    if continue_url:
+        follow_up = f'<p><a href="{escape(continue_url)}">Continue</a></p>'
     else:
-        custom_message = after["hosted_confirmation"]["custom_message"]
-        follow_up = f"<p>{escape(custom_message)}</p>" if custom_message else ""
+        follow_up = f"<p>{escape(message)}</p>" if message else ""
+    paid_for = f'<p class="for">{escape(description)}</p>' if description else ""
     body = (
-        f"<h1>{escape(heading)}</h1><p>{escape(status)}</p>{follow_up}"
+        f"<h1>{escape(heading)}</h1>{paid_for}<p>{escape(status)}</p>{follow_up}"
         f'<p class="note">Reference {escape(session["id"])}</p>{_EMULATOR_NOTE}'
     )
     return _page(heading, body)
 
 
-def unavailable_page(message: str) -> str:
-    """Shown for an inactive or unknown link."""
-    return _page("Link unavailable", f"<h1>Link unavailable</h1><p>{escape(message)}</p>{_EMULATOR_NOTE}")
+def unavailable_page(message: str, title: str = "Link unavailable") -> str:
+    """Shown for an inactive or unknown link, or a checkout that can no longer be paid."""
+    return _page(title, f"<h1>{escape(title)}</h1><p>{escape(message)}</p>{_EMULATOR_NOTE}")
 
 
 def _page(title: str, body: str) -> str:

@@ -1,26 +1,33 @@
 """Running the emulator: in a background thread for tests and the demo, or in the foreground for the CLI.
 
 Both keep uvicorn quiet (warnings only, no access log) and leave the process's logging setup
-alone, so the emulator adds no noise to the demo's output.
+alone, so the emulator adds no noise to the demo's output. With a state file (`state=PATH`) the
+emulator comes back as it was, on the port its links point at unless told another.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
 from .app import create_app
 from .faults import FaultConfig
+from .persistence import state_file
 from .state import Emulator
 from .webhooks import WebhookConfig
+
+logger = logging.getLogger(__name__)
 
 _STARTUP_TIMEOUT_SECONDS = 10.0
 _SHUTDOWN_TIMEOUT_SECONDS = 5.0
@@ -34,12 +41,16 @@ class EmulatorServer:
     manager, or call `start()` and `stop()`. With `webhook_url` and `webhook_secret`, every event
     is also POSTed there, signed, from a background thread (retried `webhook_max_attempts` times,
     `webhook_backoff_seconds` apart and doubling).
+
+    `state` is a file the state is kept in (read at once, written after every change; see
+    `persistence.py`), or None / `:memory:` to keep nothing. `port=None` is the port the kept
+    links point at, or a free one.
     """
 
     def __init__(
         self,
         host: str = "127.0.0.1",
-        port: int = 0,
+        port: int | None = None,
         latency_ms: int = 0,
         rate_limit_rps: float | None = None,
         fail_rate: float = 0.0,
@@ -51,6 +62,7 @@ class EmulatorServer:
         webhook_secret: str | None = None,
         webhook_max_attempts: int = WebhookConfig.max_attempts,
         webhook_backoff_seconds: float = WebhookConfig.backoff_seconds,
+        state: str | os.PathLike[str] | None = None,
     ) -> None:
         self.emulator = _emulator(
             FaultConfig(
@@ -65,9 +77,10 @@ class EmulatorServer:
             webhooks=_webhook_config(
                 webhook_url, webhook_secret, webhook_max_attempts, webhook_backoff_seconds
             ),
+            state=state,
         )
         self.host = host
-        self.port = port
+        self.port = (remembered_port(self.emulator) or 0) if port is None else port
         self._server: _StoppableUvicorn | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
@@ -89,7 +102,7 @@ class EmulatorServer:
         self._socket = _bound_socket(self.host, self.port)
         self.port = self._socket.getsockname()[1]
         self.emulator.base_url = self.url
-        self._server = _StoppableUvicorn(_quiet_config(create_app(self.emulator)))
+        self._server = _StoppableUvicorn(_quiet_config(create_app(self.emulator)), self.emulator)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, name="stripe-emulator", daemon=True
         )
@@ -105,6 +118,7 @@ class EmulatorServer:
         if self._socket is not None:
             self._socket.close()
         self.emulator.close()
+        self.emulator.keep()  # what only reads changed (request counts, webhook deliveries)
         self._server = self._thread = self._socket = None
 
     def __enter__(self) -> EmulatorServer:
@@ -129,13 +143,33 @@ class EmulatorServer:
 
 
 class _StoppableUvicorn(uvicorn.Server):
-    """uvicorn that stops as soon as `request_stop` is called from another thread.
+    """uvicorn that stops as soon as `request_stop` is called from another thread, and expires the
+    emulator's checkout sessions whose time is up about once a second.
 
     Plain uvicorn notices `should_exit` on its next 0.1 s tick; tests start and stop a server per
     test, so waking the loop at once is worth it. Ticks still run, to keep the Date header fresh.
+    The sweep is how Stripe's background expiry looks here: `checkout.session.expired` reaches a
+    webhook endpoint without anyone reading the session (reads expire due sessions first anyway).
     """
 
     _TICK_SECONDS = 0.1
+    _TICKS_PER_SWEEP = 10
+
+    def __init__(self, config: uvicorn.Config, emulator: Emulator) -> None:
+        super().__init__(config)
+        self.emulator = emulator
+
+    async def on_tick(self, counter: int) -> bool:
+        if counter % self._TICKS_PER_SWEEP == 0:
+            await asyncio.to_thread(self._sweep)
+        return await super().on_tick(counter)
+
+    def _sweep(self) -> None:
+        try:
+            if self.emulator.expire_due_sessions():
+                self.emulator.keep()
+        except Exception:  # the sweep must never take the server down; the next one tries again
+            logger.exception("local Stripe emulator failed to expire checkout sessions")
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         # Made before `started` turns true, so `request_stop` always finds them.
@@ -168,6 +202,7 @@ def serve(
     link_create_rps: float | None = None,
     webhook_url: str | None = None,
     webhook_secret: str | None = None,
+    state: str | os.PathLike[str] | None = None,
 ) -> None:
     """Serve the emulator in the foreground until interrupted (`paylinks stripe-emulator --port`)."""
     emulator = _emulator(
@@ -182,22 +217,45 @@ def serve(
         webhooks=_webhook_config(
             webhook_url, webhook_secret, WebhookConfig.max_attempts, WebhookConfig.backoff_seconds
         ),
+        state=state,
     )
     public_host = "127.0.0.1" if host in _WILDCARD_HOSTS else host
     emulator.base_url = f"http://{public_host}:{port}"
     try:
-        uvicorn.Server(_quiet_config(create_app(emulator), host=host, port=port)).run()
+        _StoppableUvicorn(_quiet_config(create_app(emulator), host=host, port=port), emulator).run()
     finally:
         emulator.close()
+        emulator.keep()
+
+
+def remembered_port(emulator: Emulator) -> int | None:
+    """The port of the url the emulator's kept links were minted on (None for a new emulator)."""
+    try:
+        return urlsplit(emulator.base_url).port
+    except ValueError:
+        return None
 
 
 def _emulator(
-    faults: FaultConfig, *, api_key: str | None, account_id: str | None, webhooks: WebhookConfig | None
+    faults: FaultConfig,
+    *,
+    api_key: str | None,
+    account_id: str | None,
+    webhooks: WebhookConfig | None,
+    state: str | os.PathLike[str] | None,
 ) -> Emulator:
     faults.validate()
     if webhooks is not None:
         webhooks.validate()
-    return Emulator(faults=faults, api_key=api_key, account_id=account_id, webhooks=webhooks)
+    emulator = Emulator(faults=faults, api_key=api_key, account_id=account_id, webhooks=webhooks)
+    kept = state_file(state)
+    if kept is not None:
+        try:
+            kept.load_into(emulator, account_id=account_id)
+        except BaseException:
+            emulator.close()  # no webhook thread outlives an emulator that never started
+            raise
+    return emulator
 
 
 def _webhook_config(

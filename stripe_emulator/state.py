@@ -7,10 +7,12 @@ windows, and each API operation on params already parsed from Stripe's wire form
 `forms.py`), so the HTTP layer (`app.py`) stays a thin translation and tests may call these
 methods directly. Every write records the event Stripe would (`product.created`,
 `checkout.session.completed`, `charge.refunded`, ...), which is also delivered to the webhook
-endpoint when one is set.
+endpoint when one is set. Time is the `Emulator`'s clock (`emulator.clock`, replaceable by tests):
+it stamps objects and events and decides when an open checkout session has expired.
 
-Params Stripe accepts that change no behaviour here (presentation settings such as
-`custom_text`) are accepted and ignored; params that would change money or behaviour and are
+Presentation settings that only shape the hosted page (`custom_text`, `submit_type`, ...) are
+stored as given and read back; other params Stripe accepts that change no behaviour here are
+accepted and ignored; params that would change money or behaviour and are
 not modelled (recurring prices, tiers, Connect transfers, shipping) are refused with a 400 that
 says so, rather than silently giving a result real Stripe would not.
 """
@@ -24,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from . import objects
 from .auth import mask_api_key
@@ -50,6 +52,9 @@ from .params import (
 from .pay_page import format_amount
 from .webhooks import WebhookConfig, WebhookDispatcher
 
+if TYPE_CHECKING:
+    from .persistence import StateFile
+
 Params = Mapping[str, Any]
 StripeObject = dict[str, Any]
 
@@ -57,6 +62,16 @@ PAID = "paid"
 UNPAID = "unpaid"
 DEFAULT_CUSTOMER_EMAIL = "customer@example.com"
 MAX_LINE_ITEMS = 20
+MAX_CHECKOUT_LINE_ITEMS = 100  # in payment mode
+# How long a Checkout Session may stay open: Stripe takes `expires_at` 30 minutes to 24 hours ahead.
+MIN_CHECKOUT_LIFETIME_SECONDS = 30 * 60
+MAX_CHECKOUT_LIFETIME_SECONDS = objects.CHECKOUT_SESSION_LIFETIME_SECONDS
+# An `expires_at` computed by the caller as "30 minutes from now" reaches Stripe a moment later;
+# the common `now + 30 * 60` is taken, so the emulator allows that much transit.
+EXPIRES_AT_TRANSIT_SECONDS = 5
+# The most one payment may be, in minor units (Stripe's limit: $999,999.99 for USD).
+MAX_PAYMENT_AMOUNT = 99_999_999
+MAX_CUSTOM_TEXT = 1200  # characters of each custom text message on a hosted page
 # Stripe's own caps on list filters; paylinks batches lookups to stay under them.
 MAX_LOOKUP_KEYS = 10
 MAX_EVENT_TYPES = 20
@@ -75,6 +90,58 @@ _UNMODELLED_LINK_FEATURES = (
     "subscription_data",
     "transfer_data",
 )
+
+_PAYMENT_SESSIONS_ONLY = (
+    "the emulator models Checkout Sessions in payment mode with fixed line items, paid by card or US "
+    "bank debit, without customers, discounts, shipping, tax, subscriptions or Connect."
+)
+# Checkout Session params that would change who pays, what is charged or how: refused, not ignored.
+_UNMODELLED_SESSION_FEATURES = (
+    "adaptive_pricing",
+    "after_expiration",
+    "allow_promotion_codes",
+    "allowed_payment_method_types",
+    "branding_settings",
+    "consent_collection",
+    "custom_fields",
+    "customer",
+    "customer_account",
+    "customer_update",
+    "discounts",
+    "excluded_payment_method_types",
+    "invoice_creation",
+    "managed_payments",
+    "name_collection",
+    "optional_items",
+    "payment_method_configuration",
+    "payment_method_data",
+    "payment_method_options",
+    "permissions",
+    "phone_number_collection",
+    "redirect_on_completion",
+    "return_url",
+    "saved_payment_method_options",
+    "setup_intent_data",
+    "shipping_address_collection",
+    "shipping_options",
+    "subscription_data",
+    "tax_id_collection",
+    "wallet_options",
+)
+_CHECKOUT_MODES = ("payment", "setup", "subscription")
+# Settings that only shape the hosted page or name the integration: stored as given, read back.
+_SESSION_SETTINGS: dict[str, Callable[[Any, str], Any]] = {
+    "billing_address_collection": as_str,
+    "customer_creation": as_str,
+    "integration_identifier": as_str,
+    "locale": as_str,
+    "origin_context": as_str,
+    "payment_method_collection": as_str,
+    "submit_type": as_str,
+}
+# How a session may be paid here, in Stripe's words; a card settles at once, a bank debit later.
+_SESSION_PAYMENT_METHOD_TYPES = ("card", "us_bank_account")
+_UNMODELLED_INTENT_FEATURES = ("application_fee_amount", "on_behalf_of", "shipping", "transfer_data")
 
 # Product fields Stripe stores as given: copied through without further meaning here.
 _PRODUCT_TEXT_FIELDS = ("statement_descriptor", "tax_code", "unit_label", "url")
@@ -105,6 +172,25 @@ _BANK_DEBIT_FAILURE_MESSAGE = "The customer's account has insufficient funds to 
 
 # Keys whose prefix makes a request live mode; everything else is test mode.
 LIVE_KEY_PREFIXES = ("sk_live_", "rk_live_")
+
+# What a restart keeps of each book (persistence.py writes and reads them): its collections.
+# A file written before a collection existed restores it empty.
+_KEPT_COLLECTIONS = (
+    "_products",
+    "_prices",
+    "_price_id_by_lookup_key",
+    "_payment_links",
+    "_link_line_items",
+    "_checkout_sessions",
+    "_session_line_items",
+    "_session_payment_intent_data",
+    "_payment_intents",
+    "_charges",
+    "_refunds",
+    "_disputes",
+    "_events",
+)
+_COLLECTIONS_ADDED_LATER = frozenset({"_session_payment_intent_data"})
 
 
 class PaymentMethod(enum.Enum):
@@ -148,6 +234,32 @@ class RequestOrigin:
 _NO_ORIGIN = RequestOrigin()
 
 
+@dataclass(frozen=True)
+class CheckoutView:
+    """A checkout session as its hosted page shows it (copies, safe to read without the lock)."""
+
+    session: StripeObject
+    line_items: list[StripeObject]
+    payment_intent_data: StripeObject
+    link: StripeObject | None
+
+    @property
+    def continue_url(self) -> str | None:
+        """Where the customer goes after paying: the session's `success_url` (with Stripe's
+        `{CHECKOUT_SESSION_ID}` filled in), or the link's redirect."""
+        if self.link is not None:
+            after = self.link["after_completion"]
+            return after["redirect"]["url"] if after["type"] == "redirect" else None
+        success_url = self.session["success_url"]
+        return success_url.replace("{CHECKOUT_SESSION_ID}", self.session["id"]) if success_url else None
+
+    @property
+    def confirmation_message(self) -> str | None:
+        if self.link is None or self.link["after_completion"]["type"] != "hosted_confirmation":
+            return None
+        return self.link["after_completion"]["hosted_confirmation"]["custom_message"]
+
+
 class Account:
     """One Stripe account's objects in one mode (test or live), and the operations on them.
 
@@ -175,11 +287,42 @@ class Account:
         self._link_line_items: dict[str, list[dict[str, Any]]] = {}  # link id → [{id, price, quantity}]
         self._checkout_sessions: dict[str, StripeObject] = {}
         self._session_line_items: dict[str, list[StripeObject]] = {}
+        # What a created session's payment will carry (`payment_intent_data`): not part of the
+        # session object Stripe returns, so kept beside it.
+        self._session_payment_intent_data: dict[str, StripeObject] = {}
+        # Open sessions by id → when they expire; derived from the sessions, so not kept.
+        self._open_sessions: dict[str, int] = {}
         self._payment_intents: dict[str, StripeObject] = {}
         self._charges: dict[str, StripeObject] = {}
         self._refunds: dict[str, StripeObject] = {}
         self._disputes: dict[str, StripeObject] = {}
         self._events: dict[str, StripeObject] = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """This book as JSON-ready data, sharing its objects (call with the lock held)."""
+        return {
+            "account": self.id,
+            "livemode": self.livemode,
+            "requests": self.requests,
+            "collections": {name.lstrip("_"): getattr(self, name) for name in _KEPT_COLLECTIONS},
+            "idempotency": self.idempotency.snapshot(),
+        }
+
+    def restore(self, kept: Mapping[str, Any]) -> None:
+        """Take back what `snapshot()` gave (call with the lock held)."""
+        self.requests = int(kept["requests"])
+        collections = kept["collections"]
+        for name in _KEPT_COLLECTIONS:
+            key = name.lstrip("_")
+            if key not in collections and name in _COLLECTIONS_ADDED_LATER:
+                continue  # a file from before this collection existed: it starts empty
+            setattr(self, name, dict(collections[key]))
+        self._open_sessions = {
+            session["id"]: session["expires_at"]
+            for session in self._checkout_sessions.values()
+            if session["status"] == "open"
+        }
+        self.idempotency.restore(kept["idempotency"])
 
     def admit_request(self) -> bool:
         """Count one API request against this account's overall rate; False means 429."""
@@ -511,6 +654,8 @@ class Account:
                 livemode=self.livemode,
             )
             link.update(self._link_settings(params))
+            if "custom_text" in params:
+                link["custom_text"] = self._custom_text(params["custom_text"], current=link["custom_text"])
             self._payment_links[link_id] = link
             self._link_line_items[link_id] = line_items
             self._emit("payment_link.created", link, origin)
@@ -544,6 +689,8 @@ class Account:
                 changes["payment_intent_data"] = self._payment_intent_data(
                     params["payment_intent_data"], current=link["payment_intent_data"]
                 )
+            if "custom_text" in params:
+                changes["custom_text"] = self._custom_text(params["custom_text"], current=link["custom_text"])
             return self._apply_update("payment_link.updated", link, changes, origin)
 
     def list_payment_links(self, params: Params) -> StripeObject:
@@ -655,6 +802,30 @@ class Account:
         return data
 
     @staticmethod
+    def _custom_text(value: Any, *, current: StripeObject) -> StripeObject:
+        """`custom_text[submit][message]` and its siblings: each set to a message of at most
+        1,200 characters, or unset with an empty string; the others keep theirs."""
+        text = copy.deepcopy(current)
+        if value == "":
+            return objects.no_custom_text()
+        value = as_dict(value, "custom_text")
+        reject_unknown(value, set(text))
+        for place, given in value.items():
+            if given == "":
+                text[place] = None
+                continue
+            given = as_dict(given, param_path("custom_text", place))
+            reject_unknown(given, {"message"})
+            message_param = param_path("custom_text", place, "message")
+            message = as_str(required(given, "message", path=message_param), message_param)
+            if len(message) > MAX_CUSTOM_TEXT:
+                raise parameter_invalid(
+                    message_param, f"Text can be up to {MAX_CUSTOM_TEXT} characters in length."
+                )
+            text[place] = {"message": message}
+        return text
+
+    @staticmethod
     def _restrictions(value: Any, *, current: StripeObject | None) -> StripeObject | None:
         """`restrictions[completed_sessions][limit]`; a changed limit keeps the count so far."""
         if value is None or value == "":
@@ -717,12 +888,18 @@ class Account:
         """The customer pays an open session: by card (paid now) or bank debit (unpaid until `settle`)."""
         method = as_choice(payment_method, PaymentMethod, "payment_method")
         with self.lock:
+            self._expire_due_sessions()
             session = self._checkout_session(session_id)
             if session["status"] != "open":
                 raise EmulatorError(
                     400,
                     f"Checkout Session {session_id} is not open (status '{session['status']}').",
                     param="id",
+                )
+            method_type = "card" if method is PaymentMethod.CARD else "us_bank_account"
+            if method_type not in session["payment_method_types"]:
+                raise parameter_invalid(
+                    "payment_method", f"Checkout Session {session_id} does not take `{method_type}` payments."
                 )
             self._complete_session(session, method, email)
             return copy.deepcopy(session)
@@ -794,14 +971,18 @@ class Account:
             url=f"{self.emulator.base_url.rstrip('/')}/checkout/{session_id}",
             livemode=self.livemode,
         )
-        self._checkout_sessions[session_id] = session
-        self._session_line_items[session_id] = line_items
+        self._store_open_session(session, line_items)
         return session
+
+    def _store_open_session(self, session: StripeObject, line_items: list[StripeObject]) -> None:
+        self._checkout_sessions[session["id"]] = session
+        self._session_line_items[session["id"]] = line_items
+        self._open_sessions[session["id"]] = session["expires_at"]
 
     def _complete_session(self, session: StripeObject, method: PaymentMethod, email: str | None) -> None:
         """Charge the session's PaymentIntent and record the completion (lock held)."""
-        link = self._payment_links[session["payment_link"]]
-        intent_data = link["payment_intent_data"] or {}
+        link = self._payment_links[session["payment_link"]] if session["payment_link"] else None
+        intent_data = self._payment_intent_data_of(session)
         is_card = method is PaymentMethod.CARD
         now = self._now()
         intent = objects.payment_intent(
@@ -815,7 +996,8 @@ class Account:
             created=now,
             livemode=self.livemode,
         )
-        customer_email = email or DEFAULT_CUSTOMER_EMAIL
+        intent["receipt_email"] = intent_data.get("receipt_email")
+        customer_email = email or session["customer_email"] or DEFAULT_CUSTOMER_EMAIL
         charge = objects.charge(
             charge_id=objects.new_id("ch"),
             intent=intent,
@@ -832,8 +1014,16 @@ class Account:
             payment_status=PAID if is_card else UNPAID,
             customer_email=customer_email,
         )
+        self._open_sessions.pop(session["id"], None)
         self._emit("checkout.session.completed", session, _NO_ORIGIN)
-        self._count_completed_session(link)
+        if link is not None:
+            self._count_completed_session(link)
+
+    def _payment_intent_data_of(self, session: Mapping[str, Any]) -> Mapping[str, Any]:
+        """What the session's payment carries: its link's `payment_intent_data`, or its own (lock held)."""
+        if session["payment_link"]:
+            return self._payment_links[session["payment_link"]]["payment_intent_data"] or {}
+        return self._session_payment_intent_data.get(session["id"]) or {}
 
     def _count_completed_session(self, link: StripeObject) -> None:
         """Count the completion against the link's limit; reaching it deactivates the link, as on Stripe."""
@@ -1006,9 +1196,131 @@ class Account:
 
     # ------------------------------------------------------------------ checkout sessions
 
-    def retrieve_checkout_session(self, session_id: str) -> StripeObject:
+    def create_checkout_session(self, params: Params, origin: RequestOrigin = _NO_ORIGIN) -> StripeObject:
+        """`POST /v1/checkout/sessions` in payment mode: an open session whose `url` pays it.
+
+        Line items name a `price`, or give `price_data` (with a `product` or `product_data`, from
+        which a product is made, as Stripe makes one). Nothing is stored unless all is valid.
+        """
+        self._reject_unmodelled_session_features(params)
+        expand = _session_expansions(params.get("expand"))
+        mode = as_str(required(params, "mode"), "mode")
+        if mode not in _CHECKOUT_MODES:
+            raise parameter_invalid("mode", f"Invalid mode: must be one of {', '.join(_CHECKOUT_MODES)}")
+        if mode != "payment":
+            reject_unsupported(params, ("mode",), _PAYMENT_SESSIONS_ONLY)
+        ui_mode = as_optional_str(params.get("ui_mode"), "ui_mode") or "hosted"
+        if ui_mode != "hosted":
+            reject_unsupported(params, ("ui_mode",), "the emulator hosts every checkout page itself.")
+        metadata = as_metadata(params.get("metadata"))
+        intent_data = self._session_intent_data(params.get("payment_intent_data"))
+        method_types = self._session_payment_method_types(params.get("payment_method_types"))
+        texts = {
+            field: as_optional_str(params.get(field), field)
+            for field in ("success_url", "cancel_url", "client_reference_id", "customer_email")
+        }
+        if texts["client_reference_id"] is not None and len(texts["client_reference_id"]) > 200:
+            raise parameter_invalid(
+                "client_reference_id", "client_reference_id can be at most 200 characters."
+            )
+        settings = {
+            field: read(params[field], field)
+            for field, read in _SESSION_SETTINGS.items()
+            if params.get(field) not in (None, "")
+        }
         with self.lock:
-            return copy.deepcopy(self._checkout_session(session_id))
+            now = self._now()
+            expires_at = self._session_expiry(params.get("expires_at"), now)
+            line_items, new_products, new_prices = self._new_session_line_items(params)
+            currency = line_items[0]["currency"]
+            amount_total = sum(item["amount_total"] for item in line_items)
+            if amount_total > MAX_PAYMENT_AMOUNT:
+                raise EmulatorError(
+                    400,
+                    "The Checkout Session's total amount due must be no more than "
+                    f"{format_amount(MAX_PAYMENT_AMOUNT, currency)}.",
+                    code="amount_too_large",
+                    param="line_items",
+                )
+            if params.get("currency") not in (None, ""):
+                given = as_str(params["currency"], "currency").lower()
+                if given != currency:
+                    raise parameter_invalid(
+                        "currency", f"The currency `{given}` does not match the line items' `{currency}`."
+                    )
+            session_id = objects.new_id("cs_live" if self.livemode else "cs_test")
+            base_url = (origin.base_url or self.emulator.base_url).rstrip("/")
+            session = objects.api_checkout_session(
+                session_id=session_id,
+                currency=currency,
+                amount_total=amount_total,
+                created=now,
+                expires_at=expires_at,
+                url=f"{base_url}/checkout/{session_id}",
+                livemode=self.livemode,
+                metadata=metadata,
+                success_url=texts["success_url"],
+                cancel_url=texts["cancel_url"],
+                client_reference_id=texts["client_reference_id"],
+                customer_email=texts["customer_email"],
+                payment_method_types=method_types,
+            )
+            session.update(settings)
+            if "custom_text" in params:
+                session["custom_text"] = self._custom_text(
+                    params["custom_text"], current=session["custom_text"]
+                )
+            for product in new_products:
+                self._products[product["id"]] = product
+                self._emit("product.created", product, origin)
+            for price in new_prices:
+                self._store_price(price, origin)
+            if intent_data is not None:
+                self._session_payment_intent_data[session_id] = intent_data
+            self._store_open_session(session, line_items)
+            return self._expanded_session(session, expand)
+
+    def expire_checkout_session(
+        self, session_id: str, params: Params | None = None, origin: RequestOrigin = _NO_ORIGIN
+    ) -> StripeObject:
+        """`POST /v1/checkout/sessions/{id}/expire`: an open session can no longer be paid."""
+        expand = _session_expansions((params or {}).get("expand"))
+        with self.lock:
+            self._expire_due_sessions()
+            session = self._checkout_session(session_id)
+            if session["status"] != "open":
+                raise EmulatorError(
+                    400,
+                    'Only Checkout Sessions with a status in ["open"] can be expired. '
+                    f"This Checkout Session has a status of `{session['status']}`.",
+                )
+            self._expire_session(session, origin)
+            return self._expanded_session(session, expand)
+
+    def expire_due_sessions(self) -> int:
+        """Expire every open session whose `expires_at` has passed; how many did."""
+        with self.lock:
+            return self._expire_due_sessions()
+
+    def checkout_page_view(self, session_id: str) -> CheckoutView:
+        """What the session's hosted page shows: the session, its items, what its payment will say,
+        and its payment link, if it has one."""
+        with self.lock:
+            self._expire_due_sessions()
+            session = self._checkout_session(session_id)
+            link = self._payment_links[session["payment_link"]] if session["payment_link"] else None
+            return CheckoutView(
+                session=copy.deepcopy(session),
+                line_items=copy.deepcopy(self._session_line_items[session_id]),
+                payment_intent_data=copy.deepcopy(dict(self._payment_intent_data_of(session))),
+                link=copy.deepcopy(link),
+            )
+
+    def retrieve_checkout_session(self, session_id: str, params: Params | None = None) -> StripeObject:
+        expand = _session_expansions((params or {}).get("expand"))
+        with self.lock:
+            self._expire_due_sessions()
+            return self._expanded_session(self._checkout_session(session_id), expand)
 
     def list_checkout_sessions(self, params: Params) -> StripeObject:
         filters = [created_filter(params.get("created"))]
@@ -1022,6 +1334,7 @@ class Account:
         ):
             if field in params:
                 filters.append(_field_equals(field, params[field]))
+        expand = _session_expansions(params.get("expand"), prefix="data.")
         if "customer_details" in params:
             details = as_dict(params["customer_details"], "customer_details")
             email = as_str(
@@ -1029,12 +1342,17 @@ class Account:
             )
             filters.append(lambda session: (session["customer_details"] or {}).get("email") == email)
         with self.lock:
-            return self._page(
+            self._expire_due_sessions()
+            page = self._page(
                 self._checkout_sessions, params, "/v1/checkout/sessions", "checkout.session", filters
             )
+            if expand:
+                page["data"] = [self._expanded_session(session, expand) for session in page["data"]]
+            return page
 
     def list_checkout_session_line_items(self, session_id: str, params: Params) -> StripeObject:
         with self.lock:
+            self._expire_due_sessions()
             self._checkout_session(session_id)
             items = copy.deepcopy(self._session_line_items[session_id])
             return paginate(
@@ -1043,6 +1361,256 @@ class Account:
 
     def _checkout_session(self, session_id: str) -> StripeObject:
         return self._lookup(self._checkout_sessions, "checkout.session", session_id)
+
+    def _expanded_session(self, session: StripeObject, expand: frozenset[str]) -> StripeObject:
+        """A copy of `session` with the fields `expand` names as objects, as Stripe expands them:
+        `line_items` (its first page, 10 items) and `payment_intent` (lock held)."""
+        shown = copy.deepcopy(session)
+        if "line_items" in expand:
+            shown["line_items"] = paginate(
+                copy.deepcopy(self._session_line_items[session["id"]]),
+                {},
+                url=f"/v1/checkout/sessions/{session['id']}/line_items",
+                kind="line_item",
+            )
+        if "payment_intent" in expand and session["payment_intent"]:
+            shown["payment_intent"] = copy.deepcopy(self._payment_intents[session["payment_intent"]])
+        return shown
+
+    def _expire_due_sessions(self) -> int:
+        """Expire open sessions past their `expires_at` by the emulator's clock (lock held).
+
+        Stripe expires them in the background; here that happens whenever sessions or events are
+        read, a session is paid, and on the server's periodic sweep.
+        """
+        now = self._now()
+        due = [session_id for session_id, expires_at in self._open_sessions.items() if expires_at <= now]
+        for session_id in due:
+            self._expire_session(self._checkout_sessions[session_id], _NO_ORIGIN)
+        self.emulator.expired_since_kept += len(due)
+        return len(due)
+
+    def _expire_session(self, session: StripeObject, origin: RequestOrigin) -> None:
+        objects.expire_checkout_session(session)
+        self._open_sessions.pop(session["id"], None)
+        self._emit("checkout.session.expired", session, origin)
+
+    @staticmethod
+    def _reject_unmodelled_session_features(params: Params) -> None:
+        reject_unsupported(params, _UNMODELLED_SESSION_FEATURES, _PAYMENT_SESSIONS_ONLY)
+        automatic_tax = as_dict(params.get("automatic_tax") or {}, "automatic_tax")
+        if as_bool(automatic_tax.get("enabled", False), "automatic_tax[enabled]"):
+            reject_unsupported(params, ("automatic_tax",), _PAYMENT_SESSIONS_ONLY)
+
+    @staticmethod
+    def _session_expiry(value: Any, now: int) -> int:
+        """`expires_at`, 30 minutes to 24 hours from now (default: 24 hours), as Stripe requires."""
+        if value in (None, ""):
+            return now + MAX_CHECKOUT_LIFETIME_SECONDS
+        expires_at = as_int(value, "expires_at")
+        if expires_at < now + MIN_CHECKOUT_LIFETIME_SECONDS - EXPIRES_AT_TRANSIT_SECONDS:
+            raise parameter_invalid(
+                "expires_at",
+                "The expires_at timestamp must be at least 30 minutes from Checkout Session creation.",
+            )
+        if expires_at > now + MAX_CHECKOUT_LIFETIME_SECONDS:
+            raise parameter_invalid(
+                "expires_at",
+                "The expires_at timestamp must be less than 24 hours from Checkout Session creation.",
+            )
+        return expires_at
+
+    @staticmethod
+    def _session_payment_method_types(value: Any) -> list[str]:
+        if value in (None, ""):
+            return list(_SESSION_PAYMENT_METHOD_TYPES)
+        types = as_list(value, "payment_method_types")
+        for index, method_type in enumerate(types):
+            if method_type not in _SESSION_PAYMENT_METHOD_TYPES:
+                reject_unsupported(
+                    {param_path("payment_method_types", index): method_type},
+                    (param_path("payment_method_types", index),),
+                    _PAYMENT_SESSIONS_ONLY,
+                )
+        if not types:
+            raise parameter_invalid("payment_method_types", "Name at least one payment method type.")
+        return list(dict.fromkeys(types))
+
+    @staticmethod
+    def _session_intent_data(value: Any) -> StripeObject | None:
+        """A session's `payment_intent_data`: what its PaymentIntent will say and carry."""
+        if value in (None, ""):
+            return None
+        given = as_dict(value, "payment_intent_data")
+        reject_unknown(
+            given,
+            {
+                "metadata",
+                "receipt_email",
+                *_PAYMENT_INTENT_TEXT_FIELDS,
+                *_UNMODELLED_INTENT_FEATURES,
+            },
+        )
+        reject_unsupported(
+            {param_path("payment_intent_data", name): v for name, v in given.items()},
+            (param_path("payment_intent_data", name) for name in _UNMODELLED_INTENT_FEATURES),
+            _PAYMENT_SESSIONS_ONLY,
+        )
+        data = objects.payment_intent_data(
+            metadata=as_metadata(given.get("metadata"), "payment_intent_data[metadata]")
+        )
+        for field in (*_PAYMENT_INTENT_TEXT_FIELDS, "receipt_email"):
+            if field in given:
+                data[field] = as_optional_str(given[field], param_path("payment_intent_data", field))
+        return data
+
+    def _new_session_line_items(
+        self, params: Params
+    ) -> tuple[list[StripeObject], list[StripeObject], list[StripeObject]]:
+        """Validated `line_items` rendered as items, and the products and prices `price_data` makes
+        (not yet stored) (lock held)."""
+        items = as_list(required(params, "line_items"), "line_items")
+        if len(items) > MAX_CHECKOUT_LINE_ITEMS:
+            raise parameter_invalid(
+                "line_items",
+                f"A Checkout Session in payment mode can have at most {MAX_CHECKOUT_LINE_ITEMS} line items.",
+            )
+        rendered: list[StripeObject] = []
+        new_products: list[StripeObject] = []
+        new_prices: list[StripeObject] = []
+        for index, item in enumerate(items):
+            item_param = param_path("line_items", index)
+            item = as_dict(item, item_param)
+            reject_unknown(
+                item,
+                {
+                    "adjustable_quantity",
+                    "dynamic_tax_rates",
+                    "metadata",
+                    "price",
+                    "price_data",
+                    "quantity",
+                    "tax_rates",
+                },
+            )
+            reject_unsupported(
+                {param_path("line_items", index, name): value for name, value in item.items()},
+                (
+                    param_path("line_items", index, name)
+                    for name in ("adjustable_quantity", "dynamic_tax_rates", "tax_rates")
+                ),
+                _PAYMENT_SESSIONS_ONLY,
+            )
+            has_price = item.get("price") not in (None, "")
+            has_price_data = item.get("price_data") not in (None, "")
+            if has_price == has_price_data:
+                raise parameter_invalid(
+                    item_param,
+                    f"You must specify exactly one of `{item_param}[price]` or `{item_param}[price_data]`.",
+                )
+            if has_price:
+                price_param = param_path("line_items", index, "price")
+                price_id = as_str(item["price"], price_param)
+                price = self._price(price_id, param=price_param, http_status=400)
+                if not price["active"]:
+                    raise parameter_invalid(price_param, f"The price `{price_id}` is not active.")
+                product = self._products[price["product"]]
+            else:
+                product, price, is_new_product = self._inline_price(item["price_data"], index)
+                if is_new_product:
+                    new_products.append(product)
+                new_prices.append(price)
+            quantity_param = param_path("line_items", index, "quantity")
+            quantity = as_int(required(item, "quantity", path=quantity_param), quantity_param, minimum=1)
+            metadata = as_metadata(item.get("metadata"), param_path("line_items", index, "metadata"))
+            rendered.append(
+                objects.line_item(
+                    item_id=objects.new_id("li"),
+                    price_object=price,
+                    quantity=quantity,
+                    description=product["name"],
+                    metadata=metadata or None,
+                )
+            )
+        if len({item["currency"] for item in rendered}) > 1:
+            raise parameter_invalid(
+                "line_items", "All line items of a Checkout Session must use the same currency."
+            )
+        return rendered, new_products, new_prices
+
+    def _inline_price(self, value: Any, index: int) -> tuple[StripeObject, StripeObject, bool]:
+        """The product (an existing one, or a new one from `product_data`) and the new price that
+        `line_items[index][price_data]` describes; neither is stored yet (lock held)."""
+        prefix = param_path("line_items", index, "price_data")
+        data = as_dict(value, prefix)
+        reject_unknown(
+            data,
+            {
+                "currency",
+                "product",
+                "product_data",
+                "recurring",
+                "tax_behavior",
+                "unit_amount",
+                "unit_amount_decimal",
+            },
+        )
+        reject_unsupported(
+            {param_path(prefix, "recurring"): data.get("recurring")},
+            (param_path(prefix, "recurring"),),
+            _ONE_TIME_PRICES_ONLY,
+        )
+        has_product = data.get("product") not in (None, "")
+        if has_product == (data.get("product_data") not in (None, "")):
+            raise parameter_invalid(
+                prefix, f"You must specify exactly one of `{prefix}[product]` or `{prefix}[product_data]`."
+            )
+        if has_product:
+            product_param = param_path(prefix, "product")
+            product = self._product(
+                as_str(data["product"], product_param), param=product_param, http_status=400
+            )
+            is_new = False
+        else:
+            product_prefix = param_path(prefix, "product_data")
+            product_data = as_dict(data["product_data"], product_prefix)
+            reject_unknown(
+                product_data,
+                {"description", "images", "metadata", "name", "tax_code", "tax_details", "unit_label"},
+            )
+            reject_unsupported(
+                {param_path(product_prefix, "tax_details"): product_data.get("tax_details")},
+                (param_path(product_prefix, "tax_details"),),
+                _PAYMENT_SESSIONS_ONLY,
+            )
+            name_param = param_path(product_prefix, "name")
+            product = objects.product(
+                product_id=objects.new_id("prod"),
+                name=as_str(required(product_data, "name", path=name_param), name_param),
+                description=as_optional_str(
+                    product_data.get("description"), param_path(product_prefix, "description")
+                ),
+                active=True,
+                metadata=as_metadata(product_data.get("metadata"), param_path(product_prefix, "metadata")),
+                created=self._now(),
+                livemode=self.livemode,
+            )
+            for field in ("tax_code", "unit_label"):
+                if field in product_data:
+                    product[field] = as_optional_str(product_data[field], param_path(product_prefix, field))
+            if product_data.get("images") not in (None, ""):
+                product["images"] = [
+                    as_str(image, param_path(product_prefix, "images"))
+                    for image in as_list(product_data["images"], param_path(product_prefix, "images"))
+                ]
+            is_new = True
+        price_params: dict[str, Any] = {
+            key: data[key]
+            for key in ("currency", "unit_amount", "unit_amount_decimal", "tax_behavior")
+            if key in data
+        }
+        price = self._build_price(product["id"], price_params, prefix=prefix)
+        return product, price, is_new
 
     # ------------------------------------------------------------------ events
 
@@ -1062,6 +1630,7 @@ class Account:
             }
             filters.append(lambda event: event["type"] in types)
         with self.lock:
+            self._expire_due_sessions()  # a session that expired by now has its event listed
             return self._page(self._events, params, "/v1/events", "event", filters)
 
     # ------------------------------------------------------------------ inspection
@@ -1179,6 +1748,8 @@ _PLATFORM_OPERATIONS = frozenset(
         "retrieve_checkout_session",
         "list_checkout_sessions",
         "list_checkout_session_line_items",
+        "create_checkout_session",
+        "expire_checkout_session",
         "retrieve_payment_intent",
         "retrieve_charge",
         "create_refund",
@@ -1221,6 +1792,8 @@ class Emulator:
         self._account_created: dict[str, int] = {self.platform_account_id: int(clock())}
         self._books: dict[tuple[str, bool], Account] = {}
         self.webhooks = WebhookDispatcher(webhooks, on_delivered=self._mark_delivered) if webhooks else None
+        self.state_file: StateFile | None = None  # where `keep()` writes the state (None: memory only)
+        self.expired_since_kept = 0  # sessions expired since the sweep last reported (lock held)
 
     def __getattr__(self, name: str) -> Any:
         if name in _PLATFORM_OPERATIONS:
@@ -1311,6 +1884,59 @@ class Emulator:
     def dispute(self, intent_id: str, status: DisputeOutcome | str | None = None) -> StripeObject:
         return self.holder("payment_intents", intent_id).dispute(intent_id, status)
 
+    def expire_due_sessions(self) -> int:
+        """Expire, in every account, the open sessions whose `expires_at` has passed; returns how
+        many sessions expired since the last call, here or when a read found them due.
+
+        Stripe does this in the background; the server calls it every second (reads and payments
+        of a session also do it first), so `checkout.session.expired` reaches webhooks unasked, and
+        keeps the state when anything expired (a read that expired a session writes nothing)."""
+        with self.lock:
+            books = list(self._books.values())
+        for book in books:
+            book.expire_due_sessions()
+        with self.lock:
+            expired, self.expired_since_kept = self.expired_since_kept, 0
+        return expired
+
+    # ------------------------------------------------------------------ kept across restarts
+
+    def keep(self) -> None:
+        """Write the state to its file, if it has one (after every request that may change it)."""
+        if self.state_file is not None:
+            self.state_file.save(self)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a restart keeps, JSON-ready, sharing the live objects (call with the lock held)."""
+        return {
+            "platform_account": self.platform_account_id,
+            "base_url": self.base_url,
+            "accounts": self._account_created,
+            "books": [book.snapshot() for book in self._books.values()],
+        }
+
+    def restore(self, kept: Mapping[str, Any]) -> None:
+        """Take back a `snapshot()`: the same accounts (the platform's id too) and every book.
+
+        Events a webhook endpoint had not acknowledged are delivered again, as Stripe retries."""
+        with self.lock:
+            self.platform_account_id = str(kept["platform_account"])
+            self.base_url = str(kept["base_url"])
+            self._account_created = {str(key): int(value) for key, value in kept["accounts"].items()}
+            self._books = {}
+            for book_kept in kept["books"]:
+                account_id, livemode = str(book_kept["account"]), bool(book_kept["livemode"])
+                book = Account(
+                    self, account_id, livemode=livemode, connected=account_id != self.platform_account_id
+                )
+                book.restore(book_kept)
+                self._books[(account_id, livemode)] = book
+            if self.webhooks is not None:
+                for book in self._books.values():
+                    for event in book._events.values():
+                        if event.get("pending_webhooks"):
+                            self.webhooks.enqueue(event)
+
     # ------------------------------------------------------------------ inspection and webhooks
 
     def forget_idempotency_keys(self) -> None:
@@ -1367,6 +1993,36 @@ def _inaccessible_account(account_id: str, api_key: str | None) -> EmulatorError
 
 def _field_equals(field: str, expected: Any) -> Callable[[StripeObject], bool]:
     return lambda obj: obj.get(field) == expected
+
+
+_SESSION_EXPANSIONS = frozenset({"line_items", "payment_intent"})
+
+
+def _session_expansions(value: Any, prefix: str = "") -> frozenset[str]:
+    """The fields of a checkout session `expand` names (each after `prefix`, `data.` on lists).
+
+    Other expansions are refused: ignored, they would answer an id where the caller reads an object."""
+    if value in (None, ""):
+        return frozenset()
+    names = [as_str(name, "expand") for name in as_list(value, "expand")]
+    fields = set()
+    for name in names:
+        field = name.removeprefix(prefix) if name.startswith(prefix) else None
+        if field not in _SESSION_EXPANSIONS:
+            raise _unsupported_expansion(name, prefix)
+        fields.add(field)
+    return frozenset(fields)
+
+
+def _unsupported_expansion(name: str, prefix: str) -> EmulatorError:
+    allowed = " and ".join(f"`{prefix}{field}`" for field in sorted(_SESSION_EXPANSIONS))
+    return EmulatorError(
+        400,
+        f"The local Stripe emulator does not support expanding `{name}` on checkout sessions: "
+        f"it expands {allowed}.",
+        code="parameter_unknown",
+        param="expand",
+    )
 
 
 def _bounded_list(params: Params, name: str, maximum: int) -> list[Any]:

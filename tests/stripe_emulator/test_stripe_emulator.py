@@ -517,19 +517,21 @@ class TestFaults:
         assert server.emulator.counts()["products"] == 1
 
     def test_latency_delays_each_call_without_serialising_them(self, client, server):
-        server.emulator.faults.latency_ms = 200
+        server.emulator.faults.latency_ms = 300
 
         started = time.monotonic()
         client.v1.products.list()
-        assert time.monotonic() - started >= 0.2
+        assert time.monotonic() - started >= 0.3
 
-        threads = [threading.Thread(target=client.v1.products.list) for _ in range(5)]
+        threads = [threading.Thread(target=client.v1.products.list) for _ in range(10)]
         started = time.monotonic()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert time.monotonic() - started < 0.8  # five calls in parallel, not one after another
+        # Ten calls one after another would take 3 s; in parallel they take one delay, plus
+        # whatever a busy machine adds.
+        assert time.monotonic() - started < 1.5
 
     def test_admin_endpoint_changes_faults_live_and_spares_pages(self, client, server):
         link = create_link(client, create_price(client).id)
