@@ -18,10 +18,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from paylinks.errors import ConfigurationError
 from paylinks.vocabulary import (
+    AllocationStatus,
     AuditAction,
     BlastStatus,
     EmailStatus,
     EmailType,
+    FamilyCheckoutStatus,
+    OptOutHow,
     PaidMethod,
     PaymentLinkStatus,
     PaymentStatus,
@@ -76,6 +79,19 @@ tenants = sa.Table(
     sa.Column("currency", sa.String(3), nullable=False, server_default="usd"),
     # The club's own Stripe (Connect) account, `acct_…`; NULL: the platform's account.
     sa.Column("stripe_account", sa.String(255), nullable=True),
+    # The club's time zone (IANA name, e.g. America/Chicago); NULL: settings' club_timezone.
+    sa.Column("timezone", sa.String(64), nullable=True),
+    # A parent emailed an outstanding balance this many hours ago or less is held back from a
+    # new blast (unless asked); NULL: settings' recent_email_hold_hours.
+    sa.Column("recent_email_hold_hours", sa.Integer, nullable=True),
+    # Reminders (paylinks' additions): a bill without a due date of its own is due this many days
+    # after its order was raised; reminders go out only once the admin turns them on; the
+    # cadence (days relative to the due date, "-7,0,3") and the sending hours ("8-20", local)
+    # are kept as the admin typed them, NULL meaning the defaults.
+    sa.Column("default_terms_days", sa.Integer, nullable=False, server_default="14"),
+    sa.Column("reminders_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reminder_days", sa.String(200), nullable=True),
+    sa.Column("reminder_hours", sa.String(20), nullable=True),
 )
 
 parents = sa.Table(
@@ -112,6 +128,8 @@ products = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("bill_signed_players", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("stripe_product_id", sa.String(255), nullable=True),
+    # The season's due date of this product's default fee (paylinks' addition; NULL: none).
+    sa.Column("due_on", sa.Date, nullable=True),
 )
 
 orders = sa.Table(
@@ -126,6 +144,8 @@ orders = sa.Table(
     sa.Column("status", sa.String(20), nullable=False, server_default="pending"),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("paid_at", Timestamp, nullable=True),
+    # The order's own due date (paylinks' addition); NULL: its product's, else created + terms.
+    sa.Column("due_on", sa.Date, nullable=True),
     sa.CheckConstraint("status IN ('pending', 'paid', 'cancelled')", name="status"),
 )
 
@@ -158,7 +178,8 @@ payment_links = sa.Table(
     "payment_links",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    # Indexed with status and parent_id below: ix_payment_links_tenant_status_parent.
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("player_id", sa.Integer, sa.ForeignKey("players.id"), nullable=False),
     sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=True),
     sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False),
@@ -189,13 +210,20 @@ payment_links = sa.Table(
     # When the current mint_version was reserved: Stripe forgets idempotency keys after about
     # a day, so an older reservation first looks for a link Stripe already holds for it.
     sa.Column("reserved_at", Timestamp, nullable=True),
-    # How a paid bill was paid: at Stripe, or offline (cash, cheque) by whom, with a note.
+    # What the link's checkout page and receipt say the payment is for (the bill, the player, the
+    # club), as minted or last updated at Stripe; NULL: minted before paylinks named the player.
+    sa.Column("checkout_text", sa.String(1000), nullable=True),
+    # How a paid bill was paid: at Stripe (card, bank debit; `stripe`: before paylinks recorded
+    # which), or offline (cash, cheque) by whom, with a note.
     sa.Column("paid_method", _enum(PaidMethod, "paid_method"), nullable=True),
     sa.Column("paid_by", sa.String(320), nullable=True),
     sa.Column("paid_note", sa.Text, nullable=True),
     sa.UniqueConstraint(
         "player_id", "product_id", "tenant_id", name="uq_payment_links_player_product_tenant"
     ),
+    # A tenant's rows by status, then by parent (migration 0014): the blast reads only a tenant's
+    # open rows, a family page only one parent's, and every query by tenant alone uses its prefix.
+    sa.Index("ix_payment_links_tenant_status_parent", "tenant_id", "status", "parent_id"),
 )
 
 payments = sa.Table(
@@ -209,7 +237,8 @@ payments = sa.Table(
         "payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), nullable=True, index=True
     ),
     sa.Column("stripe_account", sa.String(255), nullable=True),
-    sa.Column("stripe_payment_link_id", sa.String(255), nullable=False),
+    # The link it was paid through; NULL for a family checkout (`family_checkout_id`).
+    sa.Column("stripe_payment_link_id", sa.String(255), nullable=True),
     sa.Column("checkout_session_id", sa.String(255), nullable=False, unique=True),
     sa.Column("payment_intent_id", sa.String(255), nullable=True, index=True),
     sa.Column("amount_cents", sa.Integer, nullable=False),
@@ -229,6 +258,39 @@ payments = sa.Table(
     sa.Column("paid_at", Timestamp, nullable=True),  # Stripe's time of completion
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    # A family's "Pay all" checkout: the payment is allocated to each bill it covered.
+    sa.Column("family_checkout_id", sa.Integer, sa.ForeignKey("family_checkouts.id"), nullable=True),
+    # Refunded at Stripe but not (yet) matched to whole bills: listed for the admin to pick.
+    sa.Column("unallocated_refund_cents", sa.Integer, nullable=False, server_default="0"),
+    # Its money paid a bill and the parent has not been sent the receipt yet (reconcile retries).
+    sa.Column("receipt_due", sa.Boolean, nullable=False, server_default=sa.false()),
+    # How it was paid: card (paid when the checkout completed) or bank debit (settled later);
+    # NULL: recorded before paylinks kept it (migration 0018).
+    sa.Column("paid_method", _enum(PaidMethod, "paid_method"), nullable=True),
+)
+
+payment_allocations = sa.Table(
+    "payment_allocations",
+    metadata,
+    # What one payment's money does for each bill it covered: a link's payment has one, a family
+    # checkout one per bill. A bill's status is decided from these (see payments/transitions.py).
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("payment_id", sa.Integer, sa.ForeignKey("payments.id"), nullable=False),
+    sa.Column(
+        "payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), nullable=False, index=True
+    ),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("status", _enum(AllocationStatus, "allocation_status"), nullable=False),
+    sa.Column("refund_due_reason", sa.String(200), nullable=True),
+    sa.Column("refunded_cents", sa.Integer, nullable=False, server_default="0"),
+    # The bill's own link when a family checkout took its money: deactivated at Stripe at once
+    # (`link_closed_at`), so the bill cannot be paid twice through it.
+    sa.Column("stripe_payment_link_id", sa.String(255), nullable=True),
+    sa.Column("link_closed_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("payment_id", "payment_link_row_id", name="uq_payment_allocations_payment_row"),
 )
 
 minted_links = sa.Table(
@@ -321,6 +383,85 @@ reconcile_cursors = sa.Table(
     sa.Column("last_event_created", sa.BigInteger, nullable=False),
     sa.Column("last_event_id", sa.String(255), nullable=True),
     sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+
+# -- the family's side: a page per parent without a password, and "Pay all" in one checkout -------
+
+family_tokens = sa.Table(
+    "family_tokens",
+    metadata,
+    # The parent's page `/f/<token>`: the token is derived from a random salt and a secret the
+    # database never holds (so a copy of the database opens no page); only its hash is stored,
+    # which is what a request is looked up by. Rotating replaces the salt: the old url dies at once.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=False),
+    sa.Column("salt", sa.String(64), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("created_by", sa.String(320), nullable=True),  # who rotated it (NULL: made on first use)
+    sa.UniqueConstraint("tenant_id", "parent_id", name="uq_family_tokens_tenant_parent"),
+)
+
+family_checkouts = sa.Table(
+    "family_checkouts",
+    metadata,
+    # One "Pay all" Checkout Session, reserved here before it is created at Stripe: its
+    # idempotency key is derived from the set of rows and their mint_versions, so a double click
+    # opens the same session. Reconcile and the webhook find it by its session id or by the
+    # session's metadata (`paylinks_family_checkout`).
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=False),
+    sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("status", _enum(FamilyCheckoutStatus, "family_checkout_status"), nullable=False),
+    sa.Column("stripe_account", sa.String(255), nullable=True),
+    sa.Column("livemode", sa.Boolean, nullable=True),
+    sa.Column("checkout_session_id", sa.String(255), nullable=True, unique=True),
+    sa.Column("url", sa.String(1000), nullable=True),
+    sa.Column("amount_total_cents", sa.Integer, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.now()),
+)
+
+family_checkout_rows = sa.Table(
+    "family_checkout_rows",
+    metadata,
+    # Each bill a family checkout covers, at the terms it was offered (amount, mint_version): a
+    # bill that changed since is never paid at the old terms.
+    sa.Column("family_checkout_id", sa.Integer, sa.ForeignKey("family_checkouts.id"), primary_key=True),
+    sa.Column("payment_link_row_id", sa.Integer, sa.ForeignKey("payment_links.id"), primary_key=True),
+    sa.Column("mint_version", sa.Integer, nullable=False),
+    sa.Column("amount_cents", sa.Integer, nullable=False),
+    sa.Column("stripe_price_id", sa.String(255), nullable=False),
+)
+
+
+# -- reminders: who asked to get none, and the one-click links that ask it -----------------------
+
+reminder_optouts = sa.Table(
+    "reminder_optouts",
+    metadata,
+    # A parent who gets no reminders (still blasts, resends and receipts): when, and how it was
+    # asked. Undoing it deletes the row.
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), primary_key=True),
+    sa.Column("opted_out_at", Timestamp, nullable=False),
+    sa.Column("how", _enum(OptOutHow, "reminder_optout_how"), nullable=False),
+)
+
+reminder_tokens = sa.Table(
+    "reminder_tokens",
+    metadata,
+    # The "stop reminders" link of each reminder sent: a random token per email, only its SHA-256
+    # kept, so neither the database nor a parent's id opens anyone's link.
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.now()),
 )
 
 

@@ -3,12 +3,16 @@ code uses, and harmless to a club database whose own tables already exist."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from paylinks.store import migrations
 from paylinks.store.tables import metadata, tenants
+
+# Storage semantics matter here (migrations run DDL that differs by dialect): PostgreSQL too.
+pytestmark = pytest.mark.storage
 
 CLUB_TABLES = ("tenants", "parents", "players", "products", "orders")
 OWN_TABLES = (
@@ -27,6 +31,9 @@ OWN_TABLES = (
     "api_token_tenants",
     "audit_log",
     "login_failures",
+    "payment_allocations",
+    "reminder_optouts",
+    "reminder_tokens",
 )
 
 
