@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         description="Payment links created per second, at most (Stripe's own limit: 25/s).",
     )
     stripe_mint_batch_size: int = Field(default=50, ge=1, le=1000, description="Links minted per task run.")
+    stripe_account_recheck_minutes: int = Field(
+        default=60,
+        ge=0,
+        le=24 * 60,
+        description="The backfill takes the key's account as Stripe confirmed it this many minutes ago or less, without asking again (0: ask every run).",
+    )
     stripe_max_retries: int = Field(
         default=6, ge=0, le=20, description="Retries of one Stripe call on 429/5xx."
     )
@@ -96,11 +102,32 @@ class Settings(BaseSettings):
     )
     smtp_security: SmtpSecurity = SmtpSecurity.none
     smtp_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    blast_batch_size: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Parents emailed per task run of a blast, over one mail connection.",
+    )
+    mail_retry_delays_s: tuple[float, ...] = Field(
+        default=(5.0, 30.0),
+        max_length=5,
+        description="Pauses before each new try of an email the mail server refused for now (JSON list, e.g. [5, 30]; [] never tries again).",
+    )
     blast_claim_lease_minutes: int = Field(
         default=15,
         ge=1,
         le=24 * 60,
         description="How long a blast's claim on a parent's email holds before another run may take it over.",
+    )
+    club_timezone: str = Field(
+        default="America/New_York",
+        description="Time zone (IANA name) the office and emails show times in, for a club that names none.",
+    )
+    recent_email_hold_hours: int = Field(
+        default=24,
+        ge=0,
+        le=24 * 30,
+        description="A parent sent an outstanding-balance email this many hours ago or less is held back from a new blast (0: never).",
     )
     allow_test_links: bool = Field(
         default=False,
@@ -116,6 +143,13 @@ class Settings(BaseSettings):
     )
     office_session_secret_block: str | None = Field(
         default=None, description="Name of a Prefect Secret block holding the office session secret."
+    )
+    family_link_secret: SecretStr | None = Field(
+        default=None,
+        description="Key each parent's family page address is derived from (32+ random characters); unset with a SQLite database, one is made and kept beside it.",
+    )
+    family_link_secret_block: str | None = Field(
+        default=None, description="Name of a Prefect Secret block holding the family link secret."
     )
     office_session_hours: float = Field(
         default=8.0,
@@ -156,7 +190,7 @@ class Settings(BaseSettings):
     )
     prefect_ui_url: str | None = Field(
         default=None,
-        description="Base URL of the Prefect UI the office links runs to (default: Prefect's own PREFECT_UI_URL).",
+        description="Base URL of the Prefect UI the office links runs to (default: Prefect's own PREFECT_UI_URL, else http://127.0.0.1:4200, where `make ui` serves it).",
     )
 
     @field_validator("database_url")
@@ -204,6 +238,26 @@ class Settings(BaseSettings):
                 "use https, or an emulator on 127.0.0.1"
             )
         return value.rstrip("/")
+
+    @field_validator("mail_retry_delays_s")
+    @classmethod
+    def _pauses_in_bounds(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(not 0 <= pause <= 600 for pause in value):
+            raise ValueError("each pause is 0 to 600 seconds")
+        return value
+
+    @field_validator("club_timezone")
+    @classmethod
+    def _a_known_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                "is not a time zone name (they look like America/Chicago or Europe/London)"
+            ) from None
+        return value.strip()
 
     @field_validator("email_from")
     @classmethod

@@ -3,16 +3,15 @@ made from them (`paylinks.billing.plan`, pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from paylinks.billing.plan import Plan, plan_backfill
 from paylinks.club.tenants import Tenant
-from paylinks.store.queries import fetch_all
+from paylinks.store.queries import QUERY_REGISTRY, fetch_all
 from paylinks.store.tables import as_utc, utcnow
 from paylinks.stripe_api.gateway import StripeContext
 from paylinks.vocabulary import PaymentLinkStatus
@@ -28,6 +27,7 @@ class BillingRows:
     payment_links: list[dict[str, Any]]
     # (product, amount) → (price id, Stripe product id), in this run's currency, account, mode
     price_tiers: dict[tuple[int, int], tuple[str, str | None]]
+    club_name: str = ""  # the tenant's name, as each link's checkout text ends
 
 
 def extract_billing_rows(engine: Engine, tenant: Tenant, where: StripeContext | None) -> BillingRows:
@@ -46,19 +46,27 @@ def extract_billing_rows(engine: Engine, tenant: Tenant, where: StripeContext | 
             else []
         )
         return BillingRows(
-            players=[dict(r) for r in fetch_all(connection, "extract_players", **params)],
-            products=[dict(r) for r in fetch_all(connection, "extract_products", **params)],
-            pending_orders=[dict(r) for r in fetch_all(connection, "extract_pending_orders", **params)],
-            payment_links=[_row_dict(r) for r in fetch_all(connection, "extract_payment_links", **params)],
+            players=_dicts(connection, "extract_players", params),
+            products=_dicts(connection, "extract_products", params),
+            pending_orders=_dicts(connection, "extract_pending_orders", params),
+            payment_links=[_row_dict(r) for r in _dicts(connection, "extract_payment_links", params)],
             price_tiers={
                 (int(t["product_id"]), int(t["amount_cents"])): (t["stripe_price_id"], t["stripe_product_id"])
                 for t in tiers
             },
+            club_name=tenant.name,
         )
 
 
-def _row_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
-    values = dict(row)
+def _dicts(connection: Connection, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The named query's rows as dicts, built from each row's values and the result's keys (read
+    once): a tenant's 10,000 rows at a fraction of the cost of `dict()` over each row mapping."""
+    result = connection.execute(QUERY_REGISTRY[query].statement, params)
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
+
+
+def _row_dict(values: dict[str, Any]) -> dict[str, Any]:
     status = values["status"]
     values["status"] = status.value if isinstance(status, PaymentLinkStatus) else str(status)
     reserved_at = values.get("reserved_at")
@@ -77,4 +85,5 @@ def plan(rows: BillingRows, where: StripeContext | None, now: datetime | None = 
         rows.price_tiers.keys(),
         where=where,
         now=now or utcnow(),
+        club_name=rows.club_name,
     )

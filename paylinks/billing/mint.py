@@ -17,13 +17,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from paylinks.billing.plan import Step
 from paylinks.club.tenants import Tenant
 from paylinks.settings import Settings
 from paylinks.store.tables import minted_links, payment_links, price_tiers, tenants, utcnow
-from paylinks.stripe_api.gateway import StripeContext, StripeGateway, StripeRequestError, StripeTransientError
+from paylinks.stripe_api.gateway import (
+    StripeContext,
+    StripeGateway,
+    StripeNotFoundError,
+    StripeRequestError,
+    StripeTransientError,
+)
 from paylinks.stripe_api.where import stripe_where
 from paylinks.vocabulary import PaymentLinkStatus
 
@@ -39,6 +45,7 @@ class MintJob:
     metadata: dict[str, str]
     # A reservation older than Stripe's idempotency memory: look for its link first.
     reserved_before: datetime | None = None
+    checkout_text: str | None = None  # what the checkout and receipt say (None: minted without)
 
     @property
     def idempotency_key(self) -> str:
@@ -53,6 +60,8 @@ class MintResult:
     url: str | None = None
     error: str | None = None
     adopted: bool = False  # found at Stripe (minted before a crash), not minted again
+    # Stripe has no such price in this account and mode: the row is minted afresh next run.
+    missing_price: str | None = None
 
 
 def link_metadata(tenant_id: int, row: Mapping[Any, Any], row_id: int, mint_version: int) -> dict[str, str]:
@@ -109,10 +118,19 @@ def mint_payment_links(gateway: StripeGateway, jobs: list[MintJob], concurrency:
             return adopted[job.row_id]
         try:
             link = gateway.create_payment_link(
-                price_id=job.price_id, metadata=job.metadata, idempotency_key=job.idempotency_key
+                price_id=job.price_id,
+                metadata=job.metadata,
+                idempotency_key=job.idempotency_key,
+                checkout_text=job.checkout_text,
             )
         except StripeRequestError as error:
-            return MintResult(job.row_id, job.mint_version, error=str(error))
+            missing = error.names_a_missing_object and (error.param or "").startswith("line_items")
+            return MintResult(
+                job.row_id,
+                job.mint_version,
+                error=str(error),
+                missing_price=job.price_id if missing else None,
+            )
         return MintResult(job.row_id, job.mint_version, link_id=link.id, url=link.url)
 
     with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="mint") as pool:
@@ -130,10 +148,17 @@ def mint_payment_links(gateway: StripeGateway, jobs: list[MintJob], concurrency:
 
 def load_payment_links(engine: Engine, results: Iterable[MintResult]) -> int:
     """Store each minted link's id and url in its row (only if the row still waits for it), and
-    remember every link a row was given."""
+    remember every link a row was given. A row whose price Stripe no longer has lets go of it
+    (and the tier of it), so the next run mints it at a price found again or created."""
     loaded = 0
     with engine.begin() as connection:
         for result in results:
+            if result.missing_price is not None:
+                connection.execute(
+                    sa.delete(price_tiers).where(price_tiers.c.stripe_price_id == result.missing_price)
+                )
+                forget_link(connection, result.row_id, mint_version=result.mint_version)
+                continue
             if result.link_id is None:
                 continue
             known = connection.execute(
@@ -169,13 +194,48 @@ def load_payment_links(engine: Engine, results: Iterable[MintResult]) -> int:
     return loaded
 
 
-def relink_rows(engine: Engine, gateway: StripeGateway, tenant: Tenant, steps: Iterable[Step]) -> list[int]:
+def forget_link(
+    connection: Connection, row_id: int, *, link_id: str | None = None, mint_version: int | None = None
+) -> bool:
+    """The row was never really minted in this account: Stripe answered that its link (or the
+    price it was reserved at) does not exist. It lets go of both and takes the next
+    `mint_version`, so it reads as not minted (the blast holds it back, the coach's lookup says
+    so) and the next backfill mints it afresh, at a fresh idempotency key and a confirmed price."""
+    condition = [payment_links.c.id == row_id, payment_links.c.status == PaymentLinkStatus.pending]
+    if link_id is not None:
+        condition.append(payment_links.c.stripe_payment_link_id == link_id)
+    if mint_version is not None:
+        condition.append(payment_links.c.mint_version == mint_version)
+        condition.append(payment_links.c.stripe_payment_link_id.is_(None))
+    now = utcnow()
+    return bool(
+        connection.execute(
+            sa.update(payment_links)
+            .where(*condition)
+            .values(
+                stripe_payment_link_id=None,
+                stripe_payment_link_url=None,
+                stripe_price_id=None,
+                mint_version=payment_links.c.mint_version + 1,
+                reserved_at=now,
+                updated_at=now,
+            )
+        ).rowcount
+    )
+
+
+def relink_rows(
+    engine: Engine, gateway: StripeGateway, tenant: Tenant, steps: Iterable[Step]
+) -> tuple[list[int], list[tuple[int, str]]]:
     """Rows follow their bill: the item's parent, order and description, on the row and (where
     the link's metadata names the order) on the link at Stripe — no new link, no new key.
+    Returns (rows relinked, (row, link) pairs whose link Stripe no longer has: let go of, so the
+    next backfill mints them).
 
     Stripe first, then the row: a crash in between leaves the row different from its bill, so
     the next run does it again (both writes are idempotent)."""
     relinked: list[int] = []
+    missing: list[tuple[int, str]] = []
     for step in steps:
         item = step.item
         assert item is not None and step.row_id is not None
@@ -193,10 +253,17 @@ def relink_rows(engine: Engine, gateway: StripeGateway, tenant: Tenant, steps: I
             continue
         if row["stripe_payment_link_id"] and row["order_id"] != item.order_id:
             current = {"player_id": item.player_id, "product_id": item.product_id, "order_id": item.order_id}
-            gateway.update_payment_link_metadata(
-                row["stripe_payment_link_id"],
-                link_metadata(tenant.id, current, step.row_id, int(row["mint_version"])),
-            )
+            try:
+                gateway.update_payment_link_metadata(
+                    row["stripe_payment_link_id"],
+                    link_metadata(tenant.id, current, step.row_id, int(row["mint_version"])),
+                    checkout_text=row["checkout_text"],
+                )
+            except StripeNotFoundError:
+                with engine.begin() as connection:
+                    forget_link(connection, step.row_id, link_id=row["stripe_payment_link_id"])
+                missing.append((step.row_id, row["stripe_payment_link_id"]))
+                continue
         with engine.begin() as connection:
             connection.execute(
                 sa.update(payment_links)
@@ -209,7 +276,7 @@ def relink_rows(engine: Engine, gateway: StripeGateway, tenant: Tenant, steps: I
                 )
             )
         relinked.append(step.row_id)
-    return relinked
+    return relinked, missing
 
 
 def mint_replacements(
@@ -251,7 +318,15 @@ def mint_replacements(
                 errors.append((row_id, "no price tier in this Stripe account; the next backfill mints it"))
                 continue
             version = int(row["mint_version"])
-            jobs.append(MintJob(row_id, version, price_id, link_metadata(tenant.id, row, row_id, version)))
+            jobs.append(
+                MintJob(
+                    row_id,
+                    version,
+                    price_id,
+                    link_metadata(tenant.id, row, row_id, version),
+                    checkout_text=row["checkout_text"],
+                )
+            )
     results = mint_payment_links(gateway, jobs, concurrency=4) if jobs else []
     errors += [(r.row_id, r.error) for r in results if r.error]
     load_payment_links(engine, results)

@@ -11,11 +11,13 @@ plan exactly the same thing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from paylinks.billing.checkout_text import checkout_text
 from paylinks.club.owed import Bill, BillGone, still_owed, why_gone
 from paylinks.money import STRIPE_MAX_AMOUNT
 from paylinks.store.tables import as_utc
@@ -31,13 +33,19 @@ class Action(StrLabelEnum):
     reserve_and_mint = "reserve_and_mint", "reserve and mint"  # no row yet
     mint = "mint", "mint (reserved earlier)"  # row reserved earlier (a crashed run), link not minted yet
     remint_amount = "remint_amount", "re-mint at new amount"  # old link deactivated, new one minted
-    remint_elsewhere = "remint_elsewhere", "re-mint: minted in another Stripe account/mode"
+    remint_elsewhere = (
+        "remint_elsewhere",
+        "re-mint here: link minted in another Stripe account/mode",
+    )
+    remint_missing = "remint_missing", "re-mint: Stripe no longer has its link"  # 404 on a link we hold
     reactivate = "reactivate", "re-mint cancelled row"  # bill came back after its row was cancelled
     relink = (
         "relink",
         "update parent/order",
     )  # same link; the row (and its metadata) follow a new parent/order
     verify = "verify", "verify at Stripe"  # minted before paylinks recorded the account: check at Stripe
+    # minted before paylinks named the player (or the name changed): the link is updated, not re-minted
+    name_player = "name_player", "name the player on its checkout"
     up_to_date = "up_to_date", "already there"
     retire = "retire", "retire"  # bill went away: deactivate the link, cancel the row
 
@@ -47,6 +55,7 @@ MINT_ACTIONS = (
     Action.mint,
     Action.remint_amount,
     Action.remint_elsewhere,
+    Action.remint_missing,
     Action.reactivate,
 )
 # Statuses whose money is at Stripe (or was): the backfill never touches their link.
@@ -120,6 +129,9 @@ class Step:
     relink: bool = False
     # A reservation older than Stripe's idempotency memory: look for its link before minting.
     stale_reservation: bool = False
+    # The link stays; its checkout page and receipt are to say the item's `checkout_text`.
+    name_on_checkout: bool = False
+    checkout_text: str = ""  # what a link minted or updated for this item says it is for
     note: str = ""
 
     @property
@@ -127,12 +139,52 @@ class Step:
         return None if self.row is None else int(self.row["id"])
 
 
-@dataclass(frozen=True)
 class Plan:
+    """Everything owed (`items`), what to do about each row (`steps`), what could not be billed
+    (`skipped`) and the (product, amount) price tiers still to create (`tiers_needed`). Immutable.
+
+    A plain class rather than a dataclass on purpose: Prefect walks a flow's return value through
+    every dataclass, list and dict in it (looking for futures); a report carrying a plan of
+    10,000 steps and their rows cost a nightly run seconds of that walk. A plan is one value."""
+
+    __slots__ = ("items", "steps", "skipped", "tiers_needed")
     items: tuple[Item, ...]
     steps: tuple[Step, ...]
     skipped: tuple[Skip, ...]
-    tiers_needed: frozenset[tuple[int, int]] = field(default_factory=frozenset)  # (product, amount)
+    tiers_needed: frozenset[tuple[int, int]]
+
+    def __init__(
+        self,
+        items: tuple[Item, ...],
+        steps: tuple[Step, ...],
+        skipped: tuple[Skip, ...],
+        tiers_needed: frozenset[tuple[int, int]] = frozenset(),
+    ) -> None:
+        for name, value in zip(self.__slots__, (items, steps, skipped, tiers_needed), strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.items, self.steps, self.skipped, self.tiers_needed)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Plan) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # rows are dicts: a plan is not hashable
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Plan, self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Plan(items={self.items!r}, steps={self.steps!r}, skipped={self.skipped!r}, "
+            f"tiers_needed={self.tiers_needed!r})"
+        )
 
     def steps_for(self, *actions: Action) -> list[Step]:
         return [step for step in self.steps if step.action in actions]
@@ -145,6 +197,11 @@ class Plan:
     def to_relink(self) -> list[Step]:
         """Steps whose row follows a new parent/order once its link is in place."""
         return [step for step in self.steps if step.relink]
+
+    @property
+    def to_name(self) -> list[Step]:
+        """Steps whose link keeps its place but is to name the player on its checkout."""
+        return [step for step in self.steps if step.name_on_checkout]
 
     def counts(self) -> dict[Action, int]:
         counts = dict.fromkeys(Action, 0)
@@ -282,18 +339,21 @@ def plan_backfill(
     existing_tiers: Iterable[tuple[int, int]] = (),
     where: StripeContext | None = None,
     now: datetime | None = None,
+    club_name: str = "",
 ) -> Plan:
     """Compare what is owed with the rows paylinks already keeps and decide each step.
 
     `where` is the Stripe account and mode of this run: a row minted elsewhere is re-minted.
     `existing_tiers` are the (product, amount) pairs with a price in that account and mode.
+    `club_name` ends each link's checkout text (`paylinks.billing.checkout_text`).
     """
     items, skipped = plan_items(players, products, pending_orders)
     rows = {(int(r["player_id"]), int(r["product_id"])): r for r in existing_rows}
     steps: list[Step] = []
     for item in items:
         row = rows.pop((item.player_id, item.product_id), None)
-        steps.append(_step_for(item, row, skipped, where, now))
+        text = checkout_text(item.description, item.player_name, club_name)
+        steps.append(dataclasses.replace(_step_for(item, row, skipped, where, now, text), checkout_text=text))
     for row in rows.values():
         if row["status"] == PaymentLinkStatus.pending:
             steps.append(Step(Action.retire, None, row, note="no pending bill for this player and product"))
@@ -326,6 +386,7 @@ def _step_for(
     skipped: list[Skip],
     where: StripeContext | None,
     now: datetime | None,
+    text: str,
 ) -> Step:
     if row is None:
         return Step(Action.reserve_and_mint, item)
@@ -371,8 +432,12 @@ def _step_for(
         )
     if where is not None and row.get("stripe_account") is None:
         return Step(Action.verify, item, row, relink=relink, note="minted before the account was recorded")
+    # The link stays: its checkout is updated when it does not say (yet) what it is for.
+    named = row.get("checkout_text") == text
     if relink:
-        return Step(Action.relink, item, row, relink=True)
+        return Step(Action.relink, item, row, relink=True, name_on_checkout=not named)
+    if not named:
+        return Step(Action.name_player, item, row, name_on_checkout=True)
     return Step(Action.up_to_date, item, row)
 
 

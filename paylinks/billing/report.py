@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from paylinks.billing.plan import Plan, Step
 from paylinks.stripe_api.gateway import StripeContext
-from paylinks.vocabulary import StrLabelEnum
+from paylinks.vocabulary import PaymentLinkStatus, StrLabelEnum
 
 
 class FindingKind(StrLabelEnum):
@@ -36,6 +36,52 @@ class RetireOutcome:
 
 
 @dataclass
+class Tally:
+    """Some of a backfill's items: how many, and their money in cents."""
+
+    items: int = 0
+    cents: int = 0
+
+    def add(self, cents: int) -> None:
+        self.items += 1
+        self.cents += cents
+
+
+@dataclass
+class OwedAndPaid:
+    """What the club's data bills, split by what Stripe already has for each item."""
+
+    owed_now: Tally = field(default_factory=Tally)  # no payment yet: what the parents still owe
+    paid: Tally = field(default_factory=Tally)  # its link was paid (the amount paid)
+    under_way: Tally = field(default_factory=Tally)  # a payment started, not settled yet
+    refunds: Tally = field(default_factory=Tally)  # paid, then refunded or owed back
+
+
+# A row whose money is (or was) at Stripe, by the part of the split it counts in.
+_SETTLED = {
+    PaymentLinkStatus.paid.value: "paid",
+    PaymentLinkStatus.processing.value: "under_way",
+    PaymentLinkStatus.refund_due.value: "refunds",
+    PaymentLinkStatus.refunded.value: "refunds",
+}
+
+
+def owed_and_paid(plan: Plan) -> OwedAndPaid:
+    """Each item of the plan once: owed now, or already paid (or under way, or refunded) by its row."""
+    split = OwedAndPaid()
+    for step in plan.steps:
+        if step.item is None:
+            continue  # a link to retire: nothing is billed for it
+        row = step.row
+        status = str(getattr(row["status"], "value", row["status"])) if row is not None else None
+        if row is None or status not in _SETTLED:
+            split.owed_now.add(step.item.amount_cents)
+        else:
+            getattr(split, _SETTLED[status]).add(int(row["amount_cents"]))  # what was paid
+    return split
+
+
+@dataclass
 class BackfillReport:
     """What one tenant's backfill did (or, in a dry run, would do)."""
 
@@ -56,3 +102,7 @@ class BackfillReport:
     @property
     def failed(self) -> bool:
         return bool(self.mint_errors) or self.aborted is not None
+
+    @property
+    def owed_and_paid(self) -> OwedAndPaid:
+        return owed_and_paid(self.plan)

@@ -38,6 +38,7 @@ class Reservation:
     row_values: dict[str, Any] = field(default_factory=dict)  # what the row is written with
     # A reservation older than Stripe's idempotency memory: look for its link first.
     reserved_before: datetime | None = None
+    checkout_text: str | None = None  # what the link's checkout and receipt say it is for
 
 
 def reserve_payment_links(
@@ -84,6 +85,8 @@ def decide_reservations(
                     price_id,
                     row,
                     reserved_before=stale_since,
+                    # As reserved: a replay sends what the first attempt sent.
+                    checkout_text=row.get("checkout_text"),
                 )
             )
             continue
@@ -96,6 +99,7 @@ def decide_reservations(
             stripe_price_id=price_id,
             stripe_account=where.account,
             livemode=where.livemode,
+            checkout_text=step.checkout_text or None,
             reserved_at=now,
             updated_at=now,
         )
@@ -110,7 +114,17 @@ def decide_reservations(
                 created_at=now,
                 **values,
             )
-            reservations.append(Reservation(step.action, None, version, price_id, reserved, row_values))
+            reservations.append(
+                Reservation(
+                    step.action,
+                    None,
+                    version,
+                    price_id,
+                    reserved,
+                    row_values,
+                    checkout_text=step.checkout_text or None,
+                )
+            )
         else:
             assert step.row is not None and step.row_id is not None
             version = int(step.row["mint_version"]) + 1
@@ -122,7 +136,15 @@ def decide_reservations(
                 **values,
             )
             reservations.append(
-                Reservation(step.action, step.row_id, version, price_id, reserved, row_values)
+                Reservation(
+                    step.action,
+                    step.row_id,
+                    version,
+                    price_id,
+                    reserved,
+                    row_values,
+                    checkout_text=step.checkout_text or None,
+                )
             )
     return reservations
 
@@ -162,6 +184,7 @@ def write_reservations(
                     reservation.price_id,
                     link_metadata(tenant.id, reservation.link_fields, cast(int, row_id), version),
                     reserved_before=reservation.reserved_before,
+                    checkout_text=reservation.checkout_text,
                 )
             )
     return jobs

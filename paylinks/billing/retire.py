@@ -3,6 +3,7 @@ row (before a re-mint), and links minted before paylinks recorded the account, c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 import sqlalchemy as sa
@@ -83,7 +84,7 @@ def _verify(
     except StripeNotFoundError:
         # Not in this account and mode: minted elsewhere, so it is re-minted here.
         outcome.findings.append(Finding(FindingKind.minted_elsewhere, row_id, link_id))
-        outcome.to_remint.append(Step(Action.remint_elsewhere, step.item, step.row, relink=False))
+        outcome.to_remint.append(dataclasses.replace(step, action=Action.remint_elsewhere, relink=False))
         return
     with engine.begin() as connection:
         connection.execute(

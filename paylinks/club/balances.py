@@ -3,7 +3,7 @@ at send time, grouped by the parent who owes them (siblings together).
 
 A row is offered to a parent only when its bill still stands (order pending, player signed,
 product billing, same amount), it has a parent, and its link was minted in the Stripe account
-and mode the key acts in now. Everything else is held back with a reason: a bill that went away
+and mode the key acts in now (as Stripe answers, `paylinks.stripe_api.where.stripe_where`). Everything else is held back with a reason: a bill that went away
 is never chased, even before the next backfill retires its row.
 """
 
@@ -14,12 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Connection
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
 
 from paylinks.club.owed import Bill, BillGone, why_gone
 from paylinks.club.tenants import Tenant
 from paylinks.messaging.render import Brand, OpenItem, ParentBalance
-from paylinks.store.queries import fetch_all
+from paylinks.store.queries import QUERY_REGISTRY
 from paylinks.stripe_api.gateway import StripeContext
 from paylinks.vocabulary import PaymentLinkStatus, StrLabelEnum
 
@@ -34,9 +35,15 @@ class Withheld(StrLabelEnum):
     product_stopped = BillGone.product_stopped.value, BillGone.product_stopped.label
     bill_changed = "bill_changed", "the bill changed (amount or order): run the backfill"
     no_parent = "no_parent", "no parent on file"
-    not_minted = "not_minted", "not minted yet: run the backfill"
+    # A row Stripe answered it has no link for (its objects were lost) reads as never minted.
+    not_minted = "not_minted", "not minted yet: run the backfill (commit) to mint it"
     not_verified = "not_verified", "minted before paylinks recorded its Stripe account: run the backfill"
-    other_stripe_account = "other_stripe_account", "minted in another Stripe account/mode: run the backfill"
+    # The one explanation of a link of another account or mode, wherever such a row is shown
+    # (the blast, the coach's lookup); the backfill's plan says the same of it.
+    other_stripe_account = (
+        "other_stripe_account",
+        "link minted in another Stripe account/mode: run the backfill (commit) to mint it here",
+    )
 
     @property
     def no_longer_owed(self) -> bool:
@@ -200,16 +207,35 @@ def player_balances(
     return _pending_balances(connection, tenant, context, player_id=player_id)
 
 
+def balance_rows(
+    connection: Connection,
+    tenant: Tenant,
+    statuses: Iterable[PaymentLinkStatus],
+    player_id: int | None = None,
+    parent_id: int | None = None,
+) -> list[RowMapping]:
+    """`query_outstanding_balances`' rows of these statuses: all players', one player's, or one
+    parent's (billed to them now, or when last billed)."""
+    statement = QUERY_REGISTRY["query_outstanding_balances"].statement.bindparams(
+        sa.bindparam("statuses", expanding=True)
+    )
+    return list(
+        connection.execute(
+            statement,
+            {
+                "tenant_id": tenant.id,
+                "statuses": [s.value for s in statuses],
+                "player_id": player_id,
+                "parent_id": parent_id,
+            },
+        ).mappings()
+    )
+
+
 def _pending_balances(
     connection: Connection, tenant: Tenant, context: StripeContext, player_id: int | None
 ) -> BalanceSheet:
-    rows = fetch_all(
-        connection,
-        "query_outstanding_balances",
-        tenant_id=tenant.id,
-        status=PaymentLinkStatus.pending.value,
-        player_id=player_id,
-    )
+    rows = balance_rows(connection, tenant, [PaymentLinkStatus.pending], player_id)
     return group_balances(rows, context)
 
 
@@ -217,9 +243,7 @@ def player_links_now(
     connection: Connection, tenant: Tenant, player_id: int, context: StripeContext
 ) -> list[LinkNow]:
     """Every row of one player, any status; pending ones say whether they are offered (lookup)."""
-    rows = fetch_all(
-        connection, "query_outstanding_balances", tenant_id=tenant.id, status=None, player_id=player_id
-    )
+    rows = balance_rows(connection, tenant, PaymentLinkStatus, player_id)
     links = []
     for row in rows:
         status = PaymentLinkStatus(getattr(row["status"], "value", row["status"]))

@@ -19,13 +19,16 @@ from sqlalchemy.engine import Connection
 from paylinks.access.audit import Actor, record
 from paylinks.club.tenants import Tenant
 from paylinks.payments import refunds
+from paylinks.payments.transitions import REFUNDABLE
 from paylinks.store.queries import QUERY_REGISTRY, fetch_all
+from paylinks.store.tables import as_utc, payment_allocations, payment_links, players
 from paylinks.vocabulary import (
     AuditAction,
     EmailStatus,
     EmailType,
     PaidMethod,
     PaymentLinkStatus,
+    PlayerStatus,
     RefundResolution,
 )
 
@@ -48,7 +51,7 @@ class PlayerHit:
     player_id: int
     name: str
     team: str | None
-    status: str
+    status: PlayerStatus
     parent_name: str | None
 
 
@@ -83,7 +86,7 @@ def search_players(
             player_id=r["player_id"],
             name=f"{r['first_name']} {r['last_name']}",
             team=r["team"],
-            status=r["status"],
+            status=PlayerStatus(r["status"]),
             parent_name=_full_name(r["parent_first_name"], r["parent_last_name"]),
         )
         for r in rows[:limit]
@@ -131,7 +134,7 @@ class PlayerCard:
     player_id: int
     name: str
     team: str | None
-    status: str
+    status: PlayerStatus
     parents: list[FamilyParent]  # the parent on file first, then any other parent who owes an item
     items: list[CardItem]
     emails: list[EmailHistoryEntry]
@@ -198,11 +201,33 @@ def player_card(
         player_id=player["player_id"],
         name=f"{player['first_name']} {player['last_name']}",
         team=player["team"],
-        status=player["status"],
+        status=PlayerStatus(player["status"]),
         parents=list(parents.values()),
         items=items,
         emails=emails,
     )
+
+
+@dataclass(frozen=True)
+class StripeNewsAge:
+    """How fresh the tenant's payments are: the last refresh from Stripe (a reconcile's read of the
+    account its links were minted in), and the newest payment news a webhook brought."""
+
+    refreshed_at: datetime | None
+    webhook_at: datetime | None
+
+    @property
+    def webhook_is_newer(self) -> bool:
+        if self.webhook_at is None:
+            return False
+        return self.refreshed_at is None or as_utc(self.webhook_at) > as_utc(self.refreshed_at)
+
+
+def stripe_news_age(connection: Connection, tenant: Tenant) -> StripeNewsAge:
+    (row,) = fetch_all(
+        connection, "office_stripe_news", tenant_id=tenant.id, account=tenant.stripe_account or ""
+    )
+    return StripeNewsAge(_moment(row["refreshed_at"]), _moment(row["webhook_at"]))
 
 
 @dataclass(frozen=True)
@@ -337,10 +362,54 @@ class RefundDue:
     player_id: int | None
     player_name: str | None
     team: str
+    # Refunded at Stripe but not matched to whole items: the admin picks which items it was for.
+    unmatched_refund_cents: int = 0
+    items: tuple[RefundableItem, ...] = ()
 
     @property
     def outstanding_cents(self) -> int:
         return max(0, self.amount_cents - self.refunded_cents)
+
+
+@dataclass(frozen=True)
+class RefundableItem:
+    """One item of a payment whose money a refund may have been for (the admin's pick)."""
+
+    row_id: int
+    player_name: str
+    description: str
+    open_cents: int
+
+
+def refundable_items(connection: Connection, tenant: Tenant, payment_id: int) -> tuple[RefundableItem, ...]:
+    found = connection.execute(
+        sa.select(
+            payment_allocations.c.payment_link_row_id,
+            payment_allocations.c.amount_cents,
+            payment_allocations.c.refunded_cents,
+            payment_links.c.description,
+            players.c.first_name,
+            players.c.last_name,
+        )
+        .join(payment_links, payment_links.c.id == payment_allocations.c.payment_link_row_id)
+        .join(players, players.c.id == payment_links.c.player_id)
+        .where(
+            payment_allocations.c.payment_id == payment_id,
+            payment_allocations.c.tenant_id == tenant.id,
+            payment_allocations.c.status.in_(list(REFUNDABLE)),
+        )
+        .order_by(payment_allocations.c.id)
+    ).all()
+    return tuple(
+        RefundableItem(
+            r.payment_link_row_id,
+            f"{r.first_name} {r.last_name}",
+            r.description,
+            int(r.amount_cents) - int(r.refunded_cents),
+        )
+        for r in found
+        if int(r.amount_cents) > int(r.refunded_cents)
+    )
 
 
 def refunds_due(connection: Connection, tenant: Tenant) -> list[RefundDue]:
@@ -358,9 +427,29 @@ def refunds_due(connection: Connection, tenant: Tenant) -> list[RefundDue]:
             player_id=r["player_id"],
             player_name=_full_name(r["player_first_name"], r["player_last_name"]),
             team=r["team"] or "",
+            unmatched_refund_cents=int(r["unmatched_refund_cents"] or 0),
+            items=refundable_items(connection, tenant, r["payment_id"])
+            if r["unmatched_refund_cents"]
+            else (),
         )
         for r in fetch_all(connection, "office_refunds_due", tenant_id=tenant.id)
     ]
+
+
+def pick_refunded_items(
+    connection: Connection, tenant: Tenant, payment_id: int, row_ids: list[int], *, actor: Actor
+) -> int | None:
+    """The admin matches money refunded at Stripe to the items it was for: the audit entry's
+    id; None when the items do not fit the refund (nothing is written then)."""
+    if not refunds.pick_refunded_items(connection, tenant.id, payment_id, row_ids):
+        return None
+    return record(
+        connection,
+        actor,
+        AuditAction.refund_resolved,
+        tenant.id,
+        f"payment #{payment_id}: refund at Stripe matched to items {', '.join(f'#{r}' for r in row_ids)}",
+    )
 
 
 def resolve_refund(

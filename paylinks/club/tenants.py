@@ -23,6 +23,14 @@ class Tenant:
     logo_url: str | None
     currency: str
     stripe_account: str | None = None  # the club's Connect account; None: the platform's
+    timezone: str | None = None  # IANA name; None: settings' club_timezone (see club/clock.py)
+    recent_email_hold_hours: int | None = None  # None: settings' recent_email_hold_hours
+    # Reminders (see paylinks/messaging/cadence.py): terms of a bill without a due date, on or
+    # off, and the cadence and sending hours as the admin typed them (None: the defaults).
+    default_terms_days: int = 14
+    reminders_enabled: bool = False
+    reminder_days: str | None = None
+    reminder_hours: str | None = None
 
 
 def tenant_from_row(row: sa.RowMapping) -> Tenant:

@@ -2,12 +2,14 @@
 
 Siblings under one parent, pending orders at custom amounts (which need new price tiers), a
 withdrawn player, a parent with no email, a player with no parent, a product only some players
-owe through orders, a duplicate pending order and an order with a zero amount.
+owe through orders, a duplicate pending order and an order with a zero amount. Parents and
+children are named from separate lists, so nobody's full name is both a parent's and a child's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -39,6 +41,34 @@ FIRST_NAMES = [
     "Ezra",
     "June",
     "Milo",
+]
+# Parents' first names come from a list of their own, so no parent shares a child's full name
+# (a parent "Maya Alvarez" with a daughter "Maya Alvarez" would confuse everyone reading the demo).
+PARENT_FIRST_NAMES = [
+    "Dana",
+    "Marcus",
+    "Priya",
+    "Tomas",
+    "Grace",
+    "Victor",
+    "Helen",
+    "Samir",
+    "Rosa",
+    "Daniel",
+    "Claire",
+    "Omar",
+    "Beth",
+    "Andre",
+    "Nadia",
+    "Paul",
+    "Ingrid",
+    "Carlos",
+    "Wendy",
+    "Hassan",
+    "Laura",
+    "Felix",
+    "Monica",
+    "Gavin",
 ]
 LAST_NAMES = [
     "Alvarez",
@@ -132,11 +162,20 @@ def _seed_tenant(connection: sa.Connection, demo: DemoTenant, offset: int, repor
             brand_color=demo.brand_color,
             logo_url=demo.logo_url,
             currency="usd",
+            # The demo's clubs remind on their own (the default cadence and hours).
+            reminders_enabled=True,
         )
         .returning(tenants.c.id)
     ).scalar_one()
 
-    def add_product(name: str, description: str, amount_cents: int, billed: bool, active: bool = True) -> int:
+    def add_product(
+        name: str,
+        description: str,
+        amount_cents: int,
+        billed: bool,
+        active: bool = True,
+        due_in_days: int | None = None,
+    ) -> int:
         return connection.execute(
             sa.insert(products)
             .values(
@@ -146,14 +185,21 @@ def _seed_tenant(connection: sa.Connection, demo: DemoTenant, offset: int, repor
                 amount_cents=amount_cents,
                 active=active,
                 bill_signed_players=billed,
+                due_on=None if due_in_days is None else date.today() + timedelta(days=due_in_days),
             )
             .returning(products.c.id)
         ).scalar_one()
 
+    # Due dates relative to the day the demo is seeded: the dues in ten days, the kit three days
+    # overdue (its +3 reminder falls today); the orders are due 14 days after they are raised.
     dues = add_product(
-        "Season dues", "Fall/winter season: coaching, gym time, league fees", 25000 + 2500 * offset, True
+        "Season dues",
+        "Fall/winter season: coaching, gym time, league fees",
+        25000 + 2500 * offset,
+        True,
+        due_in_days=10,
     )
-    uniform = add_product("Uniform kit", "Home and away jerseys, shorts", 6500, True)
+    uniform = add_product("Uniform kit", "Home and away jerseys, shorts", 6500, True, due_in_days=-3)
     tournament = add_product("Spring tournament", "Entry fee for the spring invitational", 4500, False)
     add_product("Summer camp 2025", "Last year's camp (no longer billed)", 18000, True, active=False)
 
@@ -161,16 +207,13 @@ def _seed_tenant(connection: sa.Connection, demo: DemoTenant, offset: int, repor
     parent_ids: list[int] = []
     for family in range(demo.families):
         last = LAST_NAMES[(family + offset * 5) % len(LAST_NAMES)]
-        email = (
-            None
-            if family == 3
-            else f"{FIRST_NAMES[(family * 7 + offset) % 24].lower()}.{last.lower()}@families.example"
-        )
+        first = PARENT_FIRST_NAMES[(family * 7 + offset) % len(PARENT_FIRST_NAMES)]
+        email = None if family == 3 else f"{first.lower()}.{last.lower()}@families.example"
         parent_id = connection.execute(
             sa.insert(parents)
             .values(
                 tenant_id=tenant_id,
-                first_name=FIRST_NAMES[(family * 7 + offset) % 24],
+                first_name=first,
                 last_name=last,
                 email=email,
             )

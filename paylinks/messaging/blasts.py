@@ -8,7 +8,7 @@ date, or starts a new one. A blast is finished once every reachable parent has t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -140,3 +140,22 @@ def finish_blast(engine: Engine, tenant: Tenant, blast: BlastRun) -> None:
             )
             .values(status=BlastStatus.finished, finished_at=utcnow())
         )
+
+
+def hold_window(tenant: Tenant, default_hours: int) -> timedelta | None:
+    """How far back another blast's email holds a parent back: the tenant's hours, else the
+    settings'; None when that is 0 (never hold back)."""
+    hours = tenant.recent_email_hold_hours if tenant.recent_email_hold_hours is not None else default_hours
+    return timedelta(hours=hours) if hours > 0 else None
+
+
+def hold_since(tenant: Tenant, default_hours: int, now: datetime) -> datetime | None:
+    """Another blast's email since this moment holds a parent back from a new one; None: never."""
+    window = hold_window(tenant, default_hours)
+    return None if window is None else now - window
+
+
+def hold_window_hours(tenant: Tenant, default_hours: int) -> int:
+    """The hold window in hours (0: never hold back)."""
+    window = hold_window(tenant, default_hours)
+    return 0 if window is None else int(window.total_seconds() // 3600)

@@ -8,13 +8,20 @@ it; only an older claim, left by a run that died, is taken over, and the report 
 Delivery is at least once: a process killed between the SMTP server's "250 OK" and the `sent`
 record sends that one message again on the rerun (a window of milliseconds; losing a parent's
 email instead would be worse).
+
+Across blasts, a parent another blast emailed recently (`recently_emailed`) is held back; a send
+checks again once its claim is taken, so two blasts with different keys racing for one parent
+never both mail them (when each sees the other's claim, both step back: nobody is mailed twice,
+and the next run reaches them).
 """
 
 from __future__ import annotations
 
 import enum
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,8 +31,8 @@ from paylinks.club.tenants import Tenant
 from paylinks.messaging.prepare import PreparedEmail, message_for
 from paylinks.messaging.transports import MailDeliveryError, MailTransport
 from paylinks.settings import EmailTransportName, Settings
-from paylinks.store.tables import dialect_insert, email_log, utcnow
-from paylinks.vocabulary import EmailStatus, EmailType, StrLabelEnum
+from paylinks.store.tables import as_utc, dialect_insert, email_log, utcnow
+from paylinks.vocabulary import BALANCE_EMAIL_TYPES, EmailStatus, EmailType, StrLabelEnum
 
 ERROR_TEXT_LIMIT = 2000
 
@@ -36,6 +43,7 @@ class SendResult(StrLabelEnum):
     sent = "sent", "sent"
     already_sent = "already_sent", "already sent"
     claimed_elsewhere = "claimed_elsewhere", "being sent by another run"
+    held_back = "held_back", "held back: emailed recently"
     failed = "failed", "failed"
 
 
@@ -75,6 +83,91 @@ def sent_parent_ids(
                 )
             ).scalars()
         )
+
+
+@dataclass(frozen=True)
+class LastBlast:
+    """The tenant's latest blast that reached anyone: when its last email went, and to how many."""
+
+    run_key: str
+    sent_at: datetime
+    parents: int
+
+
+def _parents_emailed(
+    tenant: Tenant,
+    transport: EmailTransportName,
+    types: Sequence[EmailType] = (EmailType.outstanding_balance,),
+) -> list[sa.ColumnElement[bool]]:
+    # A parent's email of these types over this transport (test sends have no parent).
+    return [
+        email_log.c.tenant_id == tenant.id,
+        email_log.c.email_type.in_(types),
+        email_log.c.transport == transport.value,
+        email_log.c.parent_id.is_not(None),
+    ]
+
+
+@dataclass(frozen=True)
+class RecentEmail:
+    """Another blast's email to a parent: when it was sent, or (not yet `sent`) when that blast
+    claimed it and is sending it now."""
+
+    at: datetime
+    sent: bool
+
+
+def recently_emailed(
+    engine: Engine,
+    tenant: Tenant,
+    transport: EmailTransportName,
+    since: datetime,
+    lease: timedelta,
+    other_than: str | None,
+    parent_id: int | None = None,
+) -> dict[int, RecentEmail]:
+    """Parents another blast or reminder (any key but `other_than`) emailed a balance since
+    `since` over this transport, or is emailing now (a claim younger than the lease): a new
+    blast or reminder holds them back (one balance email a day, whichever sends it)."""
+    since = as_utc(since).astimezone(UTC)  # stored times are UTC (SQLite compares them as text)
+    live_since = max(since, utcnow() - lease)
+    sent = sa.and_(email_log.c.status == EmailStatus.sent, email_log.c.sent_at >= since)
+    where = _parents_emailed(tenant, transport, BALANCE_EMAIL_TYPES) + [
+        sa.or_(sent, sa.and_(email_log.c.status == EmailStatus.sending, email_log.c.claimed_at >= live_since))
+    ]
+    if other_than is not None:
+        where.append(email_log.c.run_key != other_than)
+    if parent_id is not None:
+        where.append(email_log.c.parent_id == parent_id)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                email_log.c.parent_id, email_log.c.status, email_log.c.sent_at, email_log.c.claimed_at
+            ).where(*where)
+        ).all()
+    emailed: dict[int, RecentEmail] = {}
+    for row in rows:
+        was_sent = row.status == EmailStatus.sent
+        found = RecentEmail(as_utc(row.sent_at if was_sent else row.claimed_at), was_sent)
+        known = emailed.get(row.parent_id)
+        # The latest sent email speaks for the parent; a send under way only when none was sent.
+        if known is None or (found.sent, found.at) > (known.sent, known.at):
+            emailed[row.parent_id] = found
+    return emailed
+
+
+def last_blast(engine: Engine, tenant: Tenant, transport: EmailTransportName) -> LastBlast | None:
+    """The latest blast over this transport that reached at least one parent (test sends aside)."""
+    latest = sa.func.max(email_log.c.sent_at)
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(email_log.c.run_key, latest, sa.func.count(sa.distinct(email_log.c.parent_id)))
+            .where(*_parents_emailed(tenant, transport), email_log.c.status == EmailStatus.sent)
+            .group_by(email_log.c.run_key)
+            .order_by(latest.desc())
+            .limit(1)
+        ).first()
+    return None if row is None else LastBlast(row[0], as_utc(row[1]), row[2])
 
 
 # -- deciding a claim (no database) ------------------------------------------------------------
@@ -193,6 +286,12 @@ def claim_send(
     return Claim(ClaimKind.claimed_elsewhere)
 
 
+def release_claim(engine: Engine, log_id: int) -> None:
+    """Give up a claim this run took and will not send: the parent has no email in this blast."""
+    with engine.begin() as connection:
+        connection.execute(sa.delete(email_log).where(email_log.c.id == log_id))
+
+
 def record_outcome(engine: Engine, log_id: int, error: str | None) -> None:
     with engine.begin() as connection:
         connection.execute(
@@ -213,6 +312,7 @@ class SendOutcome:
     result: SendResult
     error: str | None = None
     took_over_claim_of: datetime | None = None  # a stale claim of this time was taken over
+    emailed: RecentEmail | None = None  # held back: another blast's email to this parent
 
 
 def send_logged(
@@ -226,24 +326,35 @@ def send_logged(
     recipient: str,
     parent_id: int | None,
     to_name: str | None = None,
+    hold_since: datetime | None = None,
 ) -> SendOutcome:
-    """Claim, deliver and record one email. Delivery errors are recorded, then raised."""
+    """Claim, deliver and record one email. Delivery errors are recorded, then raised.
+
+    With `hold_since`, a parent another blast emailed since then (or is emailing now) is held
+    back: checked after the claim is taken, so of two blasts racing for one parent at most one
+    mails them."""
+    lease = timedelta(minutes=settings.blast_claim_lease_minutes)
     claim = claim_send(
-        engine,
-        tenant,
-        email_type,
-        run_key,
-        settings.email_transport,
-        email,
-        recipient,
-        parent_id,
-        lease=timedelta(minutes=settings.blast_claim_lease_minutes),
+        engine, tenant, email_type, run_key, settings.email_transport, email, recipient, parent_id, lease
     )
     if claim.kind is ClaimKind.already_sent:
         return SendOutcome(parent_id, recipient, SendResult.already_sent)
     if claim.kind is ClaimKind.claimed_elsewhere:
         return SendOutcome(parent_id, recipient, SendResult.claimed_elsewhere)
     assert claim.log_id is not None
+    if hold_since is not None and parent_id is not None:
+        emailed = recently_emailed(
+            engine,
+            tenant,
+            settings.email_transport,
+            hold_since,
+            lease,
+            other_than=run_key,
+            parent_id=parent_id,
+        )
+        if emailed:
+            release_claim(engine, claim.log_id)
+            return SendOutcome(parent_id, recipient, SendResult.held_back, emailed=emailed[parent_id])
     try:
         transport.send(message_for(settings, tenant, email, recipient, to_name))
     except MailDeliveryError as error:
@@ -254,3 +365,63 @@ def send_logged(
         raise
     record_outcome(engine, claim.log_id, None)
     return SendOutcome(parent_id, recipient, SendResult.sent, took_over_claim_of=claim.stale_since)
+
+
+def send_batch(
+    engine: Engine,
+    transport: MailTransport,
+    settings: Settings,
+    tenant: Tenant,
+    email_type: EmailType,
+    run_key: str,
+    sends: Sequence[tuple[PreparedEmail, str]],
+    *,
+    hold_since: datetime | None = None,
+    retry_delays_s: Sequence[float] = (5, 30),
+    on_outcome: Callable[[SendOutcome], None] | None = None,
+) -> list[SendOutcome]:
+    """Claim, deliver and record each (email, recipient) over one transport, in order.
+
+    Each parent keeps its own claim (taken before its send, as `send_logged` does), so a batch
+    gives the same exactly-once, resume and race guarantees as one send at a time. One parent's
+    failure never stops the others: a temporary failure is tried again after the rest of the
+    batch (after each of `retry_delays_s`), a permanent one is recorded at once. Every outcome,
+    failed ones included, is returned in the order given and passed to `on_outcome` as it happens.
+    """
+    outcomes: dict[int, SendOutcome] = {}
+    pending = list(enumerate(sends))
+    for attempt, delay in enumerate((None, *retry_delays_s)):
+        if delay:
+            time.sleep(delay)
+        last_try = attempt == len(retry_delays_s)
+        again: list[tuple[int, tuple[PreparedEmail, str]]] = []
+        for index, (email, recipient) in pending:
+            try:
+                outcome = send_logged(
+                    engine,
+                    transport,
+                    settings,
+                    tenant,
+                    email_type,
+                    run_key,
+                    email,
+                    recipient,
+                    parent_id=email.parent_id,
+                    hold_since=hold_since,
+                )
+            except MailDeliveryError as error:
+                if not error.permanent and not last_try:
+                    again.append((index, (email, recipient)))
+                    continue
+                outcome = SendOutcome(email.parent_id, recipient, SendResult.failed, str(error))
+            except Exception as error:  # one bad row never stops the others; it is reported
+                outcome = SendOutcome(
+                    email.parent_id, recipient, SendResult.failed, f"{type(error).__name__}: {error}"
+                )
+            outcomes[index] = outcome
+            if on_outcome is not None:
+                on_outcome(outcome)
+        pending = again
+        if not pending:
+            break
+    return [outcomes[index] for index in sorted(outcomes)]

@@ -4,12 +4,13 @@ take no payment, the message a transport delivers, and which parents a blast doe
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from email.message import EmailMessage
 
 from paylinks.club.balances import BalanceSheet, brand_of
 from paylinks.club.tenants import Tenant
+from paylinks.family.links import family_preview_url
 from paylinks.messaging.render import ParentBalance, RenderedEmail, build_message, render_email
 from paylinks.params import is_valid_address
 from paylinks.settings import Settings
@@ -26,6 +27,7 @@ class SkipReason(StrLabelEnum):
     )
     already_sent = "already_sent", "already sent in this blast"
     claimed_elsewhere = "claimed_elsewhere", "another run of this blast is sending it now"
+    recently_emailed = "recently_emailed", "held back: emailed recently"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class PreparedEmail:
     item_count: int
     total_cents: int
     urls: tuple[str, ...]
+    family_url: str | None = None  # the parent's family page (or, in a test, its preview)
+    headers: tuple[tuple[str, str], ...] = ()  # added to the message (a reminder's List-Unsubscribe)
 
 
 def prepare_email(
@@ -47,6 +51,7 @@ def prepare_email(
     balance: ParentBalance,
     test_recipient_note: str | None = None,
     forwarded_for: str | None = None,
+    family_url: str | None = None,
 ) -> PreparedEmail:
     rendered = render_email(
         email_type,
@@ -54,6 +59,7 @@ def prepare_email(
         balance=balance,
         test_recipient_note=test_recipient_note,
         forwarded_for=forwarded_for,
+        family_url=family_url,
     )
     return PreparedEmail(
         parent_id=balance.parent_id,
@@ -63,11 +69,19 @@ def prepare_email(
         item_count=len(balance.items),
         total_cents=balance.total_cents,
         urls=tuple(item.url for item in balance.items),
+        family_url=family_url,
     )
 
 
-def prepare_balance_emails(tenant: Tenant, sheet: BalanceSheet) -> list[PreparedEmail]:
-    return [prepare_email(tenant, EmailType.outstanding_balance, balance) for balance in sheet.balances]
+def prepare_balance_emails(
+    tenant: Tenant, sheet: BalanceSheet, family_urls: Mapping[int, str] | None = None
+) -> list[PreparedEmail]:
+    """Every parent's balance email, each with their family page link when `family_urls` has it."""
+    links = family_urls or {}
+    return [
+        prepare_email(tenant, EmailType.outstanding_balance, balance, family_url=links.get(balance.parent_id))
+        for balance in sheet.balances
+    ]
 
 
 def preview_link(office_url: str, payment_link_id: int | None) -> str:
@@ -78,8 +92,9 @@ def preview_link(office_url: str, payment_link_id: int | None) -> str:
 def prepare_test_email(
     tenant: Tenant, email_type: EmailType, balance: ParentBalance, office_url: str
 ) -> PreparedEmail:
-    """The sample of a blast: the real layout, names and amounts, but every Pay Now button leads
-    to a preview that takes no payment, so a tester's click cannot settle a family's bill."""
+    """The sample of a blast: the real layout, names and amounts, but every Pay Now button (and
+    the family page link) leads to a preview that takes no payment, so a tester's click cannot
+    settle a family's bill."""
     real = (
         f"{balance.parent_name} <{balance.email}>"
         if balance.email
@@ -91,7 +106,13 @@ def prepare_test_email(
             replace(item, url=preview_link(office_url, item.payment_link_id)) for item in balance.items
         ),
     )
-    return prepare_email(tenant, email_type, harmless, test_recipient_note=real)
+    return prepare_email(
+        tenant,
+        email_type,
+        harmless,
+        test_recipient_note=real,
+        family_url=family_preview_url(office_url, balance.parent_id),
+    )
 
 
 def message_for(
@@ -103,13 +124,17 @@ def message_for(
         to_name=to_name or email.parent_name,
         to_address=to_address,
         reply_to=tenant.reply_to_email,
+        extra_headers=email.headers,
     )
 
 
-def blast_skips(emails: Iterable[PreparedEmail], already_sent: set[int]) -> dict[int, SkipReason]:
+def blast_skips(
+    emails: Iterable[PreparedEmail], already_sent: set[int], recently_emailed: Collection[int] = ()
+) -> dict[int, SkipReason]:
     """Parents a blast does not try to mail, and why: no address, an address that is not one (the
-    club's data is at fault: named in the report, never tried, nothing logged), or already sent
-    in this blast. Every other parent's email is claimed and sent."""
+    club's data is at fault: named in the report, never tried, nothing logged), already sent in
+    this blast, or emailed recently by another (held back). Every other parent's email is claimed
+    and sent."""
     skips: dict[int, SkipReason] = {}
     for email in emails:
         if email.address is None:
@@ -118,4 +143,6 @@ def blast_skips(emails: Iterable[PreparedEmail], already_sent: set[int]) -> dict
             skips[email.parent_id] = SkipReason.invalid_address
         elif email.parent_id in already_sent:
             skips[email.parent_id] = SkipReason.already_sent
+        elif email.parent_id in recently_emailed:
+            skips[email.parent_id] = SkipReason.recently_emailed
     return skips

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email import policy
 from email.message import EmailMessage
@@ -33,11 +33,14 @@ __all__ = [
     "Brand",
     "EmailType",
     "OpenItem",
+    "PaidItem",
     "ParentBalance",
+    "Receipt",
     "RenderedEmail",
     "build_message",
     "format_money",
     "render_email",
+    "render_receipt",
 ]
 
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "email"
@@ -128,6 +131,13 @@ def _brand_color(brand: Brand) -> str:
     return color if _HEX_COLOR.fullmatch(color) else DEFAULT_BRAND_COLOR
 
 
+def brand_colors(brand_color: str | None) -> tuple[str, str]:
+    """The club's colour (a plain hex colour, else the default) and the text colour that reads on it."""
+    color = (brand_color or "").strip()
+    color = color if _HEX_COLOR.fullmatch(color) else DEFAULT_BRAND_COLOR
+    return color, _readable_text_color(color)
+
+
 def _readable_text_color(background: str) -> str:
     """White or near-black, whichever reads better on the brand colour (buttons, header)."""
     hex_digits = background.lstrip("#")
@@ -175,16 +185,26 @@ def render_email(
     balance: ParentBalance,
     test_recipient_note: str | None = None,
     forwarded_for: str | None = None,
+    family_url: str | None = None,
+    due: Mapping[int, str] | None = None,
+    stop_url: str | None = None,
 ) -> RenderedEmail:
     """Render one email's subject, text and HTML for one parent.
+
+    `due` (a reminder's): each item's due state in words ("overdue by 3 days") by its
+    payment_link_id; `stop_url`: the page where the parent stops reminders.
 
     `test_recipient_note` names who the real recipient would be (e.g. "Jane Doe
     <jane@example.com>"); when set, both bodies carry a visible "Test send" banner saying its
     buttons take no payment, and the subject starts with "[TEST]". `forwarded_for` names the
     parent whose items these are when the email goes to another address (a coach's `to`).
+    `family_url`: the parent's family page ("See everything and pay all at once"), beside the
+    items' own buttons.
     """
     email_type = EmailType(email_type)
     _check_renderable(balance)
+    if family_url is not None and not _is_web_url(family_url):
+        raise ValueError(f"the family page link for parent {balance.parent_id} is not an http(s) link")
     brand, balance = _one_line_names(brand, balance)
     env = _environment()
     brand_color = _brand_color(brand)
@@ -200,6 +220,9 @@ def render_email(
         "reply_to_address": parseaddr(brand.reply_to_email)[1] or brand.reply_to_email,
         "test_recipient_note": single_line(test_recipient_note) if test_recipient_note else None,
         "forwarded_for": single_line(forwarded_for) if forwarded_for else None,
+        "family_url": family_url,
+        "due": dict(due or {}),
+        "stop_url": stop_url if _is_web_url(stop_url) else None,
     }
     folder = email_type.value
     subject = env.get_template(f"{folder}/subject.txt").render(context)
@@ -237,6 +260,94 @@ def _inline_css(html: str, context: dict) -> str:
     )
 
 
+# --- receipts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaidItem:
+    """One bill a payment paid."""
+
+    player_name: str
+    description: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class StillOpen:
+    """One bill still owed after the payment; `url` None when it is not to be mailed."""
+
+    player_name: str
+    description: str
+    amount_cents: int
+    url: str | None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a parent reads after a payment: what it paid (and how), what of it the club owes
+    back, what is still open now, and the family page when there is one."""
+
+    parent_id: int
+    parent_name: str
+    email: str | None
+    paid: tuple[PaidItem, ...]
+    method: str  # how it was paid, in words: "card or bank (Stripe)", "cash"
+    still_open: tuple[StillOpen, ...] = ()
+    owed_back_cents: int = 0
+    family_page_url: str | None = None
+
+    @property
+    def paid_cents(self) -> int:
+        return sum(item.amount_cents for item in self.paid)
+
+    @property
+    def open_cents(self) -> int:
+        return sum(item.amount_cents for item in self.still_open)
+
+
+def render_receipt(brand: Brand, receipt: Receipt) -> RenderedEmail:
+    """Render a receipt's subject, text and HTML (`templates/email/receipt/`)."""
+    if not receipt.paid:
+        raise ValueError(f"parent {receipt.parent_id}'s receipt pays nothing; there is nothing to email")
+    brand = replace(brand, name=single_line(brand.name))
+    receipt = replace(
+        receipt,
+        parent_name=single_line(receipt.parent_name),
+        paid=tuple(
+            replace(i, player_name=single_line(i.player_name), description=single_line(i.description))
+            for i in receipt.paid
+        ),
+        still_open=tuple(
+            replace(
+                i,
+                player_name=single_line(i.player_name),
+                description=single_line(i.description),
+                url=i.url if _is_web_url(i.url) else None,
+            )
+            for i in receipt.still_open
+        ),
+        family_page_url=receipt.family_page_url if _is_web_url(receipt.family_page_url) else None,
+    )
+    env = _environment()
+    brand_color = _brand_color(brand)
+    context = {
+        "brand": brand,
+        "receipt": receipt,
+        "currency": brand.currency,
+        "brand_color": brand_color,
+        "brand_text_color": _readable_text_color(brand_color),
+        "logo_url": brand.logo_url if _is_web_url(brand.logo_url) else None,
+        "reply_to_address": parseaddr(brand.reply_to_email)[1] or brand.reply_to_email,
+        "test_recipient_note": None,
+        "forwarded_for": None,
+    }
+    subject = header_text(env.get_template("receipt/subject.txt").render(context))
+    context["subject"] = subject
+    text = env.get_template("receipt/body.txt").render(context).strip() + "\n"
+    html = _inline_css(env.get_template("receipt/body.html").render(context), context).strip() + "\n"
+    return RenderedEmail(subject=subject, text=text, html=html)
+
+
 # --- MIME --------------------------------------------------------------------------------
 
 
@@ -255,6 +366,7 @@ def build_message(
     to_address: str,
     reply_to: str,
     message_id_domain: str | None = None,
+    extra_headers: Sequence[tuple[str, str]] = (),
 ) -> EmailMessage:
     """Wrap a rendered email in a multipart/alternative message (text first, then HTML).
 
@@ -272,6 +384,8 @@ def build_message(
     set_verified(message, "Subject", rendered.subject)
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=message_id_domain or _message_id_domain(sender))
+    for header, value in extra_headers:  # ours (List-Unsubscribe): never a club's data
+        set_verified(message, header, value)
     # Quoted-printable keeps every line 7-bit and short, which any SMTP relay accepts.
     message.set_content(rendered.text, cte="quoted-printable")
     message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from paylinks.club.balances import HeldBackItem
 from paylinks.club.players import PlayerMatch
 from paylinks.messaging.blasts import BlastRun
-from paylinks.messaging.claims import SendOutcome, SendResult
+from paylinks.messaging.claims import LastBlast, RecentEmail, SendOutcome, SendResult
 from paylinks.messaging.prepare import PreparedEmail, SkipReason
 from paylinks.settings import EmailTransportName
 from paylinks.vocabulary import StrLabelEnum
@@ -29,10 +29,11 @@ class ResendOutcome(StrLabelEnum):
     failed = "failed", "failed"
 
 
-# A claim that found the send done or under way: the parent is skipped, not sent.
+# A claim that found the send done or under way, or another blast's email: skipped, not sent.
 _SKIPPED_BY_RESULT = {
     SendResult.already_sent: SkipReason.already_sent,
     SendResult.claimed_elsewhere: SkipReason.claimed_elsewhere,
+    SendResult.held_back: SkipReason.recently_emailed,
 }
 
 
@@ -53,6 +54,15 @@ class BlastReport:
     outbox_dir: str | None = None  # set when the transport is the outbox folder
     test_recipient: str | None = None
     sample: PreparedEmail | None = None  # the test send's email (its buttons lead to previews)
+    timezone: str = "UTC"  # the club's zone (IANA name): times in the report are shown in it
+    last_blast: LastBlast | None = None  # the latest blast that reached anyone, before this run
+    hold_hours: int = 0  # parents another blast emailed this many hours ago or less are held back
+    include_recent: bool = False  # the admin asked to mail them anyway
+    recently_emailed: dict[int, RecentEmail] = field(
+        default_factory=dict
+    )  # parent id → another blast's email
+    # Parents who opted out of reminders: still mailed by a blast (opting out is of reminders only).
+    opted_out: frozenset[int] = frozenset()
 
     @property
     def run_key(self) -> str | None:
@@ -77,8 +87,25 @@ class BlastReport:
         """A parent's completed send: sent, or skipped when its claim found it sent or being sent."""
         if outcome.result in _SKIPPED_BY_RESULT:
             self.skipped[parent_id] = _SKIPPED_BY_RESULT[outcome.result]
+            if outcome.emailed is not None:
+                self.recently_emailed[parent_id] = outcome.emailed
         else:
             self.sent.append(outcome)
+
+    @property
+    def held_back_parents(self) -> list[PreparedEmail]:
+        """Parents with a balance held back (or, in a preview, a send would hold back) because
+        another blast emailed them recently."""
+        if self.mode is BlastMode.send:
+            return [e for e in self.emails if self.skipped.get(e.parent_id) is SkipReason.recently_emailed]
+        return [e for e in self.emails if e.parent_id in self.recently_emailed and e.address]
+
+    @property
+    def sends_nothing_because_recent(self) -> bool:
+        """A send that mailed nobody because every parent it could reach was emailed recently."""
+        return (
+            self.mode is BlastMode.send and not self.sent and not self.failed and bool(self.held_back_parents)
+        )
 
     @property
     def reached_everyone(self) -> bool:

@@ -1,14 +1,14 @@
 """Mail transports: how a built message leaves paylinks, behind one small interface.
 
-`OutboxTransport` (the embedded default) writes each message as an `.eml` file plus an
-`index.html` to browse them; `SmtpTransport` delivers over one reused SMTP connection.
+`OutboxTransport` (the embedded default) writes each message as an `.eml` file, its HTML part
+beside it, and an `index.html` showing them as a parent would see them (`outbox_index`);
+`SmtpTransport` delivers over one reused SMTP connection.
 `transport_from_settings` picks one from configuration, so callers never branch on it.
 `check_links_mailable` is the guard that keeps local-emulator links away from real parents.
 """
 
 from __future__ import annotations
 
-import html
 import itertools
 import logging
 import os
@@ -19,17 +19,16 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage, Message
-from email.parser import BytesHeaderParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import getaddresses
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from paylinks.errors import PaylinksError
+from paylinks.messaging.outbox_index import OutboxPages, entry_of, write_view
 from paylinks.settings import EmailTransportName, Settings, SmtpSecurity
 
 logger = logging.getLogger(__name__)
@@ -92,55 +91,15 @@ def _recipient_label(message: Message) -> str:
 # --- outbox ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _OutboxEntry:
-    filename: str
-    date: str
-    to: str
-    subject: str
-
-
 def _slug(text: str, *, max_length: int = 60) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:max_length].rstrip("-") or "no-recipient"
 
 
-def _read_outbox_entry(path: Path) -> _OutboxEntry:
-    with path.open("rb") as file:
-        headers = BytesHeaderParser(policy=policy.default).parse(file)
-    try:
-        sent = parsedate_to_datetime(str(headers["Date"])).astimezone(UTC)
-        date = sent.strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (TypeError, ValueError):
-        date = ""
-    return _OutboxEntry(path.name, date, str(headers.get("To", "")), str(headers.get("Subject", "")))
-
-
-def _render_outbox_index(entries: list[_OutboxEntry]) -> str:
-    rows = "\n".join(
-        f'<tr><td>{html.escape(entry.date)}</td><td>{html.escape(entry.to)}</td><td>{html.escape(entry.subject)}</td><td><a href="{html.escape(quote(entry.filename))}">{html.escape(entry.filename)}</a></td></tr>'
-        for entry in entries
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head><meta charset="utf-8"><title>paylinks outbox</title>
-<style>body{{font-family:sans-serif}} td,th{{padding:4px 8px;text-align:left;border-bottom:1px solid #ddd}}</style>
-</head>
-<body>
-<h1>paylinks outbox</h1>
-<p>{len(entries)} message(s), newest first. Each file opens in a mail client.</p>
-<table>
-<tr><th>Date</th><th>To</th><th>Subject</th><th>File</th></tr>
-{rows}
-</table>
-</body>
-</html>
-"""
-
-
 class OutboxTransport(TransportBase):
-    """Writes each message to `<directory>/<YYYYmmdd-HHMMSS>-<seq>-<recipient>.eml` and keeps
-    `<directory>/index.html` listing them, newest first. Nothing leaves the machine."""
+    """Writes each message to `<directory>/<YYYYmmdd-HHMMSS-micros>-<seq>-<recipient>.eml`, its HTML part
+    beside it as `.html` (safe to view: no scripts), and keeps `<directory>/index.html` showing
+    them, newest first (see `outbox_index`). Nothing leaves the machine."""
 
     name = "outbox"
     reaches_real_inboxes = False
@@ -150,22 +109,26 @@ class OutboxTransport(TransportBase):
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._sequence = itertools.count(1)
-        # Parsed headers by file name, so rewriting the index reads each .eml only once.
-        self._entries: dict[str, _OutboxEntry] = {}
+        self._pages = OutboxPages(self.directory)
 
     def send(self, message: EmailMessage) -> None:
         data = message.as_bytes(policy=policy.SMTP)
         recipients = _recipient_addresses(message)
         slug = _slug(recipients[0] if recipients else "")
         with self._lock:
+            self._pages.before_writing()
             path = self._write_eml(data, slug)
-            self._rewrite_index()
+            viewable = write_view(self.directory, path.name, message)
+            self._pages.added(entry_of(path.name, message), viewable=viewable)
+            self._pages.rewrite()
         logger.info("wrote %s", path)
 
     def _write_eml(self, data: bytes, slug: str) -> Path:
         temporary = self.directory / f".{uuid.uuid4().hex}.tmp"
         temporary.write_bytes(data)
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        # To the microsecond, so names sort in the order they were written, across processes too.
+        now = datetime.now(UTC)
+        stamp = f"{now:%Y%m%d-%H%M%S}-{now.microsecond:06d}"
         try:
             while True:
                 path = self.directory / f"{stamp}-{next(self._sequence):04d}-{slug}.eml"
@@ -178,17 +141,6 @@ class OutboxTransport(TransportBase):
                     continue
         finally:
             temporary.unlink()
-
-    def _rewrite_index(self) -> None:
-        # Scan the folder rather than trusting memory: other processes may share this outbox.
-        names = sorted((p.name for p in self.directory.glob("*.eml")), reverse=True)
-        for name in names:
-            if name not in self._entries:
-                self._entries[name] = _read_outbox_entry(self.directory / name)
-        page = _render_outbox_index([self._entries[name] for name in names])
-        temporary = self.directory / f".index-{uuid.uuid4().hex}.tmp"
-        temporary.write_text(page, encoding="utf-8")
-        os.replace(temporary, self.directory / "index.html")
 
 
 # --- SMTP --------------------------------------------------------------------------------
@@ -372,6 +324,40 @@ class UnsafeLinkError(PaylinksError):
             "stripe.com may go out over SMTP. Send to a test address (test_email), or set "
             "PAYLINKS_ALLOW_TEST_LINKS=true if these links really are meant for parents."
         )
+
+
+class UnreachableFamilyLinkError(PaylinksError):
+    """A family page link a parent could not open (the office on this machine) was about to go out."""
+
+    exit_code = 2
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(
+            f"refusing to email parents a family page link on {host!r}, which only this machine can "
+            "open: set PAYLINKS_OFFICE_URL to the office's public address (https://…), send to a test "
+            "address (test_email), or set PAYLINKS_ALLOW_TEST_LINKS=true if this is meant"
+        )
+
+
+def check_family_links_mailable(
+    urls: Iterable[str],
+    *,
+    transport: MailTransport,
+    recipient_is_test_address: bool,
+    allow_test_links: bool,
+) -> None:
+    """Raise UnreachableFamilyLinkError if a family page link on a loopback address (the default
+    PAYLINKS_OFFICE_URL) would reach a real parent's inbox; the outbox, a test address and
+    `allow_test_links` are always fine."""
+    from paylinks.settings import is_loopback_host
+
+    reaches_real_inboxes = getattr(transport, "reaches_real_inboxes", True)
+    if not reaches_real_inboxes or recipient_is_test_address or allow_test_links:
+        return
+    for url in urls:
+        if is_loopback_host(urlsplit(url).hostname):
+            raise UnreachableFamilyLinkError(_host_of(url))
 
 
 def is_stripe_hosted(url: str) -> bool:

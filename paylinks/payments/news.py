@@ -6,7 +6,12 @@ refunded in part or whole, a dispute opens and is won or lost. Each event (or a 
 listing a link's sessions) becomes one `News` fact, or a `Skipped` saying why it tells paylinks
 nothing. `ledger` applies the facts.
 
-Imports only Stripe's words (`stripe_api.words`).
+How a payment was paid is read here too: a session paid when it completed was paid by card; one
+that completed unpaid (awaiting, then settled by `checkout.session.async_payment_succeeded`, or
+failed) by bank debit, Stripe's only delayed method on the clubs' checkouts. Stripe's events carry
+the session, not its PaymentIntent, so this costs no request.
+
+Imports only Stripe's words (`stripe_api.words`) and the vocabulary.
 """
 
 from __future__ import annotations
@@ -17,12 +22,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from paylinks.stripe_api.words import MONEY_ARRIVED, SessionStatus
+from paylinks.vocabulary import PaidMethod
 
 SESSION_EVENTS = (
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
+    "checkout.session.expired",  # only a family checkout's expiry says anything to paylinks
 )
+# A family's "Pay all" checkout names its `family_checkouts` row and tenant in its metadata.
+FAMILY_CHECKOUT_KEY = "paylinks_family_checkout"
+FAMILY_TENANT_KEY = "paylinks_tenant"
 CHARGE_EVENTS = (
     "charge.refunded",
     "charge.dispute.created",
@@ -37,19 +47,29 @@ class SessionState(enum.StrEnum):
     awaiting = "awaiting"  # complete, the money not settled yet (a bank debit)
     paid = "paid"
     failed = "failed"  # the slow payment did not settle
+    expired = "expired"  # never paid: a family checkout that can no longer take payment
 
 
 @dataclass(frozen=True)
 class SessionNews:
-    """A checkout session on one of our links, as Stripe last described it."""
+    """A checkout session on one of our links, or a family's "Pay all" checkout (no link; its
+    `family_checkouts` row and tenant as its metadata names them), as Stripe last described it."""
 
     session_id: str
-    payment_link_id: str
+    payment_link_id: str | None
     payment_intent_id: str | None
     state: SessionState
     amount_cents: int | None
     currency: str | None
     at: int  # Stripe's time (unix seconds)
+    family_checkout_id: int | None = None
+    family_tenant_id: int | None = None
+    # How it was paid (card, bank debit); None: an expiry, which took no payment.
+    method: PaidMethod | None = None
+
+    @property
+    def is_family(self) -> bool:
+        return self.payment_link_id is None
 
 
 @dataclass(frozen=True)
@@ -106,8 +126,13 @@ def news_from_event(event: Mapping[str, Any], *, account: str | None = None) -> 
     if kind in SESSION_EVENTS:
         if obj.get("object") != "checkout.session" or not obj.get("id"):
             return Skipped(event_id, SkippedEvent.malformed)
-        if not obj.get("payment_link"):
+        family = family_of(obj)
+        if not obj.get("payment_link") and family is None:
             return Skipped(event_id, SkippedEvent.not_ours)
+        if kind == "checkout.session.expired" or obj.get("status") == SessionStatus.expired:
+            if family is None or obj.get("status") != SessionStatus.expired:
+                return Skipped(event_id, SkippedEvent.open_session)
+            return session_news(obj, SessionState.expired, created)
         if obj.get("status") != SessionStatus.complete:
             return Skipped(event_id, SkippedEvent.open_session)
         if kind == "checkout.session.async_payment_failed":
@@ -116,7 +141,8 @@ def news_from_event(event: Mapping[str, Any], *, account: str | None = None) -> 
             state = SessionState.paid
         else:
             state = SessionState.awaiting
-        return session_news(obj, state, created)
+        settled_later = kind == "checkout.session.async_payment_succeeded"
+        return session_news(obj, state, created, method_of(state, settled_later=settled_later))
     if kind == "charge.refunded":
         intent = obj.get("payment_intent")
         if not intent or not isinstance(obj.get("amount_refunded"), int):
@@ -130,26 +156,62 @@ def news_from_event(event: Mapping[str, Any], *, account: str | None = None) -> 
     return Skipped(event_id, SkippedEvent.unhandled_type)
 
 
-def session_news(session: Mapping[str, Any], state: SessionState, at: int) -> SessionNews:
+def family_of(session: Mapping[str, Any]) -> tuple[int, int | None] | None:
+    """(family checkout id, tenant id) a session without a payment link names in its metadata;
+    None when it names none (not ours), or names it in a shape paylinks never writes."""
+    if session.get("payment_link"):
+        return None
+    metadata = session.get("metadata")
+    if not isinstance(metadata, Mapping):
+        return None
+    checkout, tenant = metadata.get(FAMILY_CHECKOUT_KEY), metadata.get(FAMILY_TENANT_KEY)
+    if not isinstance(checkout, str) or not checkout.isdigit():
+        return None
+    return int(checkout), int(tenant) if isinstance(tenant, str) and tenant.isdigit() else None
+
+
+def method_of(state: SessionState, *, settled_later: bool) -> PaidMethod | None:
+    """How a session was paid: paid when it completed, by card; completed unpaid (awaiting, then
+    settled later or failed), by bank debit; an expired one took no payment."""
+    if state is SessionState.expired:
+        return None
+    if state is SessionState.paid and not settled_later:
+        return PaidMethod.card
+    return PaidMethod.bank_debit
+
+
+def session_news(
+    session: Mapping[str, Any], state: SessionState, at: int, method: PaidMethod | None = None
+) -> SessionNews:
     intent = session.get("payment_intent")
     if isinstance(intent, Mapping):
         intent = intent.get("id")
+    family = family_of(session)
     return SessionNews(
         session_id=str(session["id"]),
-        payment_link_id=str(session["payment_link"]),
+        payment_link_id=str(session["payment_link"]) if session.get("payment_link") else None,
         payment_intent_id=str(intent) if intent else None,
         state=state,
         amount_cents=session.get("amount_total"),
         currency=session.get("currency"),
         at=at,
+        family_checkout_id=family[0] if family else None,
+        family_tenant_id=family[1] if family else None,
+        method=method,
     )
 
 
-def news_from_scanned_session(session: Mapping[str, Any]) -> SessionNews | None:
-    """A session found by listing a link's sessions (no event): paid, or still awaiting."""
-    if session.get("status") != SessionStatus.complete or not session.get("payment_link"):
+def news_from_scanned_session(
+    session: Mapping[str, Any], *, settled_later: bool = False
+) -> SessionNews | None:
+    """A session found by listing the account's sessions (no event): paid, or still awaiting;
+    on one of our links or a family checkout. A settled bank debit reads paid like a card's:
+    `settled_later` says Stripe still keeps its `checkout.session.async_payment_succeeded`."""
+    if session.get("status") != SessionStatus.complete:
         return None
-    paid = session.get("payment_status") in MONEY_ARRIVED
+    if not session.get("payment_link") and family_of(session) is None:
+        return None
+    state = SessionState.paid if session.get("payment_status") in MONEY_ARRIVED else SessionState.awaiting
     return session_news(
-        session, SessionState.paid if paid else SessionState.awaiting, int(session["created"])
+        session, state, int(session["created"]), method_of(state, settled_later=settled_later)
     )

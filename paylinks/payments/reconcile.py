@@ -51,11 +51,13 @@ from paylinks.payments.news import (
     SessionState,
     Skipped,
     SkippedEvent,
+    family_of,
     news_from_scanned_session,
 )
 from paylinks.payments.transitions import ApplyResult, Outcome
 from paylinks.store.tables import (
     as_utc,
+    family_checkouts,
     minted_links,
     payment_links,
     payments,
@@ -79,6 +81,7 @@ APPLY_BATCH_SIZE = 200
 SCAN_FOLLOW_UP_EVENTS = (
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
+    "checkout.session.expired",
     *CHARGE_EVENTS,
 )
 # Rows whose link may have been paid: everything but a row nobody can pay any more.
@@ -124,6 +127,9 @@ class ReconcileReport:
     skipped: list[Skipped] = field(default_factory=list)
     replaced_links: list[int] = field(default_factory=list)  # fresh links after failed payments
     replacement_errors: list[tuple[int, str]] = field(default_factory=list)
+    # Own links of bills a family checkout took, deactivated by this run; and those still active.
+    closed_links: list[str] = field(default_factory=list)
+    close_errors: list[tuple[str, str]] = field(default_factory=list)
     stripe_account: str | None = None  # the account read (shared with the other tenants on it)
     stripe_requests: int = 0  # requests the account's read took, for all its tenants together
 
@@ -232,21 +238,35 @@ def _news_from_session_scan(
     # Events from now on are read next time; the overlap re-reads any that raced with the scan.
     news = StripeNews(source=NewsSource.session_scan, next_cursor=started_at)
     oldest = oldest_open_bill(engine, tenants)
+    ours: list[dict[str, Any]] = []
     if oldest is not None:
         with engine.connect() as connection:
             owners = link_owners(connection)
         for session in iter_account_sessions(gateway, oldest - SCAN_MARGIN_S):
-            if session.get("payment_link") not in owners:
+            family = family_of(session)
+            if family is not None:
+                with engine.connect() as connection:
+                    if family_owner(connection, family[0]) is None:
+                        continue  # names no family checkout of ours
+            elif session.get("payment_link") not in owners:
                 continue  # not a link of ours (another app on the same account)
-            found = news_from_scanned_session(session)
-            if found is not None:
-                news.sessions.append(found)
+            ours.append(session)
     # A scan sees payments but not what happened to them since: a slow payment that settled or
     # failed (its session still reads complete and unpaid), refunds and disputes are read from
     # the events Stripe still keeps, and applied after the sessions they concern.
     since = started_at - EVENT_RETENTION_S + RETENTION_MARGIN_S
     for event in gateway.iter_events(types=list(SCAN_FOLLOW_UP_EVENTS), created_gte=since):
         news.events.append(_raw(event))
+    # A settled bank debit's session reads paid, as a card's does: its settlement event says which.
+    settled_later = {
+        str(((event.get("data") or {}).get("object") or {}).get("id"))
+        for event in news.events
+        if event.get("type") == "checkout.session.async_payment_succeeded"
+    }
+    for session in ours:
+        found = news_from_scanned_session(session, settled_later=str(session.get("id")) in settled_later)
+        if found is not None:
+            news.sessions.append(found)
     return news
 
 
@@ -268,6 +288,19 @@ def link_owners(connection: Connection) -> dict[str, int]:
     return owners
 
 
+def family_owner(connection: Connection, family_checkout_id: int) -> int | None:
+    """The tenant whose family checkout this is (None: no such checkout of ours)."""
+    return connection.execute(
+        sa.select(family_checkouts.c.tenant_id).where(family_checkouts.c.id == family_checkout_id)
+    ).scalar_one_or_none()
+
+
+def _owner_of_session(connection: Connection, owners: Mapping[str, int], session: SessionNews) -> int | None:
+    if session.family_checkout_id is not None:
+        return family_owner(connection, session.family_checkout_id)
+    return owners.get(str(session.payment_link_id))
+
+
 def _owner_of_event(
     connection: Connection, owners: Mapping[str, int], event: Mapping[str, Any]
 ) -> int | None:
@@ -275,6 +308,9 @@ def _owner_of_event(
     if not isinstance(obj, Mapping):
         return None
     if event.get("type") in SESSION_EVENTS:
+        family = family_of(obj)
+        if family is not None:
+            return family_owner(connection, family[0])
         return owners.get(str(obj.get("payment_link")))
     intent = obj.get("payment_intent")
     if not intent:
@@ -316,7 +352,7 @@ def apply_stripe_news(engine: Engine, tenants: list[Tenant], news: StripeNews) -
     for start in range(0, len(sessions), APPLY_BATCH_SIZE):
         with engine.begin() as connection:
             for session in sessions[start : start + APPLY_BATCH_SIZE]:
-                owner = owners.get(session.payment_link_id)
+                owner = _owner_of_session(connection, owners, session)
                 result = ledger.apply_news(connection, session, tenant_id=owner, account=news.account)
                 report_of(owner).result.extend(_without_other_tenants(result))
     for event in news.events:
@@ -361,6 +397,8 @@ def _without_other_tenants(result: ApplyResult) -> ApplyResult:
         [a for a in result.applied if a.outcome is not Outcome.other_tenant],
         result.remint,
         result.orders_paid,
+        result.close_links,
+        result.receipts,
     )
 
 

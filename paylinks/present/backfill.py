@@ -1,11 +1,12 @@
-"""A backfill's report as tables: summary, steps, skipped rows, findings and failures."""
+"""A backfill's report as tables: summary (what is owed now apart from what was already paid,
+then what the run did), steps, skipped rows, findings and failures."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from paylinks.billing.plan import Action, Step
-from paylinks.billing.report import BackfillReport
+from paylinks.billing.report import BackfillReport, Tally
 from paylinks.present.tables import Table, facts, label, money, table
 
 
@@ -41,7 +42,7 @@ def backfill_tables(report: BackfillReport) -> list[Table]:
 
 
 def _summary(report: BackfillReport) -> Table:
-    plan, currency = report.plan, report.currency
+    plan = report.plan
     counts = plan.counts()
     done = report.commit
     mode = "commit" if done else "dry run"
@@ -52,8 +53,7 @@ def _summary(report: BackfillReport) -> Table:
             ("Stripe account", report.where.account + (" (live)" if report.where.livemode else " (test)"))
             if report.where
             else ("Stripe account", "not asked (dry run without a key)"),
-            ("items owed", len(plan.items)),
-            ("amount owed", money(plan.amount_owed_cents, currency)),
+            *_owed_and_paid(report),
             (
                 "price tiers created" if done else "price tiers to create",
                 report.tiers_created if done else len(plan.tiers_needed),
@@ -74,6 +74,26 @@ def _summary(report: BackfillReport) -> Table:
             ("failed", len(report.mint_errors) + (1 if report.aborted else 0)),
         ],
     )
+
+
+def _owed_and_paid(report: BackfillReport) -> list[tuple[str, str]]:
+    """Still owed apart from already paid, in money: what a treasurer asks first."""
+    split, currency = report.owed_and_paid, report.currency
+
+    def said(tally: Tally, none: str) -> str:
+        if not tally.items:
+            return none
+        return f"{money(tally.cents, currency)} for {tally.items} item{'' if tally.items == 1 else 's'}"
+
+    lines = [
+        ("owed now", said(split.owed_now, "nothing")),
+        ("already paid", said(split.paid, "nothing yet")),
+    ]
+    if split.under_way.items:
+        lines.append(("payment under way", said(split.under_way, "")))
+    if split.refunds.items:
+        lines.append(("paid, then refunded or owed back", said(split.refunds, "")))
+    return lines
 
 
 def _step_row(step: Step, currency: str) -> tuple[Any, ...]:

@@ -44,7 +44,10 @@ def check_stripe_reachable(settings: Settings) -> None:
     (nothing reaches Stripe's logs or limits). Skipped when a proxy would carry the calls."""
     parts = urlsplit(stripe_api_url(settings))
     host = parts.hostname or ""
-    if urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+    # Only a proxy for this scheme counts: getproxies() reads every *_PROXY variable, so even
+    # PAYLINKS_OFFICE_BEHIND_PROXY would otherwise look like one.
+    proxies = urllib.request.getproxies()
+    if (proxies.get(parts.scheme) or proxies.get("all")) and not urllib.request.proxy_bypass(host):
         return  # the SDK goes through the proxy; a direct connection says nothing
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
@@ -67,7 +70,18 @@ def network_reason(error: BaseException) -> str:
 
 
 class StripeRequestError(PaylinksError):
-    """Stripe refused the request itself (4xx): trying again would fail the same way."""
+    """Stripe refused the request itself (4xx): trying again would fail the same way. `code` and
+    `param` are Stripe's (`resource_missing`, `line_items[0][price]`), when it gave them."""
+
+    def __init__(self, message: str, code: str | None = None, param: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.param = param
+
+    @property
+    def names_a_missing_object(self) -> bool:
+        """Stripe has no object the request names (a price, a product) in this account and mode."""
+        return self.code == "resource_missing"
 
 
 class StripeNotFoundError(StripeRequestError):

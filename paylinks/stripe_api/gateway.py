@@ -13,7 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import stripe
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         PriceCreateParams,
         ProductCreateParams,
     )
+    from stripe.params.checkout import SessionCreateParams
 
 logger = logging.getLogger(__name__)
 
@@ -49,17 +50,50 @@ EVENT_RETENTION_S = 30 * 24 * 3600  # how long Stripe keeps events
 @dataclass(frozen=True)
 class StripeContext:
     """Where a call lands: the Stripe account and whether it is live mode. A link minted in
-    one context cannot take payment for another, so rows and price tiers record it."""
+    one context cannot take payment for another, so rows and price tiers record it.
+
+    `remembered`: where paylinks last knew this key to act, when Stripe has just answered
+    otherwise (`paylinks.stripe_api.where.stripe_where`); not part of the comparison."""
 
     account: str
     livemode: bool
+    remembered: StripeContext | None = field(default=None, compare=False, repr=False)
 
     def describe(self) -> str:
         return f"{self.account} ({'live' if self.livemode else 'test'} mode)"
 
+    @property
+    def moved_words(self) -> str | None:
+        """The one line that says the key moved, or None when it acts where it did."""
+        if self.remembered is None:
+            return None
+        return (
+            f"the Stripe key now acts in {self.describe()} (was {self.remembered.describe()}): "
+            "links minted there are re-minted by the next backfill"
+        )
+
 
 def is_transient(error: BaseException) -> bool:
     return isinstance(error, StripeTransientError)
+
+
+@dataclass(frozen=True)
+class CheckoutLine:
+    """One line of a Checkout Session: what it is for, in words, and its amount (minor units)."""
+
+    name: str
+    amount_cents: int
+
+
+@dataclass(frozen=True)
+class OpenedCheckout:
+    """A Checkout Session as Stripe answered its creation."""
+
+    id: str
+    url: str | None
+    status: str | None  # Stripe's: open, complete, expired
+    expires_at: int | None
+    livemode: bool
 
 
 @dataclass(frozen=True)
@@ -116,9 +150,11 @@ class StripeGateway:
         other than REQUEST (PAYMENT_LINK_CREATE) takes that permit as well as a request's."""
         attempts = self.settings.stripe_max_retries + 1
         for attempt in range(1, attempts + 1):
+            # The narrower permit last: a wait for the request permit after it would bunch the
+            # link creations its pace had spread out.
+            self.pacer.acquire(REQUEST)
             if kind != REQUEST:
                 self.pacer.acquire(kind)
-            self.pacer.acquire(REQUEST)
             with self._counter_lock:
                 self.calls += 1
             try:
@@ -128,7 +164,11 @@ class StripeGateway:
             except stripe.StripeError as error:
                 if not _transient_status(error):
                     error_type = StripeNotFoundError if error.http_status == 404 else StripeRequestError
-                    raise error_type(f"Stripe refused {describe}: {_safe_message(error)}") from None
+                    raise error_type(
+                        f"Stripe refused {describe}: {_safe_message(error)}",
+                        code=getattr(error, "code", None),
+                        param=_error_param(error),
+                    ) from None
                 if attempt == attempts and isinstance(error, stripe.APIConnectionError):
                     raise StripeUnreachableError(
                         self.settings, connection_reason(error), f" while {describe} ({attempts} tries)"
@@ -213,8 +253,16 @@ class StripeGateway:
         return found
 
     def create_price(
-        self, *, product_id: str, amount_cents: int, currency: str, lookup_key: str, metadata: dict[str, str]
+        self,
+        *,
+        product_id: str,
+        amount_cents: int,
+        currency: str,
+        lookup_key: str,
+        metadata: dict[str, str],
+        idempotency_key: str | None = None,
     ) -> str:
+        """A one-time price; its idempotency key is its lookup key unless another is given."""
         params = {
             "product": product_id,
             "unit_amount": amount_cents,
@@ -225,15 +273,23 @@ class StripeGateway:
         price = self.call(
             f"creating price {lookup_key}",
             lambda: self._client.v1.prices.create(
-                params=cast("PriceCreateParams", params), options=self._options(idempotency_key=lookup_key)
+                params=cast("PriceCreateParams", params),
+                options=self._options(idempotency_key=idempotency_key or lookup_key),
             ),
         )
         return price.id
 
     # -- payment links ----------------------------------------------------------------------
     def create_payment_link(
-        self, *, price_id: str, metadata: dict[str, str], idempotency_key: str
+        self,
+        *,
+        price_id: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        checkout_text: str | None = None,
     ) -> MintedLink:
+        """`checkout_text`: what the checkout page and the receipt say it is for (None: nothing,
+        as links were minted before paylinks named the player)."""
         params: dict[str, Any] = {
             "line_items": [{"price": price_id, "quantity": 1}],
             "restrictions": {"completed_sessions": {"limit": 1}},
@@ -241,6 +297,9 @@ class StripeGateway:
             # Link metadata does not reach the PaymentIntent; this copy does.
             "payment_intent_data": {"metadata": metadata},
         }
+        if checkout_text:
+            params["payment_intent_data"]["description"] = checkout_text
+            params["custom_text"] = {"submit": {"message": checkout_text}}
         link = self.call(
             f"minting a payment link for row {metadata.get('payment_link_row_id')}",
             lambda: self._client.v1.payment_links.create(
@@ -268,11 +327,33 @@ class StripeGateway:
         )
         return _minted(link)
 
-    def update_payment_link_metadata(self, link_id: str, metadata: dict[str, str]) -> MintedLink:
-        """Rename what a live link is for (its order, say) without minting a new one."""
-        params = {"metadata": metadata, "payment_intent_data": {"metadata": metadata}}
+    def update_payment_link_metadata(
+        self, link_id: str, metadata: dict[str, str], checkout_text: str | None = None
+    ) -> MintedLink:
+        """Rename what a live link is for (its order, say) without minting a new one; the
+        description its payments carry goes along (`checkout_text`, when it has one)."""
+        intent_data: dict[str, Any] = {"metadata": metadata}
+        if checkout_text:
+            intent_data["description"] = checkout_text
+        params = {"metadata": metadata, "payment_intent_data": intent_data}
         link = self.call(
             f"updating payment link {link_id}",
+            lambda: self._client.v1.payment_links.update(
+                link_id, params=cast("PaymentLinkUpdateParams", params), options=self._options()
+            ),
+        )
+        return _minted(link)
+
+    def name_payment_link(self, link_id: str, checkout_text: str, metadata: dict[str, str]) -> MintedLink:
+        """Say on a live link's checkout page and its payment's receipt what it is for, without
+        minting a new one. The PaymentIntent metadata goes along unchanged (Stripe sets that
+        metadata declaratively: an update never leaves it otherwise)."""
+        params = {
+            "payment_intent_data": {"description": checkout_text, "metadata": metadata},
+            "custom_text": {"submit": {"message": checkout_text}},
+        }
+        link = self.call(
+            f"naming the player on payment link {link_id}",
             lambda: self._client.v1.payment_links.update(
                 link_id, params=cast("PaymentLinkUpdateParams", params), options=self._options()
             ),
@@ -310,6 +391,63 @@ class StripeGateway:
             if not page.has_more or not page.data:
                 return
             starting_after = page.data[-1].id
+
+    # -- checkout sessions ----------------------------------------------------------------
+    def create_checkout_session(
+        self,
+        *,
+        lines: list[CheckoutLine],
+        currency: str,
+        metadata: dict[str, str],
+        client_reference_id: str,
+        success_url: str,
+        cancel_url: str,
+        expires_at: int,
+        idempotency_key: str,
+        description: str | None = None,
+        describe: str = "creating a checkout session",
+    ) -> OpenedCheckout:
+        """A payment-mode Checkout Session, one line per bill named in words (`price_data` with
+        `product_data[name]`: a Price's product name cannot say which child a line is for). The
+        metadata goes on the PaymentIntent too, where refunds and disputes are found. `describe`
+        names it in errors (never a url: those carry the family page's token)."""
+        intent_data: dict[str, Any] = {"metadata": metadata}
+        if description:
+            intent_data["description"] = description
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": line.amount_cents,
+                        "product_data": {"name": line.name},
+                    },
+                    "quantity": 1,
+                }
+                for line in lines
+            ],
+            "metadata": metadata,
+            "payment_intent_data": intent_data,
+            "client_reference_id": client_reference_id,
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "expires_at": expires_at,
+        }
+        session = self.call(
+            describe,
+            lambda: self._client.v1.checkout.sessions.create(
+                params=cast("SessionCreateParams", params),
+                options=self._options(idempotency_key=idempotency_key),
+            ),
+        )
+        return OpenedCheckout(
+            id=session.id,
+            url=session.url,
+            status=session.status,
+            expires_at=session.expires_at,
+            livemode=bool(session.livemode),
+        )
 
     # -- what was paid ------------------------------------------------------------------
     def iter_events(self, *, types: list[str], created_gte: int) -> Iterator[Any]:
@@ -368,6 +506,13 @@ def _minted(link: Any) -> MintedLink:
     restrictions = (link.to_dict().get("restrictions") or {}).get("completed_sessions") or {}
     completed = int(restrictions.get("count") or 0)
     return MintedLink(id=link.id, url=link.url, active=bool(link.active), completed_sessions=completed)
+
+
+def _error_param(error: stripe.StripeError) -> str | None:
+    param = getattr(error, "param", None)
+    if param is None and error.error is not None:
+        param = getattr(error.error, "param", None)
+    return str(param) if param else None
 
 
 def _safe_message(error: stripe.StripeError) -> str:

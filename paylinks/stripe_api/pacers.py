@@ -35,6 +35,11 @@ class RateLimiter:
         self._next_slot = clock()
         self._lock = threading.Lock()
 
+    def set_rate(self, rate: float) -> None:
+        """Hand out permits at `rate` from the next one on (the slot already booked stands)."""
+        with self._lock:
+            self.interval = 1.0 / rate
+
     def reserve(self) -> float:
         with self._lock:
             now = self._clock()
