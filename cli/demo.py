@@ -1,7 +1,8 @@
 """`paylinks demo`: the whole job, end to end, on the embedded defaults.
 
-A fresh SQLite database, the demo club, the local Stripe emulator in this process, the outbox
-for mail, and Prefect's ephemeral API (its runs stay in var/prefect for `make ui`):
+A fresh SQLite database, the demo club, the local Stripe emulator in this process (its state
+kept beside the database, for `make office`), the outbox for mail, and Prefect's ephemeral API
+(its runs stay in var/prefect for `make ui`):
 backfill (dry run, then commit) → a test email → the real blast → a few parents pay through
 their link pages → reconcile → the balances, shrunk.
 """
@@ -75,10 +76,15 @@ def run_demo(console: Console, settings: Settings, reset_database: bool = False)
             "the demo starts from an empty database, so it runs on the embedded SQLite default only; "
             "unset PAYLINKS_DATABASE_URL (or, for a SQLite file you mean to wipe, pass --reset-database)"
         )
+    from cli.local_club import emulator_state_path
     from stripe_emulator import EmulatorServer
     from tasks.run_settings import settings_for_runs
 
-    with EmulatorServer(host="127.0.0.1", port=_free_port(DEMO_EMULATOR_PORT)) as emulator:
+    # The emulator keeps its state beside the database, so the demo's links stay payable after it
+    # (`make office` serves them again); a new demo starts both afresh.
+    state = emulator_state_path(settings)
+    state.unlink(missing_ok=True)
+    with EmulatorServer(host="127.0.0.1", port=_free_port(DEMO_EMULATOR_PORT), state=state) as emulator:
         # The demo's runs talk to its own emulator and write mail to the outbox, whatever the
         # environment says about Stripe and SMTP.
         demo_settings = settings.model_copy(
@@ -107,6 +113,7 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     )
     for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
         path.unlink(missing_ok=True)
+    database.parent.mkdir(parents=True, exist_ok=True)
     engine_for.cache_clear()
     migrations.upgrade(settings.database_url)
     seeded = seed_demo(engine_for(settings.database_url))
@@ -126,7 +133,7 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
             person = add_user(connection, f"{role.value}@{club.slug}.example", club, role, actor=COMMAND_LINE)
             console.print(
                 f"  office {role.value}: {person.user.email}, one-time password {person.one_time_password} "
-                "(`make office`, then http://127.0.0.1:8000)",
+                "(`make office` prints a fresh one at each start until a password of one's own is set)",
                 markup=False,
             )
     if DEMO_CONNECTED_TENANT in seeded.tenants:
@@ -348,5 +355,6 @@ def closing_words(settings: Settings) -> list[str]:
     return [
         f"Emails: open {shown} (each .eml is one message).",
         "Runs, task runs and summary artifacts: `make ui`, then http://127.0.0.1:4200",
-        "The emulator's pay pages stopped with the demo; `make demo` again starts over.",
+        "Every Pay Now link stays payable: `make office` serves the club office and the emulator on the "
+        "demo's state (http://127.0.0.1:8000); `make demo` again starts over.",
     ]

@@ -66,6 +66,11 @@ def blast(
     blast_key: str | None = typer.Option(
         None, help="Names the blast (default: resume the tenant's unfinished blast, else start a new one)."
     ),
+    include_recent: bool = typer.Option(
+        False,
+        "--include-recent",
+        help="Also email parents another blast emailed in the last 24 hours (the tenant's hold), held back otherwise.",
+    ),
 ) -> None:
     """Email each parent what they owe (a preview unless --send or --test-email)."""
     from flows.outstanding_balance_email import outstanding_balance_email
@@ -78,10 +83,18 @@ def blast(
     report = run_flow(
         settings,
         lambda: outstanding_balance_email(
-            tenant=tenant, test_email=test_address, send=send, blast_key=blast_key
+            tenant=tenant,
+            test_email=test_address,
+            send=send,
+            blast_key=blast_key,
+            include_recent=include_recent,
         ),
     )
     print_blast_report(report)
+    if report.sends_nothing_because_recent:
+        from paylinks.present.blast import nothing_sent_line
+
+        console.print(nothing_sent_line(report, "--include-recent"), markup=False, soft_wrap=True)
 
 
 def _valid_address(address: str, option: str) -> str:
@@ -156,6 +169,7 @@ def lookup(
     from paylinks.club.tenants import tenant_by_slug
     from paylinks.runtime import engine_for
     from paylinks.stripe_api.gateway import StripeGateway
+    from paylinks.stripe_api.where import stripe_where
 
     settings = ctx.obj.settings
     # The tenant and the player first: a query no one matches is named whether or not Stripe answers.
@@ -166,15 +180,26 @@ def lookup(
     if not matches:
         fail(str(UnknownPlayerError(player, club)))
     preflight(settings, tenant, needs_stripe=True)
-    context = guarded(lambda: StripeGateway(settings, account=club.stripe_account).context())
+    # Stripe's word on where the key acts (one request), never only what was remembered.
+    engine = engine_for(settings.database_url)
+    context = guarded(
+        lambda: stripe_where(engine, StripeGateway(settings, account=club.stripe_account), settings)
+    )
+    if context.moved_words:
+        console.print(context.moved_words, soft_wrap=True, markup=False)
+    from paylinks.club.clock import now_utc
+    from paylinks.messaging.reminders import player_due_words
+
     with engine_for(settings.database_url).connect() as connection:
         for match in matches:
             links = player_links_now(connection, club, match.player_id, context)
-            _print_player_links(match, links, club.currency)
+            due = player_due_words(connection, club, match.player_id, settings.club_timezone, now_utc())
+            _print_player_links(match, links, club.currency, due)
 
 
-def _print_player_links(match: Any, links: list, currency: str) -> None:
+def _print_player_links(match: Any, links: list, currency: str, due: dict[int, str] | None = None) -> None:
     from paylinks.present.tables import label
+    from paylinks.vocabulary import PaymentLinkStatus
 
     console.print(match.describe() + (f", {match.parent_email}" if match.parent_email else ""), markup=False)
     if not links:
@@ -189,6 +214,8 @@ def _print_player_links(match: Any, links: list, currency: str) -> None:
         else:
             status, where = label(link.status), ""
         owed_by = f"owed by {link.parent_name}" if link.parent_name else "no parent on file"
+        if link.status is PaymentLinkStatus.pending and (due or {}).get(link.payment_link_id):
+            owed_by = f"{(due or {})[link.payment_link_id]}, {owed_by}"
         # One line per link, never wrapped, so the url can be copied whole.
         console.print(
             f"  {link.description:<{width}}  {money(link.amount_cents, currency):>12}  "

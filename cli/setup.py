@@ -89,7 +89,14 @@ def seed_demo_command(ctx: typer.Context) -> None:
 @app.command("stripe-emulator")
 def stripe_emulator(
     ctx: typer.Context,
-    port: int = typer.Option(12111, help="Port to listen on (loopback)."),
+    port: int | None = typer.Option(
+        None, help="Port to listen on (default: the one its kept links point at, else 12111)."
+    ),
+    state: str | None = typer.Option(
+        None,
+        help="File the emulator keeps its state in across restarts (default: var/stripe-emulator.json, "
+        "beside the demo's database); :memory: keeps nothing.",
+    ),
     host: str = typer.Option("127.0.0.1", help="Address to bind (loopback unless --allow-remote)."),
     allow_remote: bool = typer.Option(
         False,
@@ -112,9 +119,10 @@ def stripe_emulator(
         None, help="Signing secret (whsec_...) for --webhook-url (default: PAYLINKS_STRIPE_WEBHOOK_SECRET)."
     ),
 ) -> None:
-    """Run the local Stripe emulator (point PAYLINKS_STRIPE_API_BASE at it)."""
+    """Run the local Stripe emulator (point PAYLINKS_STRIPE_API_BASE at it); its state is kept in a file."""
+    from cli.local_club import DEFAULT_EMULATOR_PORT, emulator_state_path
     from paylinks.settings import is_loopback_host
-    from stripe_emulator import serve
+    from stripe_emulator import IN_MEMORY, EmulatorStateError, StateFile, serve
 
     if not allow_remote and not is_loopback_host(host):
         fail(
@@ -127,8 +135,27 @@ def stripe_emulator(
         webhook_secret = configured.get_secret_value() if configured else None
         if not webhook_secret:
             fail("--webhook-url needs --webhook-secret or PAYLINKS_STRIPE_WEBHOOK_SECRET (whsec_...)")
+    state_path = state or str(emulator_state_path(ctx.obj.settings))
+    remembered = None
+    if state_path != IN_MEMORY:
+        try:
+            remembered = StateFile(state_path).remembered_port()
+        except EmulatorStateError as error:
+            fail(str(error))
+    if port is not None and remembered not in (None, port):
+        fail(
+            f"the links kept in {state_path} point at port {remembered}, so the emulator on that state "
+            f"serves there: leave out --port, or give another --state (:memory: keeps nothing) for port {port}"
+        )
+    port = port or remembered or DEFAULT_EMULATOR_PORT
     console.print(
         f"Stripe emulator on http://{host}:{port} (export PAYLINKS_STRIPE_API_BASE=http://{host}:{port})"
+    )
+    console.print(
+        "keeping nothing between runs"
+        if state_path == IN_MEMORY
+        else f"state kept in {state_path} ({'resumed' if remembered else 'new'})",
+        markup=False,
     )
     if webhook_url:
         console.print(f"delivering signed webhooks to {webhook_url}", markup=False)
@@ -136,6 +163,7 @@ def stripe_emulator(
         serve(
             host=host,
             port=port,
+            state=state_path,
             latency_ms=latency_ms,
             rate_limit_rps=rate_limit,
             link_create_rps=link_create_rate,
@@ -144,7 +172,10 @@ def stripe_emulator(
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
         )
-    except ValueError as error:  # a setting the emulator refuses, e.g. a negative rate
+    except (
+        ValueError,
+        EmulatorStateError,
+    ) as error:  # a refused setting, e.g. a negative rate; a bad state file
         fail(str(error))
 
 

@@ -1,8 +1,9 @@
 """backfill-payment-links: every bill a parent owes gets one persistent Stripe Payment Link.
 
-find where Stripe acts → extract club rows → plan items → ensure price tiers → let go of stale
-links → reserve rows → mint links (batches) → load ids and urls → rows follow their bill →
-publish the summary. Dry run unless `commit`. With every tenant, each runs as its own subflow
+find where Stripe acts (asked once per run: a remembered account Stripe contradicts is said in
+one line and its links re-minted) → extract club rows → plan items → ensure price tiers → let go
+of stale links → name the player on kept links' checkouts → reserve rows → mint links (batches)
+→ load ids and urls → rows follow their bill → publish the summary. Dry run unless `commit`. With every tenant, each runs as its own subflow
 and a tenant that fails is reported while the others go on.
 """
 
@@ -14,24 +15,26 @@ from prefect import flow, get_run_logger
 from flows.fan_out import BACKFILL_CHILD, ChildRun, fan_out_per_tenant
 from flows.run_names import backfill_run_name, from_parameters
 from paylinks.billing.plan import Action, Plan
-from paylinks.billing.report import BackfillReport
+from paylinks.billing.report import BackfillReport, Finding, FindingKind
 from paylinks.club.tenants import Tenant
 from paylinks.errors import PaylinksError
 from paylinks.params import TenantSlug
 from paylinks.settings import Settings
-from paylinks.stripe_api.gateway import StripeRequestError
+from paylinks.stripe_api.gateway import StripeContext, StripeRequestError
 from tasks.backfill import (
     ensure_price_tiers,
     extract_billing_rows,
     find_stripe_account,
     load_payment_links,
     mint_payment_links,
+    name_players_on_checkouts,
     plan_payment_links,
     relink_payment_links,
     reserve_payment_links,
     retire_stale_links,
 )
 from tasks.common import check_configuration, find_tenants
+from tasks.inputs import whole
 from tasks.reports import publish_backfill_summary
 from tasks.run_settings import flow_settings
 
@@ -75,8 +78,11 @@ def backfill_payment_links(
         return [report]
 
     reports: list[BackfillReport] = []
+    # The key's own account is asked once for every tenant that acts in it, not once each.
+    platform = next((club for club in tenants if not club.stripe_account), None)
+    where = find_stripe_account(settings, platform, required=commit) if platform else None
     for club in tenants:
-        state = backfill_tenant(club, commit, return_state=True)
+        state = backfill_tenant(club, commit, None if club.stripe_account else where, return_state=True)
         if state.is_completed():
             reports.append(state.result())
             continue
@@ -105,10 +111,11 @@ def backfill_payment_links(
 
 
 @flow(name="backfill-payment-links-tenant", flow_run_name="backfill-{tenant.slug}")
-def backfill_tenant(tenant: Tenant, commit: bool) -> BackfillReport:
-    """One tenant's backfill, as its own subflow run when every tenant is backfilled."""
+def backfill_tenant(tenant: Tenant, commit: bool, where: StripeContext | None = None) -> BackfillReport:
+    """One tenant's backfill, as its own subflow run when every tenant is backfilled (`where`:
+    the key's account, as the parent run asked it, for a tenant without its own)."""
     # Settings are read here, not passed: subflow parameters are stored by the Prefect API.
-    report = backfill_one_tenant(flow_settings(), tenant, commit)
+    report = backfill_one_tenant(flow_settings(), tenant, commit, where)
     if report.failed:
         raise BackfillIncompleteError(f"backfill of {report.tenant} incomplete: {_why(report)}", [report])
     return report
@@ -120,10 +127,12 @@ def _why(report: BackfillReport) -> str:
     return f"{len(report.mint_errors)} link(s) Stripe refused to mint; see the summary artifact"
 
 
-def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> BackfillReport:
+def backfill_one_tenant(
+    settings: Settings, tenant: Tenant, commit: bool, known: StripeContext | None = None
+) -> BackfillReport:
     logger = get_run_logger()
     try:
-        where = find_stripe_account(settings, tenant, required=commit)
+        where = find_stripe_account(settings, tenant, required=commit, known=known)
     except StripeRequestError as error:
         if not tenant.stripe_account:
             raise
@@ -141,12 +150,12 @@ def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> Bac
         publish_backfill_summary(report)
         return report
     rows = extract_billing_rows(settings, tenant, where)
-    plan = plan_payment_links(rows, where)
+    plan = plan_payment_links(whole(rows), where)
     report = BackfillReport(
         tenant=tenant.slug, commit=commit, plan=plan, currency=tenant.currency, where=where
     )
     if not commit:
-        publish_backfill_summary(report)
+        publish_backfill_summary(whole(report))
         logger.info(
             "dry run for %s: %d items owed, %d links to mint, %d to retire, %d rows to update, %d skipped",
             tenant.slug,
@@ -165,7 +174,7 @@ def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> Bac
         # tenant stops here, reported; nothing of another tenant's is affected.
         report.aborted = _first_line(error)
         logger.error("backfill of %s stopped: %s", tenant.slug, report.aborted)
-    publish_backfill_summary(report)
+    publish_backfill_summary(whole(report))
     logger.info(
         "backfill for %s: %d links minted (%d found at Stripe), %d retired, %d rows updated, %d failed",
         tenant.slug,
@@ -181,26 +190,31 @@ def backfill_one_tenant(settings: Settings, tenant: Tenant, commit: bool) -> Bac
 def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillReport) -> None:
     plan = report.plan
     logger = get_run_logger()
-    tiers = ensure_price_tiers(settings, tenant, where, plan, rows)
-    report.tiers_created = len(tiers) - len(rows.price_tiers)
+    tiers = ensure_price_tiers(settings, tenant, where, whole(plan.to_mint), whole(rows))
     report.retire = retire_stale_links(
         settings,
         tenant,
         where,
-        plan.steps_for(Action.retire, Action.remint_amount, Action.remint_elsewhere, Action.verify),
+        whole(plan.steps_for(Action.retire, Action.remint_amount, Action.remint_elsewhere, Action.verify)),
     )
     to_mint = [step for step in plan.to_mint if step.row_id not in report.retire.left_alone]
-    to_mint += report.retire.to_remint
-    if report.retire.to_remint:  # links verified missing here need a tier in this account too
-        tiers = ensure_price_tiers(
-            settings, tenant, where, _with_tiers_for(plan, report.retire.to_remint), rows
-        )
-    jobs = reserve_payment_links(settings, tenant, where, to_mint, tiers)
+    remint = list(report.retire.to_remint)  # links found missing here: minted here now
+    to_name = [step for step in plan.to_name if step.row_id not in report.retire.left_alone]
+    if to_name:
+        named = name_players_on_checkouts(settings, tenant, where, whole(to_name))
+        report.retire.findings += named.findings
+        remint += named.to_remint
+    if remint:  # they need a tier in this account too
+        tiers = ensure_price_tiers(settings, tenant, where, whole(remint), whole(rows), whole(tiers))
+    report.tiers_created = tiers.created
+    jobs = reserve_payment_links(settings, tenant, where, whole(to_mint + remint), whole(tiers.prices))
 
     batch_size = settings.stripe_mint_batch_size
     for batch_number, start in enumerate(range(0, len(jobs), batch_size), start=1):
         batch = jobs[start : start + batch_size]
-        minted = mint_payment_links(settings, batch, batch_number, tenant.stripe_account, return_state=True)
+        minted = mint_payment_links(
+            settings, whole(batch), batch_number, tenant.stripe_account, return_state=True
+        )
         if minted.is_failed():
             report.aborted = f"minting batch {batch_number} failed: {minted.message}"
             logger.error("stopping: %s", report.aborted)
@@ -209,15 +223,14 @@ def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillRep
         report.minted += sum(1 for r in results if r.link_id and not r.adopted)
         report.adopted += sum(1 for r in results if r.adopted)
         report.mint_errors += [(r.row_id, r.error) for r in results if r.error]
-        report.loaded += load_payment_links(settings, results, batch_number)
-    relink = [step for step in plan.to_relink if step.row_id not in report.retire.left_alone]
+        report.loaded += load_payment_links(settings, whole(results), batch_number)
+    reminted = {step.row_id for step in remint}
+    relink = [step for step in plan.to_relink if step.row_id not in report.retire.left_alone | reminted]
     if relink:
-        report.relinked = relink_payment_links(settings, tenant, relink)
-
-
-def _with_tiers_for(plan: Plan, steps) -> Plan:
-    needed = frozenset((s.item.product_id, s.item.amount_cents) for s in steps if s.item is not None)
-    return Plan(plan.items, plan.steps, plan.skipped, plan.tiers_needed | needed)
+        report.relinked, missing = relink_payment_links(settings, tenant, whole(relink))
+        report.retire.findings += [
+            Finding(FindingKind.link_missing_at_stripe, row_id, link_id) for row_id, link_id in missing
+        ]
 
 
 def _first_line(error: BaseException) -> str:

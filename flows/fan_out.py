@@ -44,17 +44,19 @@ if TYPE_CHECKING:
 
 BACKFILL_CHILD = "backfill-payment-links/tenant"
 RECONCILE_CHILD = "reconcile-payments/tenant"
+REMIND_CHILD = "remind-outstanding-balances/tenant"
 
 # The figures of each child's summary table the parent's table shows, by subject.
 KEY_FIGURES: dict[str, tuple[str, ...]] = {
-    "backfill": ("items owed", "amount owed", "links minted", "links retired", "rows skipped", "failed"),
+    "backfill": ("owed now", "already paid", "links minted", "links retired", "rows skipped", "failed"),
     "reconcile": ("events read", "links marked paid", "orders marked paid", "refund due", "events skipped"),
+    "reminders": ("sent", "failed"),
 }
 
 POLL_SECONDS = 3.0  # how often the parent asks the API whether its children have finished
 # How long a parent waits for its children, by subject. A parent that waited for ever would hold
 # its deployment's one-at-a-time slot, and every later scheduled run would be cancelled.
-WAIT_LIMIT_SECONDS: dict[str, float] = {"backfill": 5 * 3600, "reconcile": 30 * 60}
+WAIT_LIMIT_SECONDS: dict[str, float] = {"backfill": 5 * 3600, "reconcile": 30 * 60, "reminders": 50 * 60}
 WORKER_LABEL = "prefect.worker.name"  # the label a worker gives each flow run it starts
 
 

@@ -24,7 +24,13 @@ from paylinks.payments.reconcile import ReconcileReport
 from paylinks.payments.transitions import Outcome
 from paylinks.settings import Settings
 from tasks.common import check_configuration, find_tenants
-from tasks.reconcile import apply_stripe_news, fetch_stripe_news, replace_spent_links
+from tasks.reconcile import (
+    apply_stripe_news,
+    close_paid_links,
+    fetch_stripe_news,
+    replace_spent_links,
+    send_receipts,
+)
 from tasks.reports import publish_reconcile_summary
 from tasks.run_settings import flow_settings
 
@@ -139,6 +145,14 @@ def reconcile_account(
         if report.result.remint:
             report.replaced_links, report.replacement_errors = replace_spent_links(
                 settings, clubs[tenant_id], report.result.remint
+            )
+        # Bills a family checkout took: their own links stop taking payment (those a webhook
+        # could not close too).
+        report.closed_links, report.close_errors = close_paid_links(settings, clubs[tenant_id])
+    for outcome in send_receipts(settings, [clubs[tenant_id] for tenant_id in by_tenant]):
+        if outcome.error:
+            logger.warning(
+                "receipt %s not sent yet: %s (the next reconcile tries again)", outcome.key, outcome.error
             )
     logger.info(
         "reconcile of Stripe account %s (%s mode): %s, %d Stripe requests, %d events, for %d tenant(s)",

@@ -2,7 +2,7 @@
 
 find the player (id or part of the name; several matches → list them, send nothing) → read
 their open links as the club's data stands now → one email per parent who owes some of them,
-addressed and greeted to that parent with only their items → send each to its parent (or all
+addressed and greeted to that parent with only their items and their family page link → send each to its parent (or all
 to `to`, each labelled with the parent it is for), logged as payment_link.
 """
 
@@ -27,6 +27,7 @@ from tasks.common import check_configuration, find_tenants
 from tasks.email import (
     check_links_can_be_mailed,
     extract_player_balances,
+    find_family_links,
     find_player_to_resend,
     read_stripe_context,
     render_payment_link_email,
@@ -37,7 +38,11 @@ from tasks.run_settings import flow_settings
 
 
 class ResendFailedError(PaylinksError):
-    """Some of the player's parents could not be emailed."""
+    """Some of the player's parents could not be emailed: `report` says who, and why."""
+
+    def __init__(self, message: str, report: ResendReport | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 @flow(
@@ -74,8 +79,14 @@ def resend_payment_link(
         dry_run=dry_run,
         held_back=sheet.held_back,
     )
+    links = find_family_links(settings, club, [b.parent_id for b in sheet.balances], preview=dry_run)
     emails = [
-        render_payment_link_email(club, balance, forwarded_for=balance.parent_name if to else None)
+        render_payment_link_email(
+            club,
+            balance,
+            forwarded_for=balance.parent_name if to else None,
+            family_url=links.get(balance.parent_id),
+        )
         for balance in sheet.balances
     ]
     if not dry_run:
@@ -95,7 +106,8 @@ def resend_payment_link(
     failed = [parent for parent in report.parents if parent.outcome is ResendOutcome.failed]
     if failed:
         raise ResendFailedError(
-            f"{len(failed)} email(s) not delivered ({', '.join(p.recipient or '' for p in failed)}); see email_log"
+            f"{len(failed)} email(s) not delivered ({', '.join(p.recipient or '' for p in failed)}); see email_log",
+            report,
         )
     return report
 

@@ -54,6 +54,11 @@ def reconcile_run_name(tenant: str | None = None, whole_account: bool = False, *
     return f"reconcile-{tenant or EVERY_TENANT}" + ("-account" if tenant and whole_account else "")
 
 
+def remind_run_name(tenant: str | None = None, send: bool = False, **_: Any) -> str:
+    """`remind-all-send`, `remind-riverside-hoops-dry-run`."""
+    return f"remind-{tenant or EVERY_TENANT}-{'send' if send else 'dry-run'}"
+
+
 def _player_words(player: str) -> str:
     try:
         query = parse_player_query(player)

@@ -1,5 +1,5 @@
 """Prefect tasks of the backfill: find the account → extract → plan → ensure tiers → retire →
-reserve → mint → load → relink.
+name the players on kept links → reserve → mint → load → relink.
 
 Each task is a thin, verb-named wrapper over one function of `paylinks.billing` (called as an
 attribute of its module, so a test patching that attribute reaches the call); only the ones calling
@@ -8,15 +8,18 @@ Stripe retry, and only on transient failures.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from paylinks.billing import extract, mint, price_tiers, reserve, retire
+from paylinks.billing import extract, mint, naming, price_tiers, reserve, retire
 from paylinks.billing.extract import BillingRows
 from paylinks.billing.mint import MintJob, MintResult
+from paylinks.billing.naming import NamingOutcome
 from paylinks.billing.plan import Plan, Step
+from paylinks.billing.price_tiers import Tiers
 from paylinks.billing.report import RetireOutcome
 from paylinks.club.tenants import Tenant
 from paylinks.runtime import engine_for
@@ -33,13 +36,27 @@ STRIPE_RETRIES: dict[str, Any] = dict(
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
-def find_stripe_account(settings: Settings, tenant: Tenant, required: bool) -> StripeContext | None:
+def find_stripe_account(
+    settings: Settings, tenant: Tenant, required: bool, known: StripeContext | None = None
+) -> StripeContext | None:
     """The Stripe account and mode the tenant's calls act in: its own connected account, else
-    the key's (remembered; asked of Stripe once per key and account). A dry run without any key
-    configured plans without it."""
+    the key's, as Stripe answers now (one request; `known`: already asked by this run for the
+    key's own account). When it is not where paylinks remembered, one line says so. A dry run
+    without any key configured plans without it."""
     if not required and not has_stripe_key(settings):
         return None
-    return stripe_where(engine_for(settings.database_url), _gateway(settings, tenant), settings)
+    if known is not None and not tenant.stripe_account:
+        return known
+    trust_for = timedelta(minutes=settings.stripe_account_recheck_minutes)
+    engine = engine_for(settings.database_url)
+    return say_if_moved(stripe_where(engine, _gateway(settings, tenant), settings, trust_for))
+
+
+def say_if_moved(where: StripeContext) -> StripeContext:
+    """Log, in one line, that the key acts elsewhere than paylinks remembered (if it does)."""
+    if where.moved_words:
+        get_run_logger().warning(where.moved_words)
+    return where
 
 
 @task(cache_policy=NO_CACHE, task_run_name="extract-billing-rows-{tenant.slug}")
@@ -56,11 +73,22 @@ def plan_payment_links(rows: BillingRows, where: StripeContext | None) -> Plan:
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
 def ensure_price_tiers(
-    settings: Settings, tenant: Tenant, where: StripeContext, plan: Plan, rows: BillingRows
-) -> dict[tuple[int, int], str]:
-    """Find or create the Stripe Price of every (product, amount) about to be minted."""
+    settings: Settings,
+    tenant: Tenant,
+    where: StripeContext,
+    steps: list[Step],
+    rows: BillingRows,
+    known: Tiers | None = None,
+) -> Tiers:
+    """Confirm, find or create the Stripe Price of every (product, amount) about to be minted."""
     return price_tiers.ensure_price_tiers(
-        engine_for(settings.database_url), _gateway(settings, tenant, where), tenant, where, plan, rows
+        engine_for(settings.database_url),
+        _gateway(settings, tenant, where),
+        tenant,
+        where,
+        steps,
+        rows,
+        known,
     )
 
 
@@ -71,6 +99,17 @@ def retire_stale_links(
     """Deactivate links whose bill went away or changed; let go of links minted elsewhere."""
     return retire.retire_stale_links(
         engine_for(settings.database_url), _gateway(settings, tenant, where), tenant, where, steps
+    )
+
+
+@task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
+def name_players_on_checkouts(
+    settings: Settings, tenant: Tenant, where: StripeContext, steps: list[Step]
+) -> NamingOutcome:
+    """Links that stay say on their checkout and receipt which player and club they are for
+    (updated in place); a link Stripe no longer has comes back to be re-minted."""
+    return naming.name_players_on_checkouts(
+        engine_for(settings.database_url), _gateway(settings, tenant, where), tenant, steps
     )
 
 
@@ -103,8 +142,11 @@ def load_payment_links(settings: Settings, results: list[MintResult], batch_numb
 
 
 @task(cache_policy=NO_CACHE, **STRIPE_RETRIES)
-def relink_payment_links(settings: Settings, tenant: Tenant, steps: list[Step]) -> list[int]:
-    """Rows (and their links' metadata) follow their bill's new parent, order or description."""
+def relink_payment_links(
+    settings: Settings, tenant: Tenant, steps: list[Step]
+) -> tuple[list[int], list[tuple[int, str]]]:
+    """Rows (and their links' metadata) follow their bill's new parent, order or description;
+    a row whose link Stripe no longer has lets go of it (the next backfill mints it)."""
     return mint.relink_rows(engine_for(settings.database_url), _gateway(settings, tenant), tenant, steps)
 
 

@@ -4,11 +4,13 @@ per account, mode and kind (created by `paylinks limits setup`), and the pacer a
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,23 +27,34 @@ from paylinks.stripe_api.pacers import (
     Pacer,
     RateLimiter,
 )
-from paylinks.stripe_api.where import stripe_where
+from paylinks.stripe_api.where import remembered_where
 
 # Stripe limits each account and mode (25 requests/s in test mode, 100/s live, and 25 payment link
 # creations/s on top). A process paces itself (paylinks.stripe_api.gateway.LocalPacer); processes share
 # a pace through Prefect global concurrency limits with slot decay, one per account, mode and kind,
 # created by `paylinks limits setup`.
 STRIPE_REQUEST_RPS = {False: 25.0, True: 100.0}  # by livemode
-# Permits are taken from the server in blocks of a quarter second's worth and spent here at the
-# limit's rate. A server call takes long next to a Stripe request, and every refused ask also
-# restarts the limit's decay clock: asking once per Stripe request would hold a worker far below
-# Stripe's rate and starve the limit (benchmarks/RESULTS.md has the figures). With blocks, a worker
-# asks about four times a second, and can hold at most a quarter second of the rate unused.
-STRIPE_BLOCK_SECONDS = 0.25
-# The limit's `limit` (its burst after a quiet spell) is two blocks: a full second's burst on top of
-# a second's rate lets twice the rate through in the first second, which Stripe answers with 429s.
+# Permits are taken from the server in blocks of half a second's worth and spent here at this
+# worker's share of the limit's rate. A server call takes long next to a Stripe request, and every
+# refused ask also restarts the limit's decay clock: asking once per Stripe request would hold a
+# worker far below Stripe's rate and starve the limit (benchmarks/RESULTS.md has the figures). With
+# blocks of half a second, a worker alone asks about twice a second for each of its two limits.
+STRIPE_BLOCK_SECONDS = 0.5
+# The limit's `limit` is two blocks, so a worker asking for its next block finds room even when the
+# server's decay (whole slots, its clock restarted by every write) runs a little behind. What is
+# sent in any one second is kept within Stripe's limit by the spending, not by this burst.
 STRIPE_BURST_SECONDS = 2 * STRIPE_BLOCK_SECONDS
 LIMITS_SETUP_COMMAND = "paylinks limits setup"
+# Each process spends its permits at the limit's rate shared by the workers acting in the account
+# and mode (see `_Workers`): a block spent at the full rate by two processes at once is twice
+# Stripe's limit for that moment. A worker counts itself with a lease on one slot of the
+# `…-workers` limit (no decay, created when first needed), renewed while it takes permits, and
+# reads how many hold one at most once a REFRESH; a worker that finds others there waits a REFRESH
+# (and a margin) before its first request, so they have slowed down for it first.
+WORKERS_REFRESH_SECONDS = 2.0
+WORKERS_JOIN_MARGIN_SECONDS = 1.0
+WORKERS_LEASE_SECONDS = 60.0  # the shortest lease Prefect grants
+WORKERS_CEILING = 10_000  # the `…-workers` limit's `limit`: it counts, it never refuses
 
 _pacing_logger = logging.getLogger("paylinks.pacing")
 
@@ -54,18 +67,31 @@ def stripe_limit_name(account: str, livemode: bool, kind: str = REQUEST) -> str:
     return re.sub(r"[/%&<>\s]+", "-", name)  # characters Prefect names may not hold
 
 
+def stripe_workers_name(account: str, livemode: bool) -> str:
+    """`stripe-<account>-<test|live>-workers`: the workers acting in the account and mode now."""
+    return stripe_limit_name(account, livemode) + "-workers"
+
+
+def worker_share(rate: float, workers: int) -> float:
+    """Permits per second one of `workers` processes spends of a limit of `rate`/s. Each spends
+    evenly, and a stream of r/s can show r + 1 in a sliding second: one permit less a second per
+    worker keeps their sum within the limit in every second, not just on average."""
+    workers = max(1, workers)
+    return max(rate / (2 * workers), (rate - workers) / workers)
+
+
 def stripe_limit_rates(settings: Settings, livemode: bool) -> dict[str, float]:
     """Each kind's permits per second: Stripe's request limit for the mode, and link creation's."""
     return {REQUEST: STRIPE_REQUEST_RPS[livemode], PAYMENT_LINK_CREATE: settings.stripe_link_create_rps}
 
 
 def stripe_limit_block(rate: float) -> int:
-    """Permits one `rate_limit` call takes: a quarter second's worth."""
+    """Permits one `rate_limit` call takes: half a second's worth."""
     return max(1, math.ceil(rate * STRIPE_BLOCK_SECONDS))
 
 
 def stripe_limit_burst(rate: float) -> int:
-    """The limit's `limit`: half a second's worth, and never less than one block."""
+    """The limit's `limit`: a second's worth (two blocks), and never less than one block."""
     return max(stripe_limit_block(rate), math.ceil(rate * STRIPE_BURST_SECONDS))
 
 
@@ -119,29 +145,131 @@ class SharedLimitMissing(Exception):
     """The server granted nothing: the limit is gone (deleted, or made inactive) since it was read."""
 
 
+class _Workers:
+    """How many workers act in one Stripe account and mode now, this process among them: each
+    holds a lease on one slot of the `…-workers` global limit while it takes permits (renewed as
+    it goes, released at exit, let go by the server when it lapses). Read at most once a REFRESH.
+    Shared by every limit of the account and mode in the process."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.count = 1
+        self.server_calls = 0
+        self._lease_id: str | None = None
+        self._renewed = 0.0
+        self._read = -math.inf
+        self._lock = threading.Lock()
+
+    def refresh(self, client: Any) -> tuple[int, bool]:
+        """(the workers acting now, whether this process has just joined them)."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._read < WORKERS_REFRESH_SECONDS:
+                return self.count, False
+            # Asked at most once a REFRESH, even when the server fails: the last count stands.
+            self._read = now
+            joined = False
+            if self._lease_id is None or now - self._renewed > WORKERS_LEASE_SECONDS / 3:
+                joined = self._hold(client, now)
+            self.server_calls += 1
+            self.count = max(1, int(client.read_global_concurrency_limit_by_name(self.name).active_slots))
+            return self.count, joined
+
+    def _hold(self, client: Any, now: float) -> bool:
+        """Take (or renew) this process's lease; True when it was taken anew."""
+        import httpx
+
+        if self._lease_id is not None:
+            self.server_calls += 1
+            try:
+                client.renew_concurrency_lease(self._lease_id, WORKERS_LEASE_SECONDS)
+                self._renewed = now
+                return False
+            except httpx.HTTPStatusError:  # lapsed (the process was idle): take a new one
+                self._lease_id = None
+        self._ensure_limit(client)
+        self.server_calls += 1
+        response = client.increment_concurrency_slots_with_lease(
+            [self.name], 1, "concurrency", WORKERS_LEASE_SECONDS
+        )
+        self._lease_id = str(response.json()["lease_id"])
+        self._renewed = now
+        _held_leases.append((client, self._lease_id))
+        return True
+
+    def _ensure_limit(self, client: Any) -> None:
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+        from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+        self.server_calls += 1
+        try:
+            client.read_global_concurrency_limit_by_name(self.name)
+            return
+        except ObjectNotFound:
+            pass
+        self.server_calls += 1
+        try:
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name=self.name, limit=WORKERS_CEILING)
+            )
+        except ObjectAlreadyExists:  # another worker made it first
+            pass
+
+
+_held_leases: list[tuple[Any, str]] = []
+
+
+def _release_leases() -> None:
+    """At exit: this process no longer counts among any account's workers (best effort: a lease
+    not released lapses on its own)."""
+    while _held_leases:
+        client, lease_id = _held_leases.pop()
+        try:
+            client.release_concurrency_slots_with_lease(lease_id)
+        except Exception:
+            pass
+
+
+atexit.register(_release_leases)
+
+
 class _LimitBlocks:
     """One process's share of one global limit: permits taken from the server a block at a time,
-    spent here no faster than the limit's rate. Shared by every pacer of the process.
+    spent here at the limit's rate divided among the workers acting in the account (`_Workers`).
+    Shared by every pacer of the process.
 
     It asks the server with the client's `increment_concurrency_slots` (mode "rate_limit") and, when
     refused (423), waits the server's Retry-After: what `prefect.concurrency.sync.rate_limit` does,
     minus its per-call thread hop and acquisition events, so permits arrive evenly rather than in
     bursts with gaps (benchmarks/RESULTS.md compares the two)."""
 
-    def __init__(self, name: str, limit: int, rate: float):
+    def __init__(self, name: str, limit: int, rate: float, workers: _Workers | None = None):
         self.name = name
         self.rate = rate
         self.block = min(limit, stripe_limit_block(rate))
+        self.workers = workers
+        self.share = worker_share(rate, 1)
         self._left = 0
         self._lock = threading.Lock()
-        self._spend = RateLimiter(rate)
+        self._spend = RateLimiter(self.share)
         self._client: Any = None
         self.server_calls = 0
+        self.permits = 0
+        self.first_permit: float | None = None
+        self.last_permit: float | None = None
+        # When the latest permits were spent (wall clock, comparable across processes), for a
+        # benchmark to find the busiest second of what all workers sent.
+        self.spent: deque[float] = deque(maxlen=20_000)
 
     def take(self) -> float:
         """Take one permit (blocking while the server has none); the wait before spending it."""
         with self._lock:
+            self._follow_workers()
             wait = self._spend.reserve()
+            now = time.monotonic()
+            self.permits += 1
+            self.first_permit = self.first_permit or now
+            self.last_permit = now + max(0.0, wait)
             if self._left == 0:
                 # Ask for the next block only when this one is spent: a refused ask (423) restarts
                 # the server's decay clock (`floor(rate * seconds since updated)`), so asking too
@@ -154,12 +282,36 @@ class _LimitBlocks:
             self._left -= 1
         return wait
 
-    def _refill(self) -> None:
-        import httpx
+    def _connected(self) -> Any:
         from prefect.client.orchestration import get_client
 
         if self._client is None:  # one client per limit and process, kept for the process's life
             self._client = get_client(sync_client=True).__enter__()
+        return self._client
+
+    def _follow_workers(self) -> None:
+        """Spend at this process's share of the rate; on joining others, let them slow down first."""
+        if self.workers is None:
+            return
+        try:
+            count, joined = self.workers.refresh(self._connected())
+        except Exception as error:  # the count is a refinement: without it, the last one known
+            _pacing_logger.debug("could not count the workers on %s: %s", self.name, error)
+            return
+        share = worker_share(self.rate, count)
+        if share != self.share:
+            _pacing_logger.debug("%s: %d worker(s), spending %.2f/s here", self.name, count, share)
+            self.share = share
+            self._spend.set_rate(share)
+        if joined and count > 1:
+            # The others read the count within a REFRESH of their last read, plus a permit's
+            # wait and a server call: by then they spend their smaller share.
+            time.sleep(WORKERS_REFRESH_SECONDS + WORKERS_JOIN_MARGIN_SECONDS)
+
+    def _refill(self) -> None:
+        import httpx
+
+        self._connected()
         while True:
             self.server_calls += 1
             try:
@@ -181,6 +333,7 @@ class _LimitBlocks:
 
 
 _blocks: dict[tuple[str | None, str, int, float], _LimitBlocks] = {}  # by (API, name, limit, rate)
+_workers: dict[tuple[str | None, str], _Workers] = {}  # by (API, workers limit name)
 _limits_read: dict[tuple[str | None, str], tuple[int, float] | None] = {}  # by (flow run, limit name)
 _warned: set[tuple[str | None, str]] = set()
 _shared_lock = threading.Lock()
@@ -283,6 +436,7 @@ class SharedPacer:
             return
         if wait > 0:
             self._sleep(wait)
+        blocks.spent.append(time.time())
 
     def _blocks_for(self, kind: str) -> _LimitBlocks | None:
         with self._lock:
@@ -296,6 +450,7 @@ class SharedPacer:
                     self._resolving = False
                 self._names = {k: stripe_limit_name(where.account, where.livemode, k) for k in PACED_KINDS}
                 self._account = where.account
+                self._workers_name = stripe_workers_name(where.account, where.livemode)
         name = self._names[kind]
         run_id = self._run_id
         try:
@@ -321,12 +476,36 @@ class SharedPacer:
             )
             return None
         limit, rate = found
-        key = (_api_url(), name, limit, rate)
+        api = _api_url()
+        key = (api, name, limit, rate)
         with _shared_lock:
             blocks = _blocks.get(key)
             if blocks is None:
-                blocks = _blocks[key] = _LimitBlocks(name, limit, rate)
+                workers = _workers.get((api, self._workers_name))
+                if workers is None:
+                    workers = _workers[(api, self._workers_name)] = _Workers(self._workers_name)
+                blocks = _blocks[key] = _LimitBlocks(name, limit, rate, workers)
         return blocks
+
+
+def pacing_costs() -> dict[str, dict[str, Any]]:
+    """Per shared limit this process used: permits taken, Prefect API calls made for them (its
+    blocks and its share of the account's worker count) and the seconds between the first permit
+    and the last."""
+    costs = {}
+    with _shared_lock:
+        for blocks in _blocks.values():
+            if not blocks.permits:
+                continue
+            workers_calls = blocks.workers.server_calls if blocks.workers else 0
+            costs[blocks.name] = {
+                "permits": blocks.permits,
+                "api_calls": blocks.server_calls,
+                "workers_api_calls": workers_calls,  # shared by the account's limits
+                "seconds": (blocks.last_permit or 0.0) - (blocks.first_permit or 0.0),
+                "spent": list(blocks.spent),
+            }
+    return costs
 
 
 def _api_url() -> str | None:
@@ -356,7 +535,7 @@ def stripe_gateway(
 
     The account for the limit's name comes without asking Stripe: a connected `account` is its own
     name, `where` is the run's (from `find_stripe_account`), and otherwise the key's account is read
-    from the database (`paylinks.stripe_api.where.stripe_where`); only a key never seen asks Stripe once.
+    from the database (`paylinks.stripe_api.where.remembered_where`); only a key never seen asks Stripe once.
     A gateway that makes no request asks the Prefect server nothing either.
     """
 
@@ -365,7 +544,7 @@ def stripe_gateway(
             return StripeContext(account=account, livemode=key_is_live(gateway.api_key))
         if where is not None:
             return where
-        return stripe_where(engine_for(settings.database_url), gateway, settings)
+        return remembered_where(engine_for(settings.database_url), gateway, settings)
 
     gateway = StripeGateway(settings, account=account, pacer=stripe_pacer(settings, where_for, account))
     return gateway

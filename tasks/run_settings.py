@@ -37,14 +37,18 @@ def scoped_settings() -> Settings | None:
 
 
 # Settings whose secret may instead live in a Prefect Secret block named by a `*_block` setting.
-SECRET_BLOCKS = (("stripe_api_key", "stripe_api_key_block"), ("smtp_password", "smtp_password_block"))
+SECRET_BLOCKS = (
+    ("stripe_api_key", "stripe_api_key_block"),
+    ("smtp_password", "smtp_password_block"),
+    ("family_link_secret", "family_link_secret_block"),
+)
 
 
 def flow_settings() -> Settings:
     """The settings a flow runs with: its caller's, or the environment's; secrets from Secret blocks.
 
-    `PAYLINKS_STRIPE_API_KEY_BLOCK` / `PAYLINKS_SMTP_PASSWORD_BLOCK` name Secret blocks to read
-    when the key or password is not set directly, so a worker's environment need not hold them.
+    `PAYLINKS_STRIPE_API_KEY_BLOCK` / `PAYLINKS_SMTP_PASSWORD_BLOCK` /
+    `PAYLINKS_FAMILY_LINK_SECRET_BLOCK` name Secret blocks to read when the secret is not set directly, so a worker's environment need not hold them.
     Settings never travel as flow parameters: the Prefect API stores those.
     """
     return with_secret_blocks(_run_settings.get() or load_settings())
