@@ -12,36 +12,54 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from starlette.types import Receive, Scope, Send
 
 from office.deps import (
     NOT_FOUND,
+    Failure,
     LoginRequired,
     Office,
     PasswordChangeRequired,
+    failure_of,
+    ids_apart,
     login_redirect,
     names_nothing,
     password_redirect,
 )
 from office.limits import TOO_LARGE, BodyLimitMiddleware
-from office.routes import admin, api, coach, login, people, refunds, webhook
+from office.routes import (
+    admin,
+    api,
+    blast,
+    coach,
+    family,
+    login,
+    people,
+    refresh,
+    refunds,
+    reminders,
+    stop_reminders,
+    webhook,
+)
 from office.security import CSRF_FIELD, SessionMiddleware, SessionSigner
 from paylinks.access.accounts import ThrottleLimits
-from paylinks.errors import ConfigurationError
+from paylinks.club.clock import club_zone, when_words
+from paylinks.errors import ConfigurationError, PaylinksError
 from paylinks.money import format_money
 from paylinks.runtime import engine_for
 from paylinks.settings import PROJECT_ROOT, Settings
-from paylinks.store.tables import as_utc
 
 logger = logging.getLogger("paylinks.office")
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates" / "office"
-STATIC_FILES = {"office.css": "text/css", "office.js": "text/javascript"}
+STATIC_FILES = {"office.css": "text/css", "office.js": "text/javascript", "family.css": "text/css"}
 MIN_SESSION_SECRET_LENGTH = 32
 
 SECURITY_HEADERS = {
@@ -106,7 +124,10 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
     )
     templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
     templates.env.filters["money"] = lambda cents, currency="usd": format_money(int(cents or 0), currency)
-    templates.env.filters["when"] = _when
+    templates.env.filters["when"] = pass_context(
+        lambda context, moment, never="": _when(context, moment, settings.club_timezone, never)
+    )
+    templates.env.filters["ids_apart"] = ids_apart
     templates.env.globals["csrf_field"] = CSRF_FIELD
     office = Office(
         settings=settings,
@@ -123,7 +144,20 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
     app = FastAPI(title="paylinks club office", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.office = office
 
-    for routes in (api, webhook, login, coach, admin, refunds, people):
+    for routes in (
+        api,
+        webhook,
+        login,
+        coach,
+        family,
+        admin,
+        blast,
+        refresh,
+        refunds,
+        people,
+        stop_reminders,
+        reminders,
+    ):
         app.include_router(routes.router)
     app.add_exception_handler(LoginRequired, login_redirect)
     app.add_exception_handler(PasswordChangeRequired, password_redirect)
@@ -148,6 +182,27 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
             return error_response(request, 404, NOT_FOUND)
         return await request_validation_exception_handler(request, error)
 
+    # What a person can fix (a setting, a server that is down) is a page naming it, never a bare
+    # 500; the run that failed, if any, is in Prefect. Routes are plain functions run in a thread
+    # pool, so these handlers see their errors as raised.
+    async def cannot_do_it(request: Request, error: Exception) -> Response:
+        failure = failure_of(office.settings, error)
+        if failure is None:
+            logger.exception("office fault on %s %s", request.method, path_for_log(request), exc_info=error)
+            failure = Failure(
+                500,
+                "Something went wrong",
+                "The office could not answer this page. Nothing you did caused it: try again, and "
+                "if it happens again, tell whoever runs the office (the reason is in its log).",
+            )
+        else:
+            logger.warning("%s %s: %s", request.method, path_for_log(request), failure.detail)
+        return error_response(request, failure.status, failure.detail, title=failure.title)
+
+    app.add_exception_handler(PaylinksError, cannot_do_it)
+    app.add_exception_handler(httpx.TransportError, cannot_do_it)  # the Prefect API, out of reach
+    app.add_exception_handler(Exception, cannot_do_it)  # a bug: a styled 500 (Starlette still logs it)
+
     async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
         await error_response(Request(scope), 413, TOO_LARGE)(scope, receive, send)
 
@@ -162,12 +217,26 @@ def create_app(settings: Settings, *, resolve_secrets: bool = True) -> FastAPI:
     return app
 
 
+def path_for_log(request: Request) -> str:
+    """The request's path as a log line may show it: a family page's token is never written down."""
+    path = request.url.path
+    if path.startswith("/f/"):
+        rest = path[3:].partition("/")[2]
+        return "/f/…" + (f"/{rest}" if rest else "")
+    return path
+
+
 def is_api_path(path: str) -> bool:
     return path.startswith(("/admin/", "/stripe/"))
 
 
 def error_response(
-    request: Request, status: int, detail: str, headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    *,
+    title: str | None = None,
 ) -> Response:
     """JSON for the API and the webhook, a page for a person."""
     if is_api_path(request.url.path):
@@ -184,13 +253,19 @@ def error_response(
     return office.templates.TemplateResponse(
         request,
         "error.html",
-        {"title": titles.get(status, "Something went wrong"), "detail": detail, "user": None, "tenants": []},
+        {
+            "title": title or titles.get(status, "Something went wrong"),
+            "detail": detail,
+            "user": None,
+            "tenants": [],
+        },
         status_code=status,
         headers=headers,
     )
 
 
-def _when(moment: Any) -> str:
-    if moment is None:
-        return ""
-    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+def _when(context: Any, moment: Any, default_zone: str, never: str) -> str:
+    """A moment in the zone of the club the page is about (its `access`), else the default zone."""
+    access = context.get("access")
+    tenant_zone = access.tenant.timezone if access is not None else None
+    return when_words(moment, club_zone(tenant_zone, default_zone), never=never)

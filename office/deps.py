@@ -8,6 +8,7 @@ Routes import this module, never the app, so the app can import its routes witho
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 from urllib.parse import quote
@@ -25,8 +26,12 @@ from paylinks.access import accounts
 from paylinks.access.accounts import ThrottleLimits, TokenHolder, User
 from paylinks.access.audit import Actor
 from paylinks.club.tenants import Tenant, tenant_from_row
-from paylinks.settings import Settings
+from paylinks.errors import ConfigurationError, PaylinksError, StripeKeyRejectedError
+from paylinks.messaging.transports import MailDeliveryError
+from paylinks.settings import EmailTransportName, Settings
 from paylinks.store.tables import tenants
+from paylinks.stripe_api.failures import StripeTransientError, StripeUnreachableError
+from paylinks.stripe_api.keys import has_stripe_key
 from paylinks.vocabulary import Role
 
 EXPIRED_FORM = "This form has expired or did not come from the office: reload the page and try again."
@@ -204,6 +209,120 @@ def api_admin(request: Request, holder: TokenHolder = Depends(api_token_holder))
         raise HTTPException(403, f"the token's holder is not an admin of {tenant.slug}")
     actor = Actor(holder.user.id, holder.user.email, visitor_address(request))
     return ApiAdmin(holder.token_id, actor, tenant)
+
+
+# -- what went wrong, for a person ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Something a person can fix, in words: the page's status, its title and what to do."""
+
+    status: int
+    title: str
+    detail: str
+
+
+STRIPE_NOT_SET_UP = (
+    "Stripe is not set up for this office: set PAYLINKS_STRIPE_API_KEY to the club's Stripe secret key "
+    "(or PAYLINKS_STRIPE_API_BASE to a local Stripe emulator's address), then restart the office. "
+    "On one machine, `make office` starts the local club with its own emulator."
+)
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
+
+
+def prefect_api_url() -> str | None:
+    from prefect.settings import PREFECT_API_URL
+
+    value = PREFECT_API_URL.value()
+    return str(value).rstrip("/") if value else None
+
+
+def is_prefect_unreachable(error: BaseException) -> bool:
+    """Whether `error` is the Prefect API not answering (the office's only other HTTP peer)."""
+    import httpx
+
+    if not isinstance(error, httpx.TransportError):
+        return False
+    try:
+        url = str(error.request.url)
+    except RuntimeError:  # an error raised before its request was made
+        return True
+    api = prefect_api_url()
+    return api is None or url.startswith(api)
+
+
+def failure_of(settings: Settings, error: BaseException) -> Failure | None:
+    """What a person reads when `error` stops what they asked for; None for a fault of the office
+    itself (a bug: the engineer's to read in the office's log)."""
+    if isinstance(error, ConfigurationError):
+        if not has_stripe_key(settings):
+            return Failure(503, "Stripe is not set up", STRIPE_NOT_SET_UP)
+        return Failure(503, "Something is not set up", _sentence(str(error)))
+    if isinstance(error, StripeUnreachableError):
+        return Failure(
+            503,
+            "Stripe cannot be reached",
+            _sentence(str(error))
+            + " Nothing was changed. Try again in a minute; if it persists, check this machine's "
+            "connection or PAYLINKS_STRIPE_API_BASE (`make office` starts the local emulator).",
+        )
+    if isinstance(error, StripeTransientError):
+        return Failure(
+            503,
+            "Stripe is not answering",
+            _sentence(str(error)) + " Nothing was changed. Try again in a minute.",
+        )
+    if isinstance(error, StripeKeyRejectedError):
+        return Failure(503, "Stripe refused the office's key", _sentence(str(error)))
+    if isinstance(error, MailDeliveryError):
+        where = (
+            f"the mail server at {settings.smtp_host}:{settings.smtp_port}"
+            if settings.email_transport == EmailTransportName.smtp
+            else "the mail transport"
+        )
+        fix = (
+            " Check that it runs, or PAYLINKS_SMTP_HOST and PAYLINKS_SMTP_PORT (PAYLINKS_EMAIL_TRANSPORT=outbox "
+            "writes emails to files instead)."
+            if not error.permanent
+            else ""
+        )
+        return Failure(503, "The email was not sent", f"Not sent by {where}: {error.detail}.{fix}")
+    if is_prefect_unreachable(error):
+        api = prefect_api_url()
+        where = f"at {api} (PREFECT_API_URL)" if api else "(the temporary one this office starts)"
+        return Failure(
+            503,
+            "Prefect is not answering",
+            f"The Prefect server {where} does not answer, and the office runs every job through it. "
+            "Start it (`make ui`), or point PREFECT_API_URL at one that runs; nothing was started.",
+        )
+    if isinstance(error, PaylinksError):
+        return Failure(422, "That could not be done", _sentence(str(error)))
+    return None
+
+
+# Run ids and Stripe's object ids, in a detail written for the engineer too: a page shows them apart,
+# behind a "details" disclosure, so a coach or treasurer reads only words.
+_MACHINE_ID = re.compile(
+    r"(?:\b[Rr]un\s+)?\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+    r"|\b(?:cs|plink|pi|ch|re|price|prod|evt|acct|cus|dp|pm)_(?:test_|live_)?[A-Za-z0-9]{6,}\b"
+)
+
+
+def ids_apart(text: str | None) -> tuple[str, list[str]]:
+    """`text` without its run and Stripe ids, and those ids: ("Sent 2 items.", ["Run 5f0c…"])."""
+    text = text or ""
+    ids = [match.group(0) for match in _MACHINE_ID.finditer(text)]
+    words = _MACHINE_ID.sub("", text)
+    words = re.sub(r"\s+([.,;:)])", r"\1", words)
+    words = re.sub(r"\(\s*\)|\s{2,}", " ", words)
+    words = re.sub(r"([.,;:])[.,;:]+", r"\1", words).strip()
+    return words.rstrip(":,; ") if ids else words, ids
 
 
 # -- answers -----------------------------------------------------------------------------------

@@ -9,18 +9,29 @@ a coach's run page shows only the runs they started.
 
 from __future__ import annotations
 
+import enum
+import json
 import logging
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from paylinks.access import sends
+from paylinks.access.sends import BlastClaim
+from paylinks.club.tenants import Tenant
+from paylinks.messaging.claims import SendResult
+from paylinks.messaging.prepare import SkipReason
+from paylinks.present.tables import label
 from paylinks.settings import Settings
+from paylinks.store.tables import as_utc
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
+    from sqlalchemy.engine import Engine
 
 logger = logging.getLogger("paylinks.office")
 
@@ -66,6 +77,18 @@ class RunView:
     parameters: Mapping[str, Any]
     ui_url: str | None
     started_by: int | None = None  # the office user who started it; None for a run started elsewhere
+    message: str | None = None  # what Prefect's final state says (why a failed run failed)
+
+    @property
+    def failed(self) -> bool:
+        return self.state in ("Failed", "Crashed")
+
+    @property
+    def final(self) -> bool:
+        return self.state in ("Completed", "Failed", "Crashed", "Cancelled")
+
+
+LOCAL_PREFECT_UI = "http://127.0.0.1:4200"  # where `make ui` serves it
 
 
 def ui_base_url(settings: Settings) -> str | None:
@@ -75,6 +98,33 @@ def ui_base_url(settings: Settings) -> str | None:
 
     value = PREFECT_UI_URL.value()
     return str(value).rstrip("/") if value else None
+
+
+def prefect_ui_answers(base_url: str, timeout_s: float = 0.5) -> bool:
+    """Whether a Prefect UI answers at `base_url` now (any HTTP answer counts)."""
+    import httpx
+
+    try:
+        httpx.get(base_url, timeout=timeout_s)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class PrefectLink:
+    """Where a run is in the Prefect UI, and whether that UI answered just now."""
+
+    url: str
+    base_url: str
+    answers: bool
+
+
+def prefect_link(settings: Settings, flow_run_id: uuid.UUID) -> PrefectLink:
+    """The run's page in the Prefect UI: PAYLINKS_PREFECT_UI_URL, else Prefect's PREFECT_UI_URL,
+    else the local server `make ui` starts."""
+    base = ui_base_url(settings) or LOCAL_PREFECT_UI
+    return PrefectLink(f"{base}/runs/flow-run/{flow_run_id}", base, prefect_ui_answers(base))
 
 
 def run_ui_url(settings: Settings, flow_run_id: uuid.UUID) -> str | None:
@@ -121,6 +171,7 @@ def start_blast(
     send: bool,
     blast_key: str | None,
     started_by: int | None,
+    include_recent: bool = False,
     on_finish: Callable[[uuid.UUID, Any], None] | None = None,
 ) -> StartedRun:
     """Start the outstanding-balance flow for `tenant` as office user `started_by`, without waiting
@@ -139,6 +190,7 @@ def start_blast(
         "test_email": test_email,
         "send": send,
         "blast_key": blast_key,
+        "include_recent": include_recent,
     }
     if _deployment_available(BLAST_DEPLOYMENT):
         from prefect.deployments import run_deployment
@@ -173,6 +225,62 @@ def start_blast(
     return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=False)
 
 
+class SendStillRunning(Exception):
+    """The tenant's one send to every parent is still running: who started it, when, which run."""
+
+    def __init__(self, claim: BlastClaim) -> None:
+        super().__init__(f"a send to every parent is still running (run {claim.flow_run_id})")
+        self.claim = claim
+
+
+def start_blast_send(
+    settings: Settings,
+    engine: Engine,
+    tenant: Tenant,
+    *,
+    claimed_by: str,
+    started_by: int | None,
+    blast_key: str | None,
+    include_recent: bool,
+) -> StartedRun:
+    """Start a send to every parent of `tenant`, holding the tenant's one claim on such a send
+    (the admin panel and the endpoint alike); `SendStillRunning` while another one runs."""
+    with engine.begin() as connection:
+        held = sends.claim_blast(connection, tenant.id, claimed_by, run_is_over)
+    if held is not None:
+        raise SendStillRunning(held)
+    try:
+        started = start_blast(
+            settings,
+            tenant=tenant.slug,
+            test_email=None,
+            send=True,
+            blast_key=blast_key,
+            include_recent=include_recent,
+            started_by=started_by,
+        )
+    except BaseException:
+        with engine.begin() as connection:
+            sends.give_up_claim(connection, tenant.id)
+        raise
+    with engine.begin() as connection:
+        sends.claimed_by_run(connection, tenant.id, str(started.flow_run_id))
+    return started
+
+
+def run_is_over(flow_run_id: str) -> bool:
+    """Whether the Prefect run has reached a final state (or is gone)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(uuid.UUID(flow_run_id))
+    except (ObjectNotFound, ValueError):
+        return True
+    return flow_run.state is not None and flow_run.state.is_final()
+
+
 def _view(settings: Settings, flow_run: Any, flow_names: Mapping[uuid.UUID, str]) -> RunView:
     flow_name = flow_names.get(flow_run.flow_id, "")
     parameters = dict(flow_run.parameters or {})
@@ -186,11 +294,16 @@ def _view(settings: Settings, flow_run: Any, flow_names: Mapping[uuid.UUID, str]
         parameters=parameters,
         ui_url=run_ui_url(settings, flow_run.id),
         started_by=starter_of(flow_run.tags),
+        message=flow_run.state.message if flow_run.state else None,
     )
 
 
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
 def recent_runs(settings: Settings, tenant: str, per_kind: int = 3) -> dict[str, list[RunView]]:
-    """The newest backfill, blast and reconcile runs for `tenant` (an every-tenant run counts too)."""
+    """The newest backfill, blast and reconcile runs for `tenant` (an every-tenant run counts too),
+    each kind's newest first."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
@@ -213,7 +326,130 @@ def recent_runs(settings: Settings, tenant: str, per_kind: int = 3) -> dict[str,
         bucket = found.get(view.kind)
         if bucket is not None and len(bucket) < per_kind:
             bucket.append(view)
+    for bucket in found.values():  # newest first by when each started (else when it is expected to)
+        bucket.sort(key=lambda run: as_utc(run.started_at) if run.started_at else _NEVER, reverse=True)
     return found
+
+
+class Reach(enum.Enum):
+    """What became of one parent in a blast's run, read back from its recipients table."""
+
+    sent = "sent"
+    held_back = "held back"
+    failed = "failed"
+    unreachable = "unreachable"
+    already_had_it = "already had it"
+    elsewhere = "being sent by another run"
+
+
+# The words the blast's recipients table uses for each outcome (paylinks.present.blast), by enum.
+_REACH_BY_WORDS = {
+    label(SendResult.sent): Reach.sent,
+    label(SendResult.failed): Reach.failed,
+    label(SkipReason.recently_emailed): Reach.held_back,
+    label(SkipReason.no_address): Reach.unreachable,
+    label(SkipReason.invalid_address): Reach.unreachable,
+    label(SkipReason.already_sent): Reach.already_had_it,
+    label(SkipReason.claimed_elsewhere): Reach.elsewhere,
+}
+
+
+@dataclass(frozen=True)
+class ParentReach:
+    parent: str
+    email: str
+    reach: Reach
+    why: str  # in words: "no email address on file", "bounced by the mail server: …"
+
+
+@dataclass(frozen=True)
+class BlastFigures:
+    """A blast run's own figures, from the artifacts it published: who was reached and who not."""
+
+    parents: tuple[ParentReach, ...]
+    total_owed: str | None  # "$5,490.00"
+    delivery: str | None  # "emailed over SMTP", "written to the outbox folder …"
+    last_blast: str | None  # the blast before this run: "Dec 3, 2026, 12:14 PM EST, 7 parents"
+
+    def count(self, reach: Reach) -> int:
+        return sum(1 for p in self.parents if p.reach is reach)
+
+    @property
+    def not_reached(self) -> list[ParentReach]:
+        """Every parent this run did not email, and why (already having it is not missing it)."""
+        return [p for p in self.parents if p.reach not in (Reach.sent, Reach.already_had_it)]
+
+
+def plain_text(value: Any) -> str:
+    """An artifact's cell back as the text it was (paylinks.present.tables.markdown_text escaped it)."""
+    return re.sub(
+        r"\\(.)|&(amp|lt|gt);",
+        lambda m: m.group(1) or {"amp": "&", "lt": "<", "gt": ">"}[m.group(2)],
+        str(value),
+    )
+
+
+def _why(reach: Reach, outcome: str, detail: str) -> str:
+    if reach is Reach.failed:
+        # "permanent delivery failure to a@b: a@b refused with 550 …" (MailDeliveryError's words)
+        kind, _, said = detail.partition(" delivery failure to ")
+        if kind in ("permanent", "temporary") and ": " in said:
+            said = said.split(": ", 1)[1]
+            return f"bounced by the mail server ({kind}): {said}"
+        return f"bounced by the mail server: {detail}" if detail else "bounced by the mail server"
+    if reach is Reach.held_back:
+        return f"held back: {detail}" if detail else outcome
+    if reach is Reach.unreachable and outcome == label(SkipReason.no_address):
+        return "no email address on file"
+    return outcome
+
+
+def blast_figures(flow_run_id: uuid.UUID, tenant: str) -> BlastFigures | None:
+    """What a blast run's artifacts say it did (None: it published none, e.g. it failed first)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from tasks.artifacts import artifact_key
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    tables = {a.key: _records(a.data) for a in artifacts if a.key and a.type == "table"}
+    recipients = tables.get(artifact_key("blast", tenant, "recipients"))
+    if recipients is None:
+        return None
+    summary = {
+        plain_text(row.get("figure", "")): plain_text(row.get("value", ""))
+        for row in tables.get(artifact_key("blast", tenant, "summary"), [])
+    }
+    parents = []
+    for row in recipients:
+        outcome, detail = plain_text(row.get("outcome", "")), plain_text(row.get("detail", ""))
+        reach = _REACH_BY_WORDS.get(outcome)
+        if reach is None:  # a preview's "would send", a test's "test sent": no parent was mailed
+            continue
+        email = plain_text(row.get("email", ""))
+        parents.append(
+            ParentReach(
+                plain_text(row.get("parent", "")),
+                "" if email == "(none)" else email,
+                reach,
+                _why(reach, outcome, detail),
+            )
+        )
+    return BlastFigures(
+        tuple(parents), summary.get("total owed"), summary.get("delivery"), summary.get("last blast")
+    )
+
+
+def _records(data: Any) -> list[dict[str, Any]]:
+    """A table artifact's rows (its data is JSON text, or already rows)."""
+    try:
+        rows = json.loads(data) if isinstance(data, str) else data
+    except ValueError:
+        return []
+    return [row for row in rows if isinstance(row, dict)] if isinstance(rows, list) else []
 
 
 def tenant_run(settings: Settings, flow_run_id: uuid.UUID, tenant: str) -> RunView | None:
@@ -229,3 +465,46 @@ def tenant_run(settings: Settings, flow_run_id: uuid.UUID, tenant: str) -> RunVi
         flow = client.read_flow(flow_run.flow_id)
     view = _view(settings, flow_run, {flow.id: flow.name})
     return view if view.tenant == tenant else None
+
+
+RECONCILE_DEPLOYMENT = "reconcile-payments/tenant"
+
+
+def start_reconcile(settings: Settings, *, tenant: str, started_by: int | None) -> StartedRun:
+    """Start reconcile-payments for `tenant` as office user `started_by` (the admin's "Refresh from
+    Stripe"), without waiting for it: its account's news is read once and applied to every tenant
+    on it. A run of the `reconcile-payments/tenant` deployment when the Prefect API has it;
+    otherwise a run in a background thread of this process."""
+    from prefect.client.orchestration import get_client
+
+    from flows.reconcile_payments import reconcile_payments
+    from tasks.run_settings import settings_for_runs
+
+    parameters: dict[str, Any] = {"tenant": tenant}
+    if _deployment_available(RECONCILE_DEPLOYMENT):
+        from prefect.deployments import run_deployment
+
+        flow_run = cast(
+            "FlowRun",
+            run_deployment(
+                RECONCILE_DEPLOYMENT, parameters=parameters, timeout=0, tags=started_by_tag(started_by)
+            ),
+        )
+        return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=True)
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run(
+            reconcile_payments, parameters=parameters, tags=started_by_tag(started_by)
+        )
+
+    def run() -> None:
+        from prefect.flow_engine import run_flow
+
+        try:
+            with settings_for_runs(settings):
+                run_flow(reconcile_payments, flow_run=flow_run, parameters=parameters)
+        except Exception as error:  # recorded as the run's failed state; the office stays up
+            logger.warning("reconcile run %s ended with %s", flow_run.id, type(error).__name__)
+
+    threading.Thread(target=run, name=f"reconcile-{flow_run.id}", daemon=True).start()
+    return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=False)

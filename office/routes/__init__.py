@@ -1,6 +1,6 @@
 """The office's routes, one module per audience: `login` (logging in and out, the password),
 `coach` (search, the player card, resending a player's links, a test email's link preview),
-`admin` (the admin's page, the open-items CSV, the blast panel, a run's page), `refunds` (money
+`admin` (the admin's page, the open-items CSV), `blast` (the blast panel, a run's page), `refunds` (money
 settled by a person outside Stripe: a refund due resolved, a bill paid offline), `api` (the admin
 endpoint for machines, by API token) and `webhook` (Stripe's webhook receiver).
 

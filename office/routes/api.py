@@ -6,7 +6,6 @@ on an /admin/ path."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from office.deps import ApiAdmin, Office, api_admin, office_of
-from office.runs import start_blast
+from office.runs import SendStillRunning, start_blast, start_blast_send
 from paylinks.access import audit, sends
 from paylinks.params import normalized_email
 from paylinks.vocabulary import AuditAction
@@ -22,7 +21,7 @@ from paylinks.vocabulary import AuditAction
 router = APIRouter()
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes"), ("false", "0", "no", "")
-PARAMETERS = {"tenant", "test_email", "send", "blast_key"}
+PARAMETERS = {"tenant", "test_email", "send", "blast_key", "include_recent"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +31,7 @@ class BlastAsked:
     test_email: str | None
     send: bool
     blast_key: str | None
+    include_recent: bool = False  # also mail parents another blast emailed recently (held back otherwise)
 
     @property
     def action(self) -> AuditAction:
@@ -52,7 +52,7 @@ def blast_asked(params: Mapping[str, str]) -> BlastAsked:
     if unknown:
         raise HTTPException(
             422,
-            f"unknown parameter(s): {', '.join(sorted(unknown))}; use test_email, send, blast_key, tenant",
+            f"unknown parameter(s): {', '.join(sorted(unknown))}; use test_email, send, blast_key, include_recent, tenant",
         )
     test_email: str | None = None
     if params.get("test_email"):
@@ -60,10 +60,8 @@ def blast_asked(params: Mapping[str, str]) -> BlastAsked:
             test_email = normalized_email(params["test_email"])
         except ValueError as error:
             raise HTTPException(422, f"test_email: {error}") from None
-    send_word = params.get("send", "").strip().lower()
-    if send_word not in TRUE_WORDS + FALSE_WORDS:
-        raise HTTPException(422, "send must be true or false")
-    send = send_word in TRUE_WORDS
+    send = _yes_or_no(params, "send")
+    include_recent = _yes_or_no(params, "include_recent")
     if test_email and send:
         raise HTTPException(
             422, "choose test_email (one sample to that address) or send=true (every parent), not both"
@@ -71,38 +69,59 @@ def blast_asked(params: Mapping[str, str]) -> BlastAsked:
     blast_key = params.get("blast_key") or None
     if blast_key is not None and len(blast_key) > 150:
         raise HTTPException(422, "blast_key must be at most 150 characters")
-    return BlastAsked(test_email, send, blast_key)
+    return BlastAsked(test_email, send, blast_key, include_recent)
+
+
+def _yes_or_no(params: Mapping[str, str], name: str) -> bool:
+    word = params.get(name, "").strip().lower()
+    if word not in TRUE_WORDS + FALSE_WORDS:
+        raise HTTPException(422, f"{name} must be true or false")
+    return word in TRUE_WORDS
 
 
 @router.post("/admin/email/outstanding-balance", status_code=202)
 def outstanding_balance_endpoint(request: Request, admin: ApiAdmin = Depends(api_admin)) -> JSONResponse:
     """Start the outstanding-balance email for the token's tenant. Query parameters: `test_email`,
-    `send` (true/false), `blast_key`, and `tenant` when the token holds several tenants. A token
+    `send` (true/false), `blast_key`, `include_recent` (true/false: also mail parents another
+    blast emailed within the tenant's hold, 24 hours by default, who are otherwise held back), and
+    `tenant` when the token holds several tenants. A token
     may ask for so many test emails an hour (429 after), and a tenant has one send running at a time
     (409 while it runs)."""
     asked = blast_asked(request.query_params)
     office = office_of(request)
     if asked.test_email:
         _count_test_send(office, admin)
-    if asked.send:
-        _claim_the_send(office, admin)
     try:
-        started = start_blast(
-            office.settings,
-            tenant=admin.tenant.slug,
-            test_email=asked.test_email,
-            send=asked.send,
-            blast_key=asked.blast_key,
-            started_by=admin.actor.user_id,
-        )
-    except BaseException:
         if asked.send:
-            with office.engine.begin() as connection:
-                sends.give_up_claim(connection, admin.tenant.id)
-        raise
+            started = start_blast_send(
+                office.settings,
+                office.engine,
+                admin.tenant,
+                claimed_by=admin.actor.name,
+                started_by=admin.actor.user_id,
+                blast_key=asked.blast_key,
+                include_recent=asked.include_recent,
+            )
+        else:
+            started = start_blast(
+                office.settings,
+                tenant=admin.tenant.slug,
+                test_email=asked.test_email,
+                send=False,
+                blast_key=asked.blast_key,
+                include_recent=asked.include_recent,
+                started_by=admin.actor.user_id,
+            )
+    except SendStillRunning as running:
+        held = running.claim
+        started_at = held.claimed_at.strftime("%Y-%m-%d %H:%M UTC")
+        run = f" (run {held.flow_run_id})" if held.flow_run_id else ""
+        raise HTTPException(
+            409,
+            f"a send to every parent of {admin.tenant.name} is still running: the one {held.claimed_by} "
+            f"started at {started_at}{run}; wait for it to finish before starting another",
+        ) from None
     with office.engine.begin() as connection:
-        if asked.send:
-            sends.claimed_by_run(connection, admin.tenant.id, str(started.flow_run_id))
         audit.record(
             connection,
             admin.actor,
@@ -110,6 +129,7 @@ def outstanding_balance_endpoint(request: Request, admin: ApiAdmin = Depends(api
             admin.tenant.id,
             f"outstanding-balance {asked.what} started with API token #{admin.token_id}"
             + (f", blast key {asked.blast_key}" if asked.blast_key else "")
+            + (", including parents emailed recently" if asked.include_recent else "")
             + f": run {started.flow_run_id}",
         )
     return JSONResponse({"flow_run_id": str(started.flow_run_id), "ui_url": started.ui_url}, status_code=202)
@@ -129,31 +149,3 @@ def _count_test_send(office: Office, admin: ApiAdmin) -> None:
             f"try again in {minutes} minute{'s' if minutes != 1 else ''}",
             headers={"retry-after": str(refused.retry_after_s)},
         )
-
-
-def _claim_the_send(office: Office, admin: ApiAdmin) -> None:
-    """Take the tenant's one running send to every parent; 409 naming the send still running."""
-    with office.engine.begin() as connection:
-        held = sends.claim_blast(connection, admin.tenant.id, admin.actor.name, _run_is_over)
-    if held is None:
-        return
-    started = held.claimed_at.strftime("%Y-%m-%d %H:%M UTC")
-    run = f" (run {held.flow_run_id})" if held.flow_run_id else ""
-    raise HTTPException(
-        409,
-        f"a send to every parent of {admin.tenant.name} is still running: the one {held.claimed_by} "
-        f"started at {started}{run}; wait for it to finish before starting another",
-    )
-
-
-def _run_is_over(flow_run_id: str) -> bool:
-    """Whether the Prefect run has reached a final state (or is gone)."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    try:
-        with get_client(sync_client=True) as client:
-            flow_run = client.read_flow_run(uuid.UUID(flow_run_id))
-    except (ObjectNotFound, ValueError):
-        return True
-    return flow_run.state is not None and flow_run.state.is_final()

@@ -4,8 +4,9 @@ buttons lead. A coach and an admin of the tenant both see them."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import cast
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
@@ -15,9 +16,12 @@ from office.deps import (
     NOT_FOUND,
     Access,
     DoneId,
+    Failure,
+    Office,
     RowId,
     Visitor,
     checked_form,
+    failure_of,
     field,
     office_of,
     render,
@@ -28,7 +32,9 @@ from office.deps import (
 from office.runs import run_flow_in_process
 from paylinks.access import accounts, audit
 from paylinks.club import office as club_office
-from paylinks.errors import PaylinksError
+from paylinks.club.clock import club_zone, now_utc, when_words
+from paylinks.errors import ConfigurationError
+from paylinks.family.links import family_links
 from paylinks.messaging.reports import ResendOutcome, ResendReport
 from paylinks.money import format_money
 from paylinks.params import normalized_email
@@ -41,9 +47,13 @@ router = APIRouter()
 def home(request: Request, visitor: Visitor = Depends(signed_in)) -> Response:
     with office_of(request).engine.connect() as connection:
         yours = accounts.tenants_of(connection, visitor.user)
-    if len(yours) == 1:
-        return see_other(f"/t/{yours[0].slug}")
-    return render(request, "home.html", user=visitor.user)
+    if len(yours) == 1:  # straight to their job: an admin to the balances, a coach to the search
+        (only,) = yours
+        return see_other(
+            f"/t/{only.slug}/admin" if visitor.user.role_in(only.id) == Role.admin else f"/t/{only.slug}"
+        )
+    admin_of = {t.id for t in yours if visitor.user.role_in(t.id) == Role.admin}
+    return render(request, "home.html", user=visitor.user, admin_of=admin_of)
 
 
 @router.get("/t/{slug}", response_class=HTMLResponse)
@@ -91,22 +101,76 @@ def player_response(
     to: str = "",
 ) -> HTMLResponse:
     """The player card, with a notice or an error above it (the player's forms answer with it)."""
-    with office_of(request).engine.connect() as connection:
+    from paylinks.messaging.reminders import parent_reminders, player_due_words
+
+    office = office_of(request)
+    with office.engine.connect() as connection:
         card = club_office.player_card(connection, access.tenant, player_id)
+        news = club_office.stripe_news_age(connection, access.tenant)
+        if card is not None:
+            # Each open bill's due state, and each parent's reminders (last one, count, stopped?).
+            due = player_due_words(
+                connection, access.tenant, player_id, office.settings.club_timezone, now_utc()
+            )
+            reminders = {
+                p.parent_id: parent_reminders(connection, access.tenant, p.parent_id) for p in card.parents
+            }
     if card is None:
         raise HTTPException(404, NOT_FOUND)
+    links, links_missing = _family_links(office, access, [p.parent_id for p in card.parents])
     return render(
         request,
         "player.html",
         status_code=status_code,
         access=access,
         card=card,
+        news=news,
         notice=notice,
         error=error,
         to=to,
         currency=access.tenant.currency,
         methods=[PaidMethod.cash, PaidMethod.cheque, PaidMethod.other],
+        family_links=links,
+        family_links_missing=links_missing,
+        due=due,
+        reminders=reminders,
     )
+
+
+def _family_links(office: Office, access: Access, parent_ids: list[int]) -> tuple[dict[int, str], str | None]:
+    """Each parent's family page address (made on first need), or why there is none."""
+    if not parent_ids:
+        return {}, None
+    try:
+        with office.engine.begin() as connection:
+            return family_links(connection, office.settings, access.tenant.id, parent_ids), None
+    except ConfigurationError as error:
+        return {}, str(error)
+
+
+@router.post("/t/{slug}/players/{player_id}/parents/{parent_id}/reminders")
+def parent_reminders_switch(
+    request: Request,
+    player_id: RowId,
+    parent_id: RowId,
+    form: FormData = Depends(checked_form),
+    access: Access = Depends(tenant_access),
+) -> Response:
+    """An admin stops a parent's reminders, or lets them resume (a parent who asked to stop)."""
+    from paylinks.messaging.reminders import set_opted_out
+    from paylinks.vocabulary import OptOutHow
+
+    access.require_admin()
+    office = office_of(request)
+    with office.engine.connect() as connection:
+        card = club_office.player_card(connection, access.tenant, player_id)
+    if card is None or parent_id not in {p.parent_id for p in card.parents}:
+        raise HTTPException(404, NOT_FOUND)
+    stop = field(form, "action") == "stop"
+    set_opted_out(office.engine, access.tenant, parent_id, OptOutHow.admin if stop else None)
+    name = next(p.name for p in card.parents if p.parent_id == parent_id)
+    notice = f"{name} gets no reminders now." if stop else f"{name} gets reminders again."
+    return player_response(request, access, player_id, notice=notice)
 
 
 @router.post("/t/{slug}/players/{player_id}/resend")
@@ -116,7 +180,8 @@ def resend(
     form: FormData = Depends(checked_form),
     access: Access = Depends(tenant_access),
 ) -> Response:
-    from flows.resend_payment_link import resend_payment_link  # loads Prefect: on first use only
+    # Loads Prefect: on first use only.
+    from flows.resend_payment_link import ResendFailedError, resend_payment_link
 
     office = office_of(request)
     with office.engine.connect() as connection:
@@ -131,57 +196,93 @@ def resend(
         except ValueError as error:
             return player_response(request, access, player_id, error=str(error), status_code=422, to=to_typed)
     parameters = {"tenant": access.tenant.slug, "player": str(player_id), "to": to, "dry_run": False}
+    zone = club_zone(access.tenant.timezone, office.settings.club_timezone)
+    run_id = None
     try:
         run_id, report = run_flow_in_process(
             office.settings, resend_payment_link, parameters, started_by=access.visitor.user.id
         )
-        sentence = describe_resend(report, access.tenant.currency)
-    except PaylinksError as error:
-        run_id, sentence = None, f"Nothing sent: {error}"
-    except Exception as error:  # the run failed; Prefect recorded it
-        run_id, sentence = (
-            None,
-            f"Nothing sent: the run failed ({type(error).__name__}); the engineer can see why in Prefect.",
+        words = describe_resend(report, access.tenant.currency, zone)
+    except ResendFailedError as error:  # a parent's email was not delivered: the report says why
+        if error.report is None:
+            raise
+        words = describe_resend(error.report, access.tenant.currency, zone)
+    except Exception as error:  # the run failed (Prefect recorded it), or could not start
+        failure = failure_of(office.settings, error) or Failure(
+            502,
+            "The run failed",
+            f"The run failed ({type(error).__name__}); whoever runs the office can see why in Prefect.",
         )
-    detail = f"{card.name} (player #{player_id}): {sentence}" + (f" Run {run_id}." if run_id else "")
+        words = ResendWords(done="", problems=f"Nothing sent: {failure.detail}", status=failure.status)
+    detail = f"{card.name}: " + " ".join(part for part in (words.done, words.problems) if part)
     with office.engine.begin() as connection:
         entry_id = audit.record(
             connection,
             access.visitor.actor,
             AuditAction.send_to_address if to else AuditAction.resend,
             access.tenant.id,
-            detail,
+            detail + (f" Run {run_id}." if run_id else ""),
+        )
+    if words.problems:  # a failure is shown as one, on the card, never in the success style
+        return player_response(
+            request,
+            access,
+            player_id,
+            notice=words.done or None,
+            error=words.problems,
+            status_code=words.status,
+            to=to_typed,
         )
     return see_other(f"/t/{access.tenant.slug}/players/{player_id}?done={entry_id}")
 
 
-def describe_resend(report: ResendReport, currency: str) -> str:
-    """The resend's report in words: what was sent, to whom, and when (one clause per parent)."""
-    at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+@dataclass(frozen=True)
+class ResendWords:
+    """A resend in words: what was done (a notice) and what was not (an error), and the status the
+    card answers with when something was not done."""
+
+    done: str
+    problems: str
+    status: int = 200
+
+
+def describe_resend(report: ResendReport, currency: str, zone: ZoneInfo) -> ResendWords:
+    """The resend's report in words: what was sent, to whom, and when (one clause per parent);
+    what could not be sent, apart."""
+    at = when_words(now_utc(), zone)
     if report.nothing_owed:
-        return "Nothing sent: nothing is owed for this player right now."
-    clauses = []
+        return ResendWords("Nothing sent: nothing is owed for this player right now.", "")
+    done, problems = [], []
+    unreachable_only = True
     for parent in report.parents:
         count = parent.email.item_count
         items = f"{count} open item{'s' if count != 1 else ''} ({format_money(parent.email.total_cents, currency)} in all)"
         if parent.outcome is ResendOutcome.sent:
-            clauses.append(f"Sent {items} to {parent.recipient}")
+            done.append(f"Sent {items} to {parent.recipient}")
         elif parent.outcome is ResendOutcome.unreachable:
-            clauses.append(
+            problems.append(
                 f"Nothing sent to {parent.parent_name}: no email on file (use “Send to another address”)"
             )
         elif parent.outcome is ResendOutcome.failed:
-            clauses.append(f"Not sent to {parent.recipient}: {parent.error or 'the mail server refused it'}")
+            unreachable_only = False
+            problems.append(f"Not sent to {parent.recipient}: {parent.error or 'the mail server refused it'}")
         else:
-            clauses.append(f"{parent.outcome.label.capitalize()}: {items} for {parent.parent_name}")
-    sentence = "; ".join(clauses) + f" at {at}."
+            done.append(f"{parent.outcome.label.capitalize()}: {items} for {parent.parent_name}")
+    sentence = "; ".join(done) + f" at {at}." if done else ""
     if report.held_back:
         sentence += (
             f" {len(report.held_back)} item(s) held back: "
             + "; ".join(f"{item.description} ({item.reason.label})" for item in report.held_back)
             + "."
         )
-    return sentence
+    problem_words = "; ".join(problems) + "." if problems else ""
+    if not unreachable_only:
+        problem_words += (
+            " Try again later; if it keeps failing, check the mail server the office sends through"
+            " (PAYLINKS_SMTP_HOST and PAYLINKS_SMTP_PORT)."
+        )
+    status = 200 if done else (422 if unreachable_only else 503)
+    return ResendWords(sentence.strip(), problem_words, status)
 
 
 @router.get("/preview/payment-links/{row_id}", response_class=HTMLResponse)

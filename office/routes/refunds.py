@@ -3,6 +3,9 @@ hand, or kept as credit), and a bill marked paid offline (cash, cheque or other)
 
 from __future__ import annotations
 
+import logging
+from contextlib import closing
+
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
@@ -11,10 +14,13 @@ from office.deps import NOT_FOUND, Access, RowId, checked_form, field, office_of
 from office.routes.coach import player_response
 from paylinks.club import office as club_office
 from paylinks.errors import PaylinksError
+from paylinks.messaging.receipts import family_page_url, send_offline_receipt
 from paylinks.payments import offline as offline_payments
+from paylinks.runtime import mail_transport
 from paylinks.stripe_api.gateway import StripeGateway
 from paylinks.vocabulary import PaidMethod, RefundResolution
 
+logger = logging.getLogger("paylinks.office")
 router = APIRouter()
 
 # What a person may say became of a refund due; "refunded at Stripe" is reconcile's to find.
@@ -50,6 +56,31 @@ def resolve_refund(
         )
     if entry_id is None:
         raise HTTPException(404, NOT_FOUND)
+    return see_other(f"/t/{access.tenant.slug}/admin?done={entry_id}#refunds")
+
+
+@router.post("/t/{slug}/refunds/{payment_id}/pick")
+def pick_refunded_items(
+    request: Request,
+    payment_id: RowId,
+    form: FormData = Depends(checked_form),
+    access: Access = Depends(tenant_access),
+) -> Response:
+    """Money refunded at Stripe that matched no single set of items: the admin ticks the items
+    it was for (their money went back, in full)."""
+    access.require_admin()
+    row_ids = sorted({int(v) for v in form.getlist("item") if isinstance(v, str) and v.isdigit()})
+    if not row_ids:
+        raise HTTPException(422, "Tick the items the refund was for.")
+    with office_of(request).engine.begin() as connection:
+        entry_id = club_office.pick_refunded_items(
+            connection, access.tenant, payment_id, row_ids, actor=access.visitor.actor
+        )
+    if entry_id is None:
+        raise HTTPException(
+            422,
+            "Those items do not fit the refund: tick items whose amounts add up to at most what was refunded.",
+        )
     return see_other(f"/t/{access.tenant.slug}/admin?done={entry_id}#refunds")
 
 
@@ -91,4 +122,18 @@ def mark_paid_offline(
         raise HTTPException(404, NOT_FOUND) from None
     except PaylinksError as error:
         return player_response(request, access, player_id, error=f"Not marked paid: {error}", status_code=409)
+    try:  # the parent's receipt; the bill is marked paid whatever becomes of the mail
+        with closing(mail_transport(office.settings)) as transport:
+            send_offline_receipt(
+                office.engine,
+                office.settings,
+                transport,
+                access.tenant,
+                done.row_id,
+                done.audit_id,
+                done.method,
+                family_url=family_page_url(office.settings),
+            )
+    except Exception as error:
+        logger.warning("receipt for item #%s not sent: %s", done.row_id, type(error).__name__)
     return see_other(f"/t/{access.tenant.slug}/players/{player_id}?done={done.audit_id}")

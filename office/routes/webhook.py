@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import closing
 from typing import Any
 
 import stripe
@@ -16,9 +17,13 @@ from sqlalchemy.engine import Engine
 
 from office.deps import office_of
 from paylinks.billing.mint import replace_spent_links
+from paylinks.messaging.receipts import family_page_url, send_due_receipts
 from paylinks.payments.ledger import apply_event
+from paylinks.payments.own_links import close_own_links
 from paylinks.payments.transitions import ApplyResult
+from paylinks.runtime import mail_transport
 from paylinks.settings import Settings
+from paylinks.stripe_api.gateway import StripeGateway
 
 logger = logging.getLogger("paylinks.office")
 router = APIRouter()
@@ -81,10 +86,45 @@ def apply_webhook_event(engine: Engine, settings: Settings, event: Mapping[str, 
     try:
         # Idempotent on the event id: a retried delivery, or reconcile seeing it too, changes nothing.
         result = apply_event(engine, event, source="webhook", account=event.get("account"))
-        if isinstance(result, ApplyResult) and result.remint:
-            # A slow payment failed: its spent link is replaced now, so the next email can be paid.
-            replace_spent_links(engine, settings, result.remint)
     except Exception as error:  # a malformed event must not take the office down; reconcile is the net
         logger.warning(
             "webhook event %s (%s) not applied: %s", event.get("id"), event.get("type"), type(error).__name__
         )
+        return
+    if isinstance(result, ApplyResult):
+        follow_up(engine, settings, result, str(event.get("id")))
+
+
+def send_receipts(engine: Engine, settings: Settings, payment_ids: list[int]) -> None:
+    with closing(mail_transport(settings)) as transport:
+        send_due_receipts(
+            engine, settings, transport, payment_ids=payment_ids, family_url=family_page_url(settings)
+        )
+
+
+def follow_up(engine: Engine, settings: Settings, result: ApplyResult, event_id: str) -> None:
+    """What an applied payment asks of Stripe and the mail, each on its own: whatever fails here
+    (Stripe or the mail server out of reach) is left for the next reconcile, never lost."""
+    steps = [
+        # A family checkout took these bills: their own links stop taking payment now.
+        lambda: (
+            close_own_links(
+                engine,
+                lambda club: StripeGateway(settings, account=club.stripe_account),
+                allocation_ids=result.close_links,
+            )
+            if result.close_links
+            else None
+        ),
+        # A slow payment failed: its spent link is replaced now, so the next email can be paid.
+        lambda: replace_spent_links(engine, settings, result.remint) if result.remint else None,
+        # The parent's receipt, once (claimed in email_log; a failure stays due for reconcile).
+        lambda: send_receipts(engine, settings, result.receipts) if result.receipts else None,
+    ]
+    for step in steps:
+        try:
+            step()
+        except Exception as error:  # the event is applied; reconcile finishes what is left
+            logger.warning(
+                "after webhook event %s: %s (reconcile finishes it)", event_id, type(error).__name__
+            )
