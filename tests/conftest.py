@@ -41,10 +41,20 @@ from tests.support import postgres_server, stripe_fixtures
 POSTGRES_ADMIN_URL = postgres_server.configured_url()
 SKIP_POSTGRES = os.environ.get("PAYLINKS_TEST_SKIP_POSTGRES") == "1"
 BACKENDS = ["sqlite"] + ([] if SKIP_POSTGRES else ["postgresql"])
+FAMILY_LINK_SECRET = "test-family-link-secret-0123456789abcdef"
+
+
+# Every test runs on SQLite; a test whose storage semantics differ on PostgreSQL (locking, races,
+# constraints, the balance query, migrations, integer ranges, case folding) is marked `storage`
+# and runs on PostgreSQL as well. PAYLINKS_TEST_ALL_BACKENDS=1 runs every test on both.
+ALL_BACKENDS = os.environ.get("PAYLINKS_TEST_ALL_BACKENDS") == "1"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """The server at PAYLINKS_TEST_POSTGRES_URL, or a throwaway one started here (before xdist workers)."""
+    config.addinivalue_line(
+        "markers", "storage: storage semantics differ by database: runs on PostgreSQL as well as SQLite"
+    )
     global POSTGRES_ADMIN_URL
     POSTGRES_ADMIN_URL = postgres_server.provide(config)
 
@@ -128,12 +138,20 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     admin.dispose()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    kept, once_is_enough = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
         params = callspec.params if callspec is not None else {}
         if "postgresql" in (params.get("database_url"), params.get("empty_database_url")):
+            if not ALL_BACKENDS and item.get_closest_marker("storage") is None:
+                once_is_enough.append(item)  # its SQLite variant covers it
+                continue
             item.add_marker(pytest.mark.postgres)
+        kept.append(item)
+    if once_is_enough:
+        config.hook.pytest_deselected(items=once_is_enough)
+        items[:] = kept
 
 
 @pytest.fixture
@@ -162,8 +180,15 @@ def settings(database_url: str, emulator, tmp_path: Path) -> Iterator[Settings]:
         stripe_api_base=emulator.url,
         stripe_api_key="sk_test_paylinks_tests",
         outbox_dir=tmp_path / "outbox",
+        # The emulator enforces no limit unless a test asks it to: pace at the most the settings
+        # allow, so minting the demo club takes a fraction of a second, not Stripe's 25/s.
         stripe_max_rps=100,
+        stripe_link_create_rps=100,
         email_transport="outbox",
+        # A mail server that refuses for now is tried again after pauses of a moment, not 5 and 30 s.
+        mail_retry_delays_s=(0.2, 0.5),
+        # A server database needs it set (SQLite keeps one of its own beside the test's database).
+        family_link_secret=None if database_url.startswith("sqlite") else FAMILY_LINK_SECRET,
     )
     with settings_for_runs(value):
         yield value

@@ -7,6 +7,7 @@ import email
 import email.policy
 import hashlib
 import hmac
+import json
 import os
 import socket
 import subprocess
@@ -42,6 +43,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump(exclude_none=True).items():
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
+        if isinstance(value, (tuple, list)):  # pydantic-settings reads a list as JSON
+            env[f"{ENV_PREFIX}{name.upper()}"] = json.dumps(list(value))
+            continue
         env[f"{ENV_PREFIX}{name.upper()}"] = str(getattr(value, "value", value))
     return env
 

@@ -135,6 +135,25 @@ CLI_ROWS: dict[str, Row] = {
         ["resend", "--tenant", TENANT, "--to", "nobody@", "Ava"],
         ("--to 'nobody@' is not a valid email address",),
     ),
+    # A club's reminders: the cadence and hours are checked before anything is saved.
+    "reminders-days-out-of-range": Row(
+        ["reminders", "set", "--tenant", TENANT, "--days", "-7,0,200"],
+        (f"tenant {TENANT}: reminder_days: 200 is outside -90..+180 days of the due date",),
+    ),
+    "reminders-days-words": Row(
+        ["reminders", "set", "--tenant", TENANT, "--days", "-7,weekly"],
+        (f"tenant {TENANT}: reminder_days: 'weekly' is not a whole number of days",),
+    ),
+    "reminders-hours-backwards": Row(
+        ["reminders", "set", "--tenant", TENANT, "--hours", "20-8", "--on"],
+        (f"tenant {TENANT}: reminder_hours", "the first hour must come before the second"),
+    ),
+    "reminders-set-nothing": Row(["reminders", "set", "--tenant", TENANT], ("say what to set",)),
+    "remind-as-of-nonsense": Row(
+        ["remind", "--tenant", TENANT, "--as-of", "tomorrowish"],
+        ("--as-of 'tomorrowish' is not a date and time",),
+    ),
+    "remind-unknown-tenant": Row(["remind", "--tenant", "no-such-club"], ("unknown tenant 'no-such-club'",)),
     # Settings that are malformed.
     "database-url-nonsense": Row(
         [*LOOKUP, "Ava"],
@@ -428,6 +447,7 @@ def skipped_reason(stdout: str, order_id: int) -> str:
 AMOUNT_ROWS = {"zero": 0, "negative": -2500, "above-stripe-maximum": 100_000_000}
 
 
+@pytest.mark.storage  # amounts near the column's range
 @pytest.mark.parametrize("amount_cents", AMOUNT_ROWS.values(), ids=AMOUNT_ROWS.keys())
 def test_an_order_with_an_impossible_amount_is_named_and_the_rest_are_billed(
     settings, engine, emulator, club, amount_cents
@@ -510,6 +530,7 @@ def test_a_script_tag_in_a_name_is_shown_as_text_never_run(settings, engine, emu
         assert "<script>" not in index.read_text()
 
 
+@pytest.mark.storage  # text in other scripts stored and read back
 def test_names_in_other_scripts_arrive_intact(settings, engine, emulator, club):
     parent_id = _rename_first_family(engine, club, "李小龙", "Zoë Ångström-محمد")
     result = _blast(settings, engine, emulator)
@@ -597,6 +618,7 @@ def test_an_empty_parent_email_is_unreachable_and_named(settings, engine, emulat
     assert parent_id not in logged
 
 
+@pytest.mark.storage  # grouping parents by address
 def test_two_parents_sharing_an_address_each_get_their_own_balance_once(settings, engine, emulator, club):
     first, second = _set_parent_email(engine, club, "shared@families.example", how_many=2)
     result = _blast(settings, engine, emulator)

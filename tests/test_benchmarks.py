@@ -31,6 +31,12 @@ FIGURES = {
     "blast",
     "two workers, two accounts",
     "two workers, one account",
+    "four workers, one account",
+    "family page, 10 items",
+    '"Pay all" press → checkout url',
+    "family session paid → every row paid",
+    "hourly reminders, nothing due",
+    "reminders, a due day",
 }
 
 

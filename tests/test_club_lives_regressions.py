@@ -7,12 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 import stripe
 
 from flows.backfill_payment_links import backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
 from paylinks.store.tables import parents, payment_links, payments, players, products, tenants
+
+# Storage semantics matter here (the state machine's shrunk sequences, on both stores): PostgreSQL too.
+pytestmark = pytest.mark.storage
 
 TENANT = "alpha-fc"
 

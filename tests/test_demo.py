@@ -62,3 +62,6 @@ def test_demo_runs_every_step_and_ends_with_the_tally(tmp_path):
     emails = list((tmp_path / "outbox").glob("*.eml"))
     assert len(emails) > 2 and (tmp_path / "outbox" / "index.html").exists()
     assert "index.html" in output and "make ui" in output
+    # Its emulator's state is kept beside the database, so `make office` serves the same links.
+    assert (tmp_path / "stripe-emulator.json").stat().st_mode & 0o777 == 0o600
+    assert "make office" in output

@@ -41,7 +41,7 @@ def _free_port() -> int:
 
 def _emulator_listens(args: list[str], port: int) -> bool:
     process = subprocess.Popen(
-        PAYLINKS + ["stripe-emulator", "--port", str(port), *args],
+        PAYLINKS + ["stripe-emulator", "--port", str(port), "--state", ":memory:", *args],
         cwd=PROJECT_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

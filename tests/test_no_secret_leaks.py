@@ -1,12 +1,14 @@
 """No secret is written anywhere: after a whole `paylinks demo`, a backfill whose key Stripe rejects
-and a blast whose SMTP password the server rejects, neither the Stripe key nor the SMTP password
-appears in the console, the Prefect API's database (logs, artifacts, run parameters, states and
-their exception texts), any other file under PREFECT_HOME, the outbox, or the paylinks database.
+and a blast whose SMTP password the server rejects, neither the Stripe key, the SMTP password nor
+the family link secret appears in the console, the Prefect API's database (logs, artifacts, run
+parameters, states and their exception texts), any other file under PREFECT_HOME, the outbox, or
+the paylinks database; and no family page address the emails carry is anywhere but in them.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import sqlite3
@@ -25,12 +27,15 @@ from paylinks.settings import PROJECT_ROOT
 
 STRIPE_KEY = f"sk_test_LeakCanary{secrets.token_hex(12)}"
 SMTP_PASSWORD = f"smtp-LeakCanary-{secrets.token_hex(12)}"
+FAMILY_LINK_SECRET = f"family-LeakCanary-{secrets.token_hex(16)}"
 # The distinctive part alone too: a key cut, masked at its start or re-encoded must not show it.
 NEEDLES = [
     STRIPE_KEY,
     STRIPE_KEY.removeprefix("sk_test_"),
     SMTP_PASSWORD,
     SMTP_PASSWORD.removeprefix("smtp-"),
+    FAMILY_LINK_SECRET,
+    FAMILY_LINK_SECRET.removeprefix("family-"),
 ]
 
 
@@ -137,6 +142,7 @@ def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
         PAYLINKS_STRIPE_API_KEY=STRIPE_KEY,
         PAYLINKS_SMTP_USERNAME="club-mailer",
         PAYLINKS_SMTP_PASSWORD=SMTP_PASSWORD,
+        PAYLINKS_FAMILY_LINK_SECRET=FAMILY_LINK_SECRET,
         COLUMNS="120",
     )
     console: dict[str, str] = {}
@@ -184,7 +190,8 @@ def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
     assert records["logs"] and records["artifacts"] and records["task run inputs"]
     assert any("riverside-hoops" in p for p in records["flow run parameters"])
     states = " ".join(records["flow run states"] + records["task run states"])
-    assert "Stripe rejected the API key" in states and "535" in states
+    # A batch of sends reports each parent's refusal in its log lines, not as a failed task run.
+    assert "Stripe rejected the API key" in states and "535" in states + " ".join(records["logs"])
     leaks |= {
         f"Prefect {what}": found_in(" ".join(rows))
         for what, rows in records.items()
@@ -194,6 +201,22 @@ def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
 
     assert len(list(outbox.glob("*.eml"))) > 2
     leaks |= {f"outbox/{path}": found for path, found in files_holding_a_secret(outbox).items()}
+
+    # The family pages' addresses are in the parents' emails, and nowhere else.
+    tokens = {
+        token
+        for path in outbox.glob("*.html")  # each email's HTML part, decoded, beside its .eml
+        for token in re.findall(r"/f/([A-Za-z0-9_-]{32})(?![A-Za-z0-9_-])", path.read_text(errors="replace"))
+    }
+    assert tokens, "the demo's blast carries family page links"
+    NEEDLES.extend(tokens)
+    leaks |= {what: found_in(text) for what, text in console.items() if found_in(text)}
+    leaks |= {
+        f"Prefect {what}": found_in(" ".join(rows))
+        for what, rows in records.items()
+        if found_in(" ".join(rows))
+    }
+    leaks |= {f"PREFECT_HOME/{path}": found for path, found in files_holding_a_secret(prefect_home).items()}
 
     rows = paylinks_rows(database_url)
     assert any("535" in row for row in rows if row.startswith("email_log"))  # failures logged, in words

@@ -28,13 +28,16 @@ DEPLOYMENTS = {
     "outstanding-balance-email/manual": "flows/outstanding_balance_email.py:outstanding_balance_email",
     "resend-payment-link/coach": "flows/resend_payment_link.py:resend_payment_link",
     "reconcile-payments/every-15-minutes": "flows/reconcile_payments.py:reconcile_payments",
+    "remind-outstanding-balances/hourly": "flows/remind_outstanding_balances.py:remind_outstanding_balances",
     # One tenant each, started by the two scheduled runs above when they fan out.
     "backfill-payment-links/tenant": "flows/backfill_payment_links.py:backfill_payment_links",
     "reconcile-payments/tenant": "flows/reconcile_payments.py:reconcile_payments",
+    "remind-outstanding-balances/tenant": "flows/remind_outstanding_balances.py:remind_outstanding_balances",
 }
 FAN_OUT = {
     "backfill-payment-links/nightly": "backfill-payment-links/tenant",
     "reconcile-payments/every-15-minutes": "reconcile-payments/tenant",
+    "remind-outstanding-balances/hourly": "remind-outstanding-balances/tenant",
 }
 
 
@@ -60,7 +63,7 @@ def load_flow(entrypoint: str) -> Flow:
     return load_flow_from_entrypoint(f"{PROJECT_ROOT / path}:{function}")
 
 
-def test_the_file_deploys_the_four_flows_and_their_per_tenant_children_and_nothing_else():
+def test_the_file_deploys_the_five_flows_and_their_per_tenant_children_and_nothing_else():
     found = sorted((d["name"], d["entrypoint"]) for d in project()["deployments"])
     assert found == sorted(
         (full_name.split("/")[1], entrypoint) for full_name, entrypoint in DEPLOYMENTS.items()
@@ -113,6 +116,18 @@ def test_nightly_backfill_commits_for_every_tenant_at_2am_new_york():
     assert flow.validate_parameters(config["parameters"]) == {"tenant": None, "commit": True, "fan_out": True}
 
 
+def test_reminders_run_every_hour_and_send_only_by_the_clubs_cadence():
+    config = deployment("remind-outstanding-balances/hourly")
+    assert config["parameters"] == {
+        "send": True,
+        "fan_out": True,
+    }  # no tenant: every tenant with reminders on
+    (schedule,) = config["schedules"]
+    assert schedule.get("interval") == 3600 or schedule.get("cron", "").split()[1:2] == ["*"]
+    flow = load_flow(DEPLOYMENTS["remind-outstanding-balances/hourly"])
+    assert flow.validate_parameters({"tenant": "riverside-hoops"})["send"] is False, "a dry run by default"
+
+
 def test_reconcile_runs_every_15_minutes():
     (schedule,) = deployment("reconcile-payments/every-15-minutes")["schedules"]
     assert schedule.get("interval") == 900 or schedule.get("cron") == "*/15 * * * *"
@@ -140,6 +155,7 @@ def test_nothing_mails_on_a_schedule_or_by_default(full_name):
     assert not config.get("schedules")
     parameters = config.get("parameters") or {}
     assert not parameters.get("send") and "test_email" not in parameters and "to" not in parameters
+    assert not parameters.get("include_recent"), "a deployment never mails the recently emailed again"
 
 
 def test_the_blast_rejects_a_bad_test_email_and_an_unknown_parameter():
@@ -151,10 +167,8 @@ def test_the_blast_rejects_a_bad_test_email_and_an_unknown_parameter():
     # The server-side check (the deployment's JSON schema) refuses a malformed tenant slug.
     with pytest.raises(ValidationError, match="tenant"):
         validate({"tenant": "Riverside Hoops"}, parameter_schema(flow.fn).model_dump(), raise_on_error=True)
-    assert (
-        flow.validate_parameters({"tenant": "riverside-hoops", "test_email": "coach@example.com"})["send"]
-        is False
-    )
+    defaults = flow.validate_parameters({"tenant": "riverside-hoops", "test_email": "coach@example.com"})
+    assert defaults["send"] is False and defaults["include_recent"] is False
 
 
 def run_pull_steps(monkeypatch: pytest.MonkeyPatch, workspace: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from flows.run_names import (
     backfill_run_name,
     blast_run_name,
     reconcile_run_name,
+    remind_run_name,
     resend_run_name,
 )
 from paylinks.demo.data import seed_demo
@@ -39,6 +40,8 @@ TENANT = "riverside-hoops"
         (reconcile_run_name(None), "reconcile-all"),
         (reconcile_run_name(TENANT), "reconcile-riverside-hoops"),
         (reconcile_run_name(TENANT, whole_account=True), "reconcile-riverside-hoops-account"),
+        (remind_run_name(None, send=True), "remind-all-send"),
+        (remind_run_name(TENANT), "remind-riverside-hoops-dry-run"),
     ],
 )
 def test_run_names_say_what_the_run_does(name, expected):

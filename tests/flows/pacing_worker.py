@@ -2,7 +2,7 @@
 Prefect workers would: `python -m tests.flows.pacing_worker ACCOUNT PRICE COUNT shared|local`.
 
 `run_workers` starts them together and gathers what they did; each worker prints, as JSON, how
-many links it minted, how many calls Stripe answered 429 (retried), and when each request left.
+many links it minted, how many calls Stripe answered 429 (retried), and when each link creation left.
 For a benchmark of two workers on one account: a Prefect server (`prefect_test_harness()` will
 do), `tasks.pacing.ensure_stripe_limits(settings, [account], livemode)`, then
 `run_workers(worker_env(settings, prefect_home), account=..., price_id=..., count=..., shared=True)`.
@@ -77,7 +77,7 @@ def mint_links_as_worker(
         "started": started,
         "finished": time.time(),
         "rate_limited": sum(g.retries for g in gateways),
-        "sent": sorted(t for r in recorders for t in r.sent[REQUEST]),
+        "sent": sorted(t for r in recorders for t in r.sent[PAYMENT_LINK_CREATE]),  # the permit taken last
     }
 
 

@@ -17,6 +17,9 @@ from paylinks.settings import PROJECT_ROOT
 from paylinks.store.tables import payment_links
 from tests.helpers import PAYLINKS, cli_env, run_cli
 
+# Storage semantics matter here (runs racing in separate processes: row locks and unique constraints): PostgreSQL too.
+pytestmark = pytest.mark.storage
+
 
 def assert_one_link_per_row(engine: sa.Engine, emulator) -> None:
     with engine.connect() as connection:

@@ -24,6 +24,8 @@ DEPLOYMENTS = {
     "reconcile-payments/every-15-minutes",
     "backfill-payment-links/tenant",
     "reconcile-payments/tenant",
+    "remind-outstanding-balances/hourly",
+    "remind-outstanding-balances/tenant",
 }
 
 

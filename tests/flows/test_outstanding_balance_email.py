@@ -18,6 +18,8 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     FlowRunFilter,
     FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 
 from flows.outstanding_balance_email import outstanding_balance_email
@@ -26,6 +28,9 @@ from paylinks.money import format_money
 from paylinks.settings import PROJECT_ROOT
 from paylinks.store.tables import email_log, parents
 from tests.helpers import PAYLINKS, TENANT, cli_env, run_cli
+
+# Storage semantics matter here (the balance query and exactly-once claims): PostgreSQL too.
+pytestmark = pytest.mark.storage
 
 
 def expected_balances(engine: sa.Engine) -> dict[str, dict]:
@@ -215,24 +220,39 @@ def test_outbox_writes_one_readable_eml_per_parent_and_an_index(settings, engine
         assert path.name in index
 
 
-def test_every_send_is_a_recorded_task_run(settings, minted_club, mailroom):
+def test_every_batch_of_sends_is_a_recorded_task_run_with_a_log_line_per_parent(
+    settings, minted_club, mailroom, use_settings
+):
+    use_settings(blast_batch_size=4)
     state = outstanding_balance_email(tenant=TENANT, send=True, return_state=True)
+    flow_run_id = state.state_details.flow_run_id
+    sent = len(mailroom.messages)
+    batches = -(-sent // 4)
 
-    async def send_task_runs():
+    async def send_task_runs_and_logs():
         async with get_client() as client:
-            for _ in range(50):
-                runs = await client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            flow_runs = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            for _ in range(100):
+                runs = await client.read_task_runs(flow_run_filter=flow_runs)
+                sends = [r for r in runs if r.name.startswith("send parents ")]
+                logs = await client.read_logs(
+                    log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
                 )
-                sends = [r for r in runs if r.name.startswith("send-outstanding_balance-to-parent-")]
-                if len(sends) >= len(mailroom.messages):
-                    return sends
-                await asyncio.sleep(0.2)
-            return sends
+                per_parent = [log for log in logs if log.message.startswith("parent ")]
+                if len(sends) >= batches and len(per_parent) >= sent:
+                    return sends, per_parent
+                await asyncio.sleep(0.1)
+            return sends, per_parent
 
-    sends = asyncio.run(send_task_runs())
-    assert len(sends) == len(mailroom.messages) > 0
+    sends, per_parent = asyncio.run(send_task_runs_and_logs())
+    assert sent > 4
+    expected_names = {
+        f"send parents {first}–{min(first + 3, sent)} of {sent}" for first in range(1, sent + 1, 4)
+    }
+    assert {run.name for run in sends} == expected_names
     assert all(run.state.is_completed() for run in sends)
+    assert len(per_parent) == sent
+    assert all(log.message.endswith(": sent") for log in per_parent)
 
 
 def test_invalid_test_email_is_refused_before_anything_is_rendered(settings, minted_club, tmp_path, mailroom):

@@ -25,6 +25,9 @@ from paylinks.store.tables import (
 from stripe_emulator.state import Account
 from tests.helpers import rows
 
+# Storage semantics matter here (one reconcile per account: cursor locking): PostgreSQL too.
+pytestmark = pytest.mark.storage
+
 CONNECTED = "acct_clubOwnAccount01"
 
 

@@ -99,7 +99,28 @@ def test_a_complete_but_unpaid_session_is_processing_until_it_settles(
     (settled,) = reconcile_payments(tenant=TENANT)
     assert settled.rows(Outcome.marked_paid) == [row["id"]]
     assert rows(engine)[row["id"]]["status"].value == "paid"
+    assert rows(engine)[row["id"]]["paid_method"].value == "bank_debit"
     assert order_status(engine)[row["order_id"]][0] == "paid"
+
+
+def test_a_first_runs_scan_tells_a_card_from_a_settled_bank_debit(settings, engine, emulator, minted_club):
+    by_card, by_debit = pick_rows(engine, 2, with_order=False)
+    pay_as_a_parent(by_card["stripe_payment_link_url"])
+    pay_as_a_parent(by_debit["stripe_payment_link_url"], payment_status="unpaid")  # a bank debit
+    emulator.emulator.settle(_session_of(emulator, by_debit["stripe_payment_link_id"]))
+
+    (report,) = reconcile_payments(tenant=TENANT)  # both sessions now read paid
+
+    assert report.source is NewsSource.session_scan
+    after = rows(engine)
+    assert (after[by_card["id"]]["status"].value, after[by_card["id"]]["paid_method"].value) == (
+        "paid",
+        "card",
+    )
+    assert (after[by_debit["id"]]["status"].value, after[by_debit["id"]]["paid_method"].value) == (
+        "paid",
+        "bank_debit",
+    )
 
 
 def _session_of(emulator, link_id: str) -> str:

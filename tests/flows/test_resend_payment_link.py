@@ -98,7 +98,7 @@ def test_lookup_prints_each_link_and_its_status(settings, engine, minted_club, t
     assert result.returncode == 0, result.stderr
     for url in open_links_of(engine, player.id):
         assert url in result.stdout
-    assert "pending" in result.stdout
+    assert "Pending" in result.stdout  # the status in words
 
 
 def test_hostile_names_cannot_inject_headers_and_are_escaped(settings, engine, minted_club, mailroom):

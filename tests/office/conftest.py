@@ -3,6 +3,7 @@ demo club minted at the emulator, SMTP on loopback, and people with known passwo
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
+@functools.cache
+def password_hash(password: str) -> str:
+    """argon2id is slow on purpose: each test's people share one real hash per password."""
+    return hash_password(password)
+
+
 def make_user(engine: sa.Engine, email: str, slug: str, role: Role, password: str = PASSWORD) -> None:
     """An account with a role and a password of its own (its one-time password already replaced)."""
     with engine.begin() as connection:
@@ -43,7 +50,7 @@ def make_user(engine: sa.Engine, email: str, slug: str, role: Role, password: st
         connection.execute(
             sa.update(users)
             .where(users.c.id == added.user.id)
-            .values(password_hash=hash_password(password), password_is_temporary=False)
+            .values(password_hash=password_hash(password), password_is_temporary=False)
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from paylinks.access.accounts import add_user
@@ -10,6 +11,9 @@ from paylinks.club.tenants import tenant_by_slug
 from paylinks.store.tables import audit_log, login_failures, users
 from paylinks.vocabulary import Role
 from tests.office.conftest import ADMIN, COACH, PASSWORD, SESSION_SECRET, TENANT, csrf_of
+
+# Storage semantics matter here (accounts' unique, case-insensitive emails): PostgreSQL too.
+pytestmark = pytest.mark.storage
 
 
 def test_a_coach_logs_in_with_a_signed_httponly_samesite_cookie_and_logs_out(office, engine):

@@ -8,11 +8,15 @@ import io
 import re
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from paylinks.store.tables import audit_log, payment_links, payments
 from paylinks.vocabulary import AuditAction, PaymentLinkStatus, RefundResolution
 from tests.office.conftest import ADMIN, TENANT
+
+# Storage semantics matter here (the team balances query): PostgreSQL too.
+pytestmark = pytest.mark.storage
 
 
 def test_balances_by_team_and_the_csv_of_open_items(minted_club, engine, admin):
@@ -112,7 +116,50 @@ def test_the_blast_panel_previews_tests_then_sends_to_the_number_it_names(
         time.sleep(0.2)
     assert len(mailroom.messages) == reachable + 1
     run_page = admin.get(sent.headers["location"])
-    assert run_page.status_code == 200 and "Blast run" in run_page.text
+    assert run_page.status_code == 200 and "Outstanding-balance email" in run_page.text
     with engine.connect() as connection:
         actions = connection.execute(sa.select(audit_log.c.action).order_by(audit_log.c.id)).scalars().all()
     assert actions[-2:] == [AuditAction.blast_test, AuditAction.blast_send]
+
+
+def test_a_refund_of_pay_all_that_matches_no_one_item_is_listed_and_the_admin_picks_the_items(
+    minted_club, engine, admin, emulator, stripe_client
+):
+    from flows.reconcile_payments import reconcile_payments
+    from paylinks.store.tables import payment_allocations
+    from tests.family_checkouts import open_family_checkout
+    from tests.flows.test_family_money import family_rows, pay, statuses
+
+    bills = family_rows(engine, at_least=2)[:2]
+    checkout = open_family_checkout(engine, emulator.url, "sk_test_paylinks_tests", [b["id"] for b in bills])
+    intent = pay(checkout.url)["payment_intent"]
+    reconcile_payments(tenant=TENANT)
+    # The treasurer refunds both items at once, plus a little: no set of items adds up to it.
+    both = sum(b["amount_cents"] for b in bills)
+    stripe_client.v1.refunds.create(params={"payment_intent": intent, "amount": both - 1})
+    reconcile_payments(tenant=TENANT)
+
+    page = admin.get(f"/t/{TENANT}/admin")
+    assert "not matched to whole items" in page.text and 'name="item"' in page.text
+    with engine.connect() as connection:
+        payment_id = connection.execute(sa.select(payments.c.id)).scalar_one()
+    too_much = admin.submit(
+        f"/t/{TENANT}/admin", f"/t/{TENANT}/refunds/{payment_id}/pick", {"item": str(bills[0]["id"])}
+    )
+    assert too_much.status_code == 303  # one item fits in what was refunded
+    assert statuses(engine, [bills[0]["id"]]) == {bills[0]["id"]: "refunded"}
+    again = admin.submit(
+        f"/t/{TENANT}/admin", f"/t/{TENANT}/refunds/{payment_id}/pick", {"item": str(bills[0]["id"])}
+    )
+    assert again.status_code == 422  # its money is already back
+    with engine.connect() as connection:
+        left = connection.execute(
+            sa.select(payments.c.unallocated_refund_cents).where(payments.c.id == payment_id)
+        ).scalar_one()
+        on_items = connection.execute(
+            sa.select(sa.func.sum(payment_allocations.c.refunded_cents)).where(
+                payment_allocations.c.payment_id == payment_id
+            )
+        ).scalar_one()
+    assert (left, on_items) == (both - 1 - bills[0]["amount_cents"], bills[0]["amount_cents"])
+    assert statuses(engine, [bills[1]["id"]]) == {bills[1]["id"]: "paid"}

@@ -64,10 +64,12 @@ def test_resend_to_the_parent_says_what_was_sent_to_whom_and_when(minted_club, e
     assert response.status_code == 303
     after = coach.get(response.headers["location"])
     notice = re.search(r'<p class="notice" role="status">(.*?)</p>', after.text, re.S).group(1)
-    assert re.search(
-        rf"Sent \d+ open items? \(\$[\d,.]+ in all\) to {re.escape(player['email'])} at \d{{4}}-\d\d-\d\d \d\d:\d\d UTC",
+    assert re.search(  # the club's time (the demo club's zone: the default, New York)
+        rf"Sent \d+ open items? \(\$[\d,.]+ in all\) to {re.escape(player['email'])} "
+        r"at [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d [AP]M E[SD]T\.$",
         notice,
     )
+    assert "Run " not in notice and 'class="error"' not in after.text  # the run's id is behind Details
 
     ((rcpt, message),) = mailroom.messages
     assert rcpt == [player["email"]]

@@ -80,7 +80,10 @@ def test_a_coach_sees_the_runs_they_started_and_no_admins(minted_club, engine, a
 
     player = a_player_id(engine)
     resent = coach.submit(f"/t/{TENANT}/players/{player}", f"/t/{TENANT}/players/{player}/resend")
-    run_id = re.search(r"Run ([0-9a-f-]{36})", notice(coach.get(resent.headers["location"]).text)).group(1)
+    # The run's id is not in the notice's words: it is behind its "Details" disclosure.
+    after = coach.get(resent.headers["location"]).text
+    assert "Run " not in notice(after)
+    run_id = re.search(r'<details class="ids">.*?Run ([0-9a-f-]{36})', after, re.S).group(1)
     own = coach.get(f"/t/{TENANT}/runs/{run_id}")
-    assert own.status_code == 200 and "Resend run" in own.text
+    assert own.status_code == 200 and "<h1>Links resent to a parent</h1>" in own.text
     assert admin.get(f"/t/{TENANT}/runs/{run_id}").status_code == 200  # an admin sees every run of the club

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from tests.office.conftest import ADMIN, PASSWORD, csrf_of
+
+# Storage semantics matter here (attempts counted atomically under concurrent logins): PostgreSQL too.
+pytestmark = pytest.mark.storage
 
 GUESSES = 20
 LIMIT = 5  # the default attempts per account and address

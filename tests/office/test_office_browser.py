@@ -53,7 +53,7 @@ def test_a_coach_logs_in_finds_a_player_and_resends(minted_club, engine, office,
         browser.screenshot(ARTIFACTS_DIR / "office-coach-resent.png")
 
     assert re.search(
-        rf"Sent \d+ open items? \(\$[\d,.]+ in all\) to {re.escape(player.email)} at .+ UTC", notice
+        rf"Sent \d+ open items? \(\$[\d,.]+ in all\) to {re.escape(player.email)} at .+ E[SD]T\.", notice
     )
     assert mailroom.recipients() == [player.email]
     ((_, message),) = mailroom.messages

@@ -9,6 +9,9 @@ import sqlalchemy as sa
 from paylinks.store.tables import players
 from tests.office.conftest import TENANT
 
+# Storage semantics matter here (PostgreSQL's integer range refuses ids SQLite accepts): PostgreSQL too.
+pytestmark = pytest.mark.storage
+
 HUGE_IDS = [
     str(2**31),  # just past PostgreSQL's integer
     str(2**63),  # just past SQLite's

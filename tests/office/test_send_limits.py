@@ -4,6 +4,7 @@ answers 409 saying which send is running; once it is over, the next may start)."
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -15,6 +16,9 @@ from paylinks.access.audit import COMMAND_LINE
 from paylinks.club.tenants import tenant_by_slug
 from tests.helpers import wait_for
 from tests.office.conftest import ADMIN, TENANT
+
+# Storage semantics matter here (one blast per tenant claimed under a race): PostgreSQL too.
+pytestmark = pytest.mark.storage
 
 ENDPOINT = "/admin/email/outstanding-balance"
 
@@ -80,3 +84,26 @@ def test_one_send_to_every_parent_at_a_time(minted_club, engine, office, mailroo
     third = call(office, token, send="true", blast_key="third")
     assert third.status_code == 202
     assert wait_for(lambda: run_is_over(third.json()["flow_run_id"]), timeout=240)
+
+
+def test_the_panel_waits_for_a_send_the_endpoint_started_and_says_whose_it_is(
+    minted_club, engine, office, admin, mailroom
+):
+    token = token_for(engine)
+    mailroom.stall_after = 1  # the endpoint's send hangs on its second email
+    first = call(office, token, send="true", blast_key="first")
+    assert first.status_code == 202
+    assert mailroom.stalled.wait(timeout=120), "the send never reached its second email"
+
+    preview = admin.get(f"/t/{TENANT}/blast")
+    reachable = re.search(r"<strong>(\d+)</strong> of them have an email address", preview.text).group(1)
+    pressed = admin.submit(f"/t/{TENANT}/blast", f"/t/{TENANT}/blast/send", {"parents": reachable})
+    assert pressed.status_code == 409
+    assert "A send to every parent is still running" in pressed.text
+    assert ADMIN in pressed.text and 'class="error"' in pressed.text
+    assert "Wait for it to finish" in pressed.text
+
+    mailroom.stall_after = None
+    assert wait_for(lambda: run_is_over(first.json()["flow_run_id"]), timeout=240)
+    received = len(mailroom.messages)
+    assert received == int(reachable)  # the endpoint's send, once each; the panel started nothing

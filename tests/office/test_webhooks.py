@@ -8,11 +8,15 @@ import json
 import time
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from paylinks.store.tables import payment_links, stripe_events
 from tests.helpers import stripe_signed_headers, wait_for
 from tests.office.conftest import TENANT, WEBHOOK_SECRET
+
+# Storage semantics matter here (an event applied once: the unique event id): PostgreSQL too.
+pytestmark = pytest.mark.storage
 
 
 def signed(payload: str, secret: str = WEBHOOK_SECRET, at: int | None = None) -> dict[str, str]:

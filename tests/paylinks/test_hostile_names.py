@@ -15,9 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from flows.outstanding_balance_email import outstanding_balance_email
+from paylinks.club.balances import brand_of
 from paylinks.club.tenants import Tenant
 from paylinks.messaging.prepare import message_for, prepare_email, prepare_test_email
-from paylinks.messaging.render import OpenItem, ParentBalance
+from paylinks.messaging.render import OpenItem, PaidItem, ParentBalance, Receipt, StillOpen, render_receipt
 from paylinks.messaging.transports import SmtpTransport
 from paylinks.settings import Settings
 from paylinks.store.tables import parents, payment_links, players, tenants
@@ -235,8 +236,12 @@ def hostile_message(value: str, email_type: EmailType = EmailType.outstanding_ba
     return message_for(Settings(), club, prepared, PARENT_ADDRESS)
 
 
+# Every email that lists a balance; a receipt lists a payment and has its own test below.
+BALANCE_EMAILS = [t for t in EmailType if t is not EmailType.receipt]
+
+
 @pytest.mark.parametrize("value", INJECTING, ids=["lf", "crlf", "u2028", "vt-ff", "nel", "cr"])
-@pytest.mark.parametrize("email_type", list(EmailType), ids=lambda t: t.value)
+@pytest.mark.parametrize("email_type", BALANCE_EMAILS, ids=lambda t: t.value)
 def test_names_cannot_write_a_line_of_their_own_in_the_text_part(value, email_type):
     received = email.message_from_bytes(hostile_message(value, email_type).as_bytes(), policy=policy.default)
     text = received.get_body(("plain",)).get_content()
@@ -247,6 +252,31 @@ def test_names_cannot_write_a_line_of_their_own_in_the_text_part(value, email_ty
     html = received.get_body(("html",)).get_content()
     preheader = html.split('class="preheader"', 1)[1].split("</div>", 1)[0]
     assert not any(ch in preheader for ch in "\r\n\x0b\x0c\x85\u2028\u2029")
+
+
+@pytest.mark.parametrize("value", INJECTING, ids=["lf", "crlf", "u2028", "vt-ff", "nel", "cr"])
+def test_names_cannot_write_a_line_of_their_own_in_a_receipt(value):
+    club = tenant(name=f"Riverside{value}")
+    rendered = render_receipt(
+        brand_of(club),
+        Receipt(
+            parent_id=7,
+            parent_name=f"Jane {value}",
+            email=PARENT_ADDRESS,
+            paid=(PaidItem(f"Ava {value}", f"Fees {value}", 12000),),
+            method="by card, through Stripe",
+            still_open=tuple(StillOpen(f"Ava {value}", f"Camp {value}", 3000, url) for url in REAL_URLS),
+            family_page_url=f"https://office.example/f/abc{value}",
+        ),
+    )
+
+    assert pay_now_urls(rendered.text) == REAL_URLS
+    for line in rendered.text.splitlines():
+        assert not line.strip().startswith(("Bcc:", "Pay Now: https://evil"))
+    assert "\n" not in rendered.subject and "\r" not in rendered.subject
+    if 'class="preheader"' in rendered.html:
+        preheader = rendered.html.split('class="preheader"', 1)[1].split("</div>", 1)[0]
+        assert not any(ch in preheader for ch in "\r\n\x0b\x0c\x85\u2028\u2029")
 
 
 def test_a_test_sends_text_links_are_the_previews_of_the_rows():

@@ -67,7 +67,7 @@ def test_outbox_writes_one_readable_eml_per_message_and_an_index(tmp_path):
     assert not [p for p in outbox_dir.iterdir() if p.name.endswith(".tmp")]
     index = (outbox_dir / "index.html").read_text(encoding="utf-8")
     for path in files:
-        assert re.fullmatch(r"\d{8}-\d{6}-\d{4}-parent\d-example-com\.eml", path.name)
+        assert re.fullmatch(r"\d{8}-\d{6}-\d{6}-\d{4}-parent\d-example-com\.eml", path.name)
         assert f'href="{path.name}"' in index
         with path.open("rb") as file:
             received = BytesParser(policy=policy.default).parse(file)

@@ -14,6 +14,7 @@ from paylinks.payments.news import (
     news_from_event,
     news_from_scanned_session,
 )
+from paylinks.vocabulary import PaidMethod
 
 
 def session_event(kind: str = "checkout.session.completed", **session) -> dict:
@@ -30,17 +31,28 @@ def session_event(kind: str = "checkout.session.completed", **session) -> dict:
     return {"id": "evt_1", "type": kind, "created": 1_700_000_000, "data": {"object": obj}}
 
 
-def test_a_paid_session_is_money_that_arrived():
+def test_a_paid_session_is_money_that_arrived_by_card():
     news = news_from_event(session_event())
-    assert news == SessionNews("cs_1", "plink_1", "pi_1", SessionState.paid, 4500, "usd", 1_700_000_000)
+    assert news == SessionNews(
+        "cs_1", "plink_1", "pi_1", SessionState.paid, 4500, "usd", 1_700_000_000, method=PaidMethod.card
+    )
 
 
-def test_complete_but_unpaid_is_awaiting_and_a_failed_debit_is_failed():
-    assert news_from_event(session_event(payment_status="unpaid")).state is SessionState.awaiting
+def test_complete_but_unpaid_is_awaiting_and_a_failed_debit_is_failed_both_by_bank_debit():
+    awaiting = news_from_event(session_event(payment_status="unpaid"))
+    assert (awaiting.state, awaiting.method) == (SessionState.awaiting, PaidMethod.bank_debit)
     failed = news_from_event(session_event("checkout.session.async_payment_failed", payment_status="unpaid"))
-    assert failed.state is SessionState.failed
+    assert (failed.state, failed.method) == (SessionState.failed, PaidMethod.bank_debit)
     settled = news_from_event(session_event("checkout.session.async_payment_succeeded"))
-    assert settled.state is SessionState.paid
+    assert (settled.state, settled.method) == (SessionState.paid, PaidMethod.bank_debit)
+
+
+def test_a_scanned_paid_session_is_a_bank_debit_only_when_its_settlement_is_known():
+    session = session_event()["data"]["object"] | {"created": 1_700_000_000}
+    assert news_from_scanned_session(session).method is PaidMethod.card
+    assert news_from_scanned_session(session, settled_later=True).method is PaidMethod.bank_debit
+    unpaid = news_from_scanned_session(session | {"payment_status": "unpaid"})
+    assert (unpaid.state, unpaid.method) == (SessionState.awaiting, PaidMethod.bank_debit)
 
 
 @pytest.mark.parametrize(
@@ -122,7 +134,39 @@ def test_a_scanned_session_is_paid_or_awaiting_and_open_ones_are_nothing():
         "payment_intent": {"id": "pi_2"},
     }
     assert news_from_scanned_session(paid) == SessionNews(
-        "cs_2", "plink_2", "pi_2", SessionState.paid, 100, "jpy", 10
+        "cs_2", "plink_2", "pi_2", SessionState.paid, 100, "jpy", 10, method=PaidMethod.card
     )
     assert news_from_scanned_session(paid | {"payment_status": "unpaid"}).state is SessionState.awaiting
     assert news_from_scanned_session(paid | {"status": "open"}) is None
+
+
+FAMILY = {"paylinks_family_checkout": "12", "paylinks_tenant": "3", "paylinks_rows_1": "7:1,8:2"}
+
+
+def test_a_family_checkout_without_a_link_is_news_found_by_its_metadata():
+    news = news_from_event(session_event(payment_link=None, metadata=FAMILY, amount_total=9000))
+    assert isinstance(news, SessionNews) and news.is_family
+    assert (news.family_checkout_id, news.family_tenant_id, news.payment_link_id) == (12, 3, None)
+    assert (news.state, news.amount_cents) == (SessionState.paid, 9000)
+    scanned = news_from_scanned_session(
+        session_event(payment_link=None, metadata=FAMILY, created=5)["data"]["object"] | {"created": 5}
+    )
+    assert scanned is not None and scanned.family_checkout_id == 12
+
+
+def test_a_family_checkout_that_expired_is_news_and_a_links_expiry_is_not():
+    expired = news_from_event(
+        session_event("checkout.session.expired", payment_link=None, metadata=FAMILY, status="expired")
+    )
+    assert isinstance(expired, SessionNews) and expired.state is SessionState.expired
+    link_expiry = news_from_event(session_event("checkout.session.expired", status="expired"))
+    assert isinstance(link_expiry, Skipped) and link_expiry.reason is SkippedEvent.open_session
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [{}, {"paylinks_family_checkout": "fc-1"}, {"paylinks_family_checkout": 12}, {"other_app": "1"}],
+)
+def test_a_session_naming_no_family_checkout_of_ours_is_not_ours(metadata):
+    news = news_from_event(session_event(payment_link=None, metadata=metadata))
+    assert isinstance(news, Skipped) and news.reason is SkippedEvent.not_ours

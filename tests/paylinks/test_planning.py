@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from paylinks.billing.checkout_text import checkout_text
 from paylinks.billing.plan import (
     STALE_RESERVATION,
     Action,
@@ -71,6 +72,7 @@ def row(item: Item, **changes: Any) -> dict[str, Any]:
         "stripe_account": HERE.account,
         "livemode": HERE.livemode,
         "reserved_at": NOW - timedelta(hours=1),
+        "checkout_text": checkout_text(item.description, item.player_name, ""),
     }
     return values | changes
 
@@ -109,7 +111,23 @@ ACTION_CASES = {
     "cancelled, bill came back": ((row(ITEM, status="cancelled"),), Action.reactivate, {}),
     "bill moved to another parent": ((row(ITEM, parent_id=200),), Action.relink, {"relink": True}),
     "account not recorded": ((row(ITEM, stripe_account=None),), Action.verify, {}),
-    "all in place": ((row(ITEM),), Action.up_to_date, {}),
+    "all in place": ((row(ITEM),), Action.up_to_date, {"name_on_checkout": False}),
+    "minted before the checkout named the player": (
+        (row(ITEM, checkout_text=None),),
+        Action.name_player,
+        {"name_on_checkout": True, "checkout_text": "Product 10 — Player 1"},
+    ),
+    "the player was renamed": ((row(ITEM, checkout_text="Product 10 — Pl 1"),), Action.name_player, {}),
+    "bill moved, checkout never named": (
+        (row(ITEM, parent_id=200, checkout_text=None),),
+        Action.relink,
+        {"relink": True, "name_on_checkout": True},
+    ),
+    "paid, checkout never named": (
+        (row(ITEM, status="paid", checkout_text=None),),
+        Action.up_to_date,
+        {"name_on_checkout": False},
+    ),
     "paid": ((row(ITEM, status="paid", amount_cents=1),), Action.up_to_date, {}),
     "paid slowly, in flight": ((row(ITEM, status="processing"),), Action.up_to_date, {}),
 }
@@ -134,8 +152,19 @@ def test_a_pending_row_whose_bill_went_away_is_retired_and_a_settled_one_is_left
 
 
 def test_every_action_is_covered_here():
-    covered = {action for _, action, _ in ACTION_CASES.values()} | {Action.retire}
+    # remint_missing is decided at Stripe (a link it answers it does not have), not by the plan.
+    covered = {action for _, action, _ in ACTION_CASES.values()} | {Action.retire, Action.remint_missing}
     assert covered == set(Action)
+
+
+def test_the_checkout_text_names_the_bill_the_player_and_the_club_on_one_bounded_line():
+    assert checkout_text("Spring tournament", "Eli Alvarez", "Riverside Hoops") == (
+        "Spring tournament — Eli Alvarez, Riverside Hoops"
+    )
+    hostile = checkout_text("Kit\r\nBcc: x@evil.test", "<b>Eli</b>\u202e\tAlvarez", "Club " * 400)
+    assert "\n" not in hostile and "\r" not in hostile and "\t" not in hostile and "\u202e" not in hostile
+    assert hostile.startswith("Kit Bcc: x@evil.test — <b>Eli</b> Alvarez, Club Club")
+    assert len(hostile) <= 300 and hostile.endswith("…")
 
 
 def test_only_mints_need_price_tiers_and_known_ones_are_not_asked_for():

@@ -15,6 +15,9 @@ from paylinks.club.players import (
 )
 from paylinks.club.tenants import Tenant, tenant_by_slug
 
+# Storage semantics matter here (name search: case folding and LIKE differ by dialect): PostgreSQL too.
+pytestmark = pytest.mark.storage
+
 
 @pytest.mark.parametrize(
     ("typed", "expected"),

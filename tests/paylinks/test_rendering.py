@@ -223,3 +223,25 @@ def test_nothing_owed_or_a_non_web_link_is_refused():
 def test_unknown_email_type_is_refused():
     with pytest.raises(ValueError):
         render_email("newsletter", brand=BRAND, balance=TWO_CHILDREN)
+
+
+FAMILY = "https://office.riverside.example/f/AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+
+
+@pytest.mark.parametrize("email_type", [EmailType.outstanding_balance, EmailType.payment_link])
+def test_the_family_page_link_sits_beside_the_items_in_both_parts(email_type):
+    rendered = render_email(email_type, brand=BRAND, balance=TWO_CHILDREN, family_url=FAMILY)
+    assert "See everything and pay all at once" in rendered.text
+    assert re.search(r"See everything and pay all at once.*\n" + re.escape(FAMILY) + "\n", rendered.text)
+    assert f'href="{FAMILY}"' in rendered.html and "See everything and pay all at once" in rendered.html
+    # Beside, not instead: every item keeps its own Pay Now button.
+    assert rendered.html.count(">Pay Now<") == len(TWO_CHILDREN.items)
+    plain = render_email(email_type, brand=BRAND, balance=TWO_CHILDREN)
+    assert "See everything" not in plain.text and "See everything" not in plain.html
+
+
+def test_a_family_link_that_is_not_a_web_link_is_refused():
+    with pytest.raises(ValueError, match="family page link"):
+        render_email(
+            EmailType.outstanding_balance, brand=BRAND, balance=TWO_CHILDREN, family_url="javascript:alert(1)"
+        )

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from paylinks.payments import transitions
 from paylinks.payments.transitions import Outcome
-from paylinks.vocabulary import PaymentLinkStatus, PaymentStatus
+from paylinks.vocabulary import AllocationStatus, PaidMethod, PaymentLinkStatus, PaymentStatus
 
 statuses = st.sampled_from(list(PaymentLinkStatus))
 sessions = st.sampled_from([None, "cs_1", "cs_2"])
@@ -55,8 +55,10 @@ def test_money_going_back_never_leaves_a_bill_paid_by_it_alone(status, others_pa
     after = transitions.on_money_gone(status, others_paying=others_paying, refund_still_due=still_due)
     if after is PaymentLinkStatus.paid:
         assert others_paying
-    if still_due:
+    if still_due and status is not PaymentLinkStatus.pending:
         assert after is PaymentLinkStatus.refund_due
+    if status is PaymentLinkStatus.pending:
+        assert after is None  # still owed: money for a bill's old terms going back changes nothing
 
 
 @given(statuses, st.booleans(), st.booleans())
@@ -74,3 +76,78 @@ def test_settling_money_owed_back_leaves_refund_due_only_when_nothing_more_is_ow
 def test_a_payment_record_only_moves_forward(known, reported):
     if transitions.moves_forward(known, reported):
         assert known is PaymentStatus.processing and reported is not PaymentStatus.processing
+
+
+stripe_methods = st.sampled_from([None, PaidMethod.card, PaidMethod.bank_debit])
+
+
+@given(stripe_methods, stripe_methods)
+def test_a_payment_seen_awaiting_settlement_stays_a_bank_debit_whatever_later_news_reads(recorded, reported):
+    method = transitions.paid_method(recorded, reported)
+    if recorded is PaidMethod.bank_debit:
+        assert method is PaidMethod.bank_debit
+    elif reported is not None:
+        assert method is reported
+    else:
+        assert method is (recorded or PaidMethod.stripe)
+
+
+# -- a family's "Pay all": terms that changed, a refund of part of it ------------------------------
+def test_a_bill_still_owed_whose_terms_changed_stays_owed_and_its_money_is_owed_back():
+    changed = transitions.terms_changed(
+        offered_cents=4500, offered_version=1, billed_cents=5000, current_version=2
+    )
+    assert changed is not None and changed.startswith(transitions.BILL_CHANGED)
+    move = transitions.on_money(
+        PaymentLinkStatus.pending, row_session=None, session="cs_1", bill_stands=True, changed=changed
+    )
+    assert (move.outcome, move.row_status) == (Outcome.refund_due, None)
+    same = transitions.terms_changed(
+        offered_cents=4500, offered_version=3, billed_cents=4500, current_version=3
+    )
+    assert same is None
+
+
+portions = st.lists(
+    st.builds(
+        transitions.Portion,
+        st.integers(1, 10_000),
+        st.sampled_from([1500, 3000, 4500, 12000]),
+        st.just(0),
+        st.sampled_from([AllocationStatus.paid, AllocationStatus.refund_due]),
+    ),
+    min_size=1,
+    max_size=8,
+    unique_by=lambda p: p.allocation_id,
+)
+
+
+@given(portions, st.integers(1, 50_000), st.booleans())
+def test_a_refund_lands_on_whole_items_or_is_listed_never_lost(items, cents, in_full):
+    split = transitions.split_refund(cents, items, in_full=in_full)
+    by_id = {p.allocation_id: p for p in items}
+    if in_full:
+        assert set(split.whole) == set(by_id) and split.unmatched_cents == 0
+        return
+    on_items = sum(by_id[i].open_cents for i in split.whole) + sum(c for _, c in split.partial)
+    assert on_items + split.unmatched_cents == cents  # every refunded cent is on an item or listed
+    if split.ambiguous:
+        assert not split.whole and split.unmatched_cents == cents
+
+
+def test_a_refund_of_one_items_amount_takes_the_item_owed_back_first_and_two_alike_are_ambiguous():
+    paid, owed = AllocationStatus.paid, AllocationStatus.refund_due
+    split = transitions.split_refund(
+        4500, [transitions.Portion(1, 4500, 0, paid), transitions.Portion(2, 4500, 0, owed)], in_full=False
+    )
+    assert split.whole == (2,)
+    split = transitions.split_refund(
+        4500, [transitions.Portion(1, 4500, 0, paid), transitions.Portion(2, 4500, 0, paid)], in_full=False
+    )
+    assert split.ambiguous and split.unmatched_cents == 4500
+    split = transitions.split_refund(
+        7500, [transitions.Portion(1, 4500, 0, paid), transitions.Portion(2, 3000, 0, paid)], in_full=False
+    )
+    assert set(split.whole) == {1, 2}
+    split = transitions.split_refund(500, [transitions.Portion(1, 4500, 0, paid)], in_full=False)
+    assert split.partial == ((1, 500),)  # a one-item payment takes any part
