@@ -35,7 +35,7 @@ lint: $(STAMP)
 # throwaway server when none answers), Stripe's fixtures vendored; each says where it came from.
 test: lint
 	@$(BIN)/python tests/support/chromium.py
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 -m "not slow and not postgres" $(PYTEST_ARGS)
@@ -49,14 +49,16 @@ soak: $(STAMP)
 ui: $(STAMP)
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
 
+# The local Stripe emulator on its kept state (var/stripe-emulator.json: the demo's), on the port
+# its links point at (12111 for a new one).
 emulator: $(STAMP)
-	$(BIN)/paylinks stripe-emulator --port 12111
+	$(BIN)/paylinks stripe-emulator
 
-# The club office on http://127.0.0.1:8000. Without PAYLINKS_OFFICE_SESSION_SECRET it signs
-# cookies with a fresh random key, so logins last until it stops (fine on one machine).
+# The demo's club on this machine (after `make demo`): the office on http://127.0.0.1:8000 and the
+# emulator on the demo's state, delivering signed webhooks to it; one Ctrl-C stops both. A club of
+# your own (real Stripe, SMTP, PostgreSQL) is served by `paylinks serve` with its settings.
 office: $(STAMP)
-	@PAYLINKS_OFFICE_SESSION_SECRET="$${PAYLINKS_OFFICE_SESSION_SECRET:-$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(32))')}" \
-		$(BIN)/paylinks serve --port 8000
+	@$(BIN)/paylinks office --port 8000
 
 # Every figure paylinks is held to, measured in one run, printed as one table (about 20 minutes on
 # 2 cores; PostgreSQL at 127.0.0.1:5432 for the balance query). Exit status 1 when a figure fails.

@@ -71,6 +71,8 @@ FULL = dict(
     # The figures' table says 3,000 links a tenant; 1,500 (a minute at 25/s) keeps the run near 20
     # minutes and still shows each account's rate and its busiest second.
     worker_links=1500,
+    hourly_tenants=1000,
+    reminder_parents=2000,
 )
 QUICK = dict(
     emulator_seconds=1.0,
@@ -86,7 +88,9 @@ QUICK = dict(
     balance_players=100,
     balance_queries=10,
     blast_parents=40,
-    worker_links=100,
+    worker_links=60,
+    hourly_tenants=50,
+    reminder_parents=40,
 )
 
 
@@ -345,8 +349,8 @@ def bare_backfill(engine, settings, slug: str) -> dict[str, int]:
     where = stripe_where(engine, gateway, settings)
     rows = extract.extract_billing_rows(engine, tenant, where)
     plan = extract.plan(rows, where)
-    tiers = price_tiers.ensure_price_tiers(engine, gateway, tenant, where, plan, rows)
-    jobs = reserve.reserve_payment_links(engine, tenant, where, plan.to_mint, tiers)
+    tiers = price_tiers.ensure_price_tiers(engine, gateway, tenant, where, plan.to_mint, rows)
+    jobs = reserve.reserve_payment_links(engine, tenant, where, plan.to_mint, tiers.prices)
     concurrency = min(16, max(1, int(settings.stripe_max_rps)))
     loaded = 0
     size = settings.stripe_mint_batch_size
@@ -620,8 +624,8 @@ def nightly(sizes: dict) -> list[Row]:
             "nightly run, nothing changed",
             f"a {links:,}-link club, every link minted",
             f"{asked} Stripe requests, {seconds:.1f} s" + ("" if right else " (outcome WRONG)"),
-            "0 Stripe requests; ≤ 10 s",
-            right and asked == 0 and seconds <= 10,
+            "0 Stripe requests; ≤ 5 s",
+            right and asked == 0 and seconds <= 5,
             right,
         )
     ]
@@ -776,6 +780,14 @@ def balance_query(sizes: dict) -> list[Row]:
                 plan = "\n".join(line[0] for line in cursor.fetchall())
                 indexes |= set(re.findall(r"Index (?:Only )?Scan(?: Backward)? using (\w+)", plan))
                 indexes |= set(re.findall(r"Bitmap Index Scan on (\w+)", plan))
+            links_read = payment_links_access(plan)
+            # A family page reads one parent's open rows: the same index, all three columns.
+            cursor.execute(
+                "EXPLAIN SELECT id FROM payment_links "
+                "WHERE tenant_id = %(t)s AND parent_id = %(p)s AND status = 'pending'",
+                {"t": tenant.id, "p": sheet.balances[0].parent_id if sheet.balances else 0},
+            )
+            family_read = payment_links_access("\n".join(line[0] for line in cursor.fetchall()))
             cursor.close()
         engine.dispose()
     items = sum(len(balance.items) for balance in sheet.balances)
@@ -789,23 +801,76 @@ def balance_query(sizes: dict) -> list[Row]:
             f"(loaded in {load_seconds:.0f} s)",
             f"median {median:.1f} ms over {queries} ({len(statements)} statement(s), rows fetched; "
             f"outstanding_balances() grouping its {items:,} items: {whole:.1f} ms); "
-            f"indexes: {', '.join(sorted(indexes)) or 'none'}"
+            f"indexes: {', '.join(sorted(indexes)) or 'none'}; payment_links read by {links_read}; "
+            f"a family page's (tenant, parent) open rows: {family_read}"
             + ("" if right else f" (outcome WRONG: {items} items)"),
-            "median ≤ 20 ms; EXPLAIN shows index use",
-            right and median <= 20 and bool(indexes),
+            "median ≤ 20 ms; EXPLAIN reads only open rows through an index (status in its Index Cond)",
+            right and median <= 20 and reads_only_open_rows(links_read),
             right,
         )
     ]
 
 
+def payment_links_access(plan: str) -> str:
+    """How an EXPLAIN plan reads payment_links: `index (Index Cond)`, or the scan's kind."""
+    lines = plan.splitlines()
+    for n, line in enumerate(lines):
+        found = re.search(r"(?:Index (?:Only )?Scan(?: Backward)? using|Bitmap Index Scan on) (\w+)", line)
+        scan = re.search(
+            r"(Seq Scan|Index (?:Only )?Scan(?: Backward)?|Bitmap Heap Scan) .*on payment_links", line
+        )
+        if found and (" on payment_links" in line or "Bitmap" in line) and "ix_payment_links" in found[1]:
+            condition = next(
+                (
+                    later.strip().removeprefix("Index Cond: ")
+                    for later in lines[n + 1 : n + 3]
+                    if "Index Cond:" in later
+                ),
+                "",
+            )
+            return f"{found[1]} ({condition.removeprefix('(').removesuffix(')')})"
+        if scan and not found:
+            return scan[1]
+    return "nothing found"
+
+
+def reads_only_open_rows(access: str) -> bool:
+    return "status = 'pending'" in access and access.startswith("ix_")
+
+
+def prefect_events_and_logs(flow_run_id, since: datetime, until: datetime) -> tuple[int, int]:
+    """What a run cost the Prefect server, counted from it: the events that occurred while it ran
+    (every event of the server in that window) and the log lines of the run and its task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.events.filters import EventFilter, EventOccurredFilter
+
+    with get_client(sync_client=True) as client:
+        events = client.read_events(
+            EventFilter(occurred=EventOccurredFilter(since=since, until=until)), limit=1
+        ).total
+        logs, offset = 0, 0
+        while True:
+            page = client.read_logs(
+                LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=offset
+            )
+            logs += len(page)
+            offset += len(page)
+            if len(page) < 200:
+                return events, logs
+
+
 def blast(sizes: dict) -> list[Row]:
-    """The outstanding-balance blast to every parent, each send a task run, to SMTP on loopback."""
+    """The outstanding-balance blast to every parent, a task run per batch of parents, to SMTP on
+    loopback; against a bare render+send loop of the same emails (family links included) over one
+    connection; with what the run cost the Prefect server in events and log lines."""
     import sqlalchemy as sa
     from aiosmtpd.controller import Controller
 
     from flows.outstanding_balance_email import outstanding_balance_email
     from paylinks.club.balances import outstanding_balances
     from paylinks.club.tenants import tenant_by_slug
+    from paylinks.family.links import family_links
     from paylinks.messaging.prepare import message_for, prepare_balance_emails
     from paylinks.messaging.transports import transport_from_settings
     from paylinks.store.tables import email_log
@@ -813,42 +878,47 @@ def blast(sizes: dict) -> list[Row]:
     from stripe_emulator import EmulatorServer
     from tasks.run_settings import settings_for_runs
 
-    class Inbox:
-        def __init__(self) -> None:
-            self.recipients: list[str] = []
-
-        async def handle_DATA(self, server, session, envelope):
-            self.recipients.extend(envelope.rcpt_tos)
-            return "250 OK"
-
     parents_count = sizes["blast_parents"]
     url = sqlite_url("blast")
     engine = sa.create_engine(url)
-    inbox = Inbox()
+    inbox = CountingInbox()
     port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         with EmulatorServer() as server:
             settings = bench_settings(
-                url, server.url, email_transport="smtp", smtp_host="127.0.0.1", smtp_port=port
+                url,
+                server.url,
+                email_transport="smtp",
+                smtp_host="127.0.0.1",
+                smtp_port=port,
+                office_url="https://office.example",  # each email's family page, as parents get it
             )
             context = StripeGateway(settings).context()
             build_club(engine, "blast", parents_count, 2, minted_in=context)
             with engine.connect() as connection:
                 club = tenant_by_slug(connection, "blast")
-                sheet = outstanding_balances(connection, club, context)
             started = time.perf_counter()
+            with engine.begin() as connection:
+                sheet = outstanding_balances(connection, club, context)
+                family = family_links(connection, settings, club.id, [b.parent_id for b in sheet.balances])
             with transport_from_settings(settings) as transport:
-                for email in prepare_balance_emails(club, sheet):
+                for email in prepare_balance_emails(club, sheet, family):
                     transport.send(message_for(settings, club, email, email.address))
             bare = parents_count / (time.perf_counter() - started)
             bare_sent = len(inbox.recipients)
             inbox.recipients.clear()
             with settings_for_runs(settings):
+                since = datetime.now(UTC)
                 started = time.perf_counter()
-                report = outstanding_balance_email(tenant="blast", send=True, blast_key="benchmark")
-                rate = len(report.sent) / (time.perf_counter() - started)
+                state = outstanding_balance_email(
+                    tenant="blast", send=True, blast_key="benchmark", return_state=True
+                )
+                rate = parents_count / (time.perf_counter() - started)
+                report = state.result()
+            time.sleep(3)  # the run's last events and log lines reach the server
+            events, logs = prefect_events_and_logs(state.state_details.flow_run_id, since, datetime.now(UTC))
     finally:
         controller.stop()
     with engine.connect() as connection:
@@ -860,13 +930,168 @@ def blast(sizes: dict) -> list[Row]:
         and one_each
         and logged >= parents_count
     )
+    # The issue's budget is for 2,000 parents: scaled to the parents sent here.
+    budget = 8000 * parents_count // 2000
     return [
         Row(
             "blast",
-            f"{parents_count:,} parents, 2 links each; aiosmtpd on loopback; a task run per send",
+            f"{parents_count:,} parents, 2 links each; aiosmtpd on loopback; a task run per "
+            f"batch of {settings.blast_batch_size}",
             f"{rate:.0f} emails/s; ÷ bare render+send ({bare:.0f}/s) = {rate / bare:.2f}; "
+            f"{events:,} Prefect events + {logs:,} log lines (+ {parents_count:,} per-parent lines at INFO); "
             f"{len(inbox.recipients):,} received, one per parent" + ("" if right else " (outcome WRONG)"),
-            "≥ 100 emails/s; ratio reported",
+            f"≥ 250 emails/s and ≥ 0.6 of the bare loop; ≤ {budget:,} events + logs",
+            # The benchmark logs at WARNING: a run at INFO adds its one line per parent.
+            right and rate >= 250 and rate / bare >= 0.6 and events + logs + parents_count <= budget,
+            right,
+        )
+    ]
+
+
+class CountingInbox:
+    """An aiosmtpd handler that counts who it accepted mail for."""
+
+    def __init__(self) -> None:
+        self.recipients: list[str] = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.recipients.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+@contextlib.contextmanager
+def smtp_inbox() -> Iterator[tuple[CountingInbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    inbox = CountingInbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def pay_one_link_at_the_emulator(api_base: str) -> None:
+    """Stripe news the platform account holds (a product, a price, a link, its payment, no webhook)."""
+    import httpx
+    import stripe
+
+    client = stripe.StripeClient(KEY, base_addresses={"api": api_base}, max_network_retries=0)
+    product = client.v1.products.create(params={"name": "Walk-in fee"})
+    price = client.v1.prices.create(params={"product": product.id, "unit_amount": 500, "currency": "usd"})
+    link = client.v1.payment_links.create(params={"line_items": [{"price": price.id, "quantity": 1}]})
+    httpx.post(link.url, headers={"Accept": "application/json"}, timeout=10).raise_for_status()
+
+
+def hourly_reminders(sizes: dict) -> list[Row]:
+    """The hourly reminder run over every tenant when no bill has a step due: one flow for every
+    tenant in one process, as `paylinks remind --send` and the deployment's parent run do."""
+    import sqlalchemy as sa
+
+    from flows.remind_outstanding_balances import remind_outstanding_balances
+    from paylinks.store.tables import email_log, products, tenants
+    from paylinks.stripe_api.gateway import StripeGateway
+    from paylinks.stripe_api.where import stripe_where
+    from stripe_emulator import EmulatorServer
+    from tasks.run_settings import settings_for_runs
+
+    count = sizes["hourly_tenants"]
+    url = sqlite_url("hourly")
+    engine = sa.create_engine(url)
+    with smtp_inbox() as (inbox, port), EmulatorServer() as server:
+        settings = bench_settings(
+            url, server.url, email_transport="smtp", smtp_host="127.0.0.1", smtp_port=port
+        )
+        gateway = StripeGateway(settings)
+        context = stripe_where(engine, gateway, settings)  # as last night's backfill left it remembered
+        for number in range(count):
+            build_club(engine, f"club-{number}", 3, 1, first_id=number * 10 + 1, minted_in=context)
+        due_on = datetime.now(UTC).date().toordinal() + 30  # the -7 step is 23 days away
+        with engine.begin() as connection:
+            connection.execute(sa.update(tenants).values(reminders_enabled=True, reminder_hours="0-24"))
+            connection.execute(sa.update(products).values(due_on=datetime.fromordinal(due_on).date()))
+        pay_one_link_at_the_emulator(server.url)  # the account has news no webhook brought
+        REQUESTS.reset()
+        with settings_for_runs(settings):
+            started = time.perf_counter()
+            reports = remind_outstanding_balances(send=True)
+            seconds = time.perf_counter() - started
+        asked = REQUESTS.total()
+    with engine.connect() as connection:
+        logged = connection.execute(sa.select(sa.func.count()).select_from(email_log)).scalar_one()
+    quiet = sum(1 for report in reports if report.quiet)
+    right = len(reports) == quiet == count and not inbox.recipients and logged == 0
+    accounts_with_news = 1
+    return [
+        Row(
+            "hourly reminders, nothing due",
+            f"{count:,} tenants (3 parents each) in one flow run, one Stripe account with news",
+            f"{seconds:.1f} s, {len(inbox.recipients)} emails, {asked} Stripe requests"
+            + ("" if right else " (outcome WRONG)"),
+            "≤ 10 s; 0 emails; ≤ 1 Stripe request per account with news",
+            right and seconds <= 10 and asked <= accounts_with_news,
+            right,
+        )
+    ]
+
+
+def reminder_due_day(sizes: dict) -> list[Row]:
+    """A due day: every parent of one tenant has a step today; the hourly run reads Stripe's news
+    first, then sends each one digest (a batch task run per 50), to SMTP on loopback."""
+    import sqlalchemy as sa
+
+    from flows.remind_outstanding_balances import remind_outstanding_balances
+    from paylinks.messaging.reminders import ReminderResult
+    from paylinks.store.tables import email_log, products, tenants
+    from paylinks.stripe_api.gateway import StripeGateway
+    from paylinks.stripe_api.where import stripe_where
+    from paylinks.vocabulary import EmailStatus, EmailType
+    from stripe_emulator import EmulatorServer
+    from tasks.run_settings import settings_for_runs
+
+    parents_count = sizes["reminder_parents"]
+    url = sqlite_url("due-day")
+    engine = sa.create_engine(url)
+    with smtp_inbox() as (inbox, port), EmulatorServer() as server:
+        settings = bench_settings(
+            url,
+            server.url,
+            email_transport="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            office_url="https://office.example",  # each digest's family page and stop link
+        )
+        context = stripe_where(engine, StripeGateway(settings), settings)
+        build_club(engine, "due-day", parents_count, 2, minted_in=context)
+        with engine.begin() as connection:
+            connection.execute(
+                sa.update(tenants).values(reminders_enabled=True, reminder_hours="0-24", timezone="UTC")
+            )
+            connection.execute(sa.update(products).values(due_on=datetime.now(UTC).date()))
+        with settings_for_runs(settings):
+            started = time.perf_counter()
+            (report,) = remind_outstanding_balances(tenant="due-day", send=True)
+            seconds = time.perf_counter() - started
+    sent = len(report.of(ReminderResult.sent))
+    rate = sent / seconds
+    with engine.connect() as connection:
+        logged = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(email_log)
+            .where(email_log.c.email_type == EmailType.reminder, email_log.c.status == EmailStatus.sent)
+        ).scalar_one()
+    one_each = len(inbox.recipients) == len(set(inbox.recipients)) == parents_count
+    right = sent == parents_count == logged and one_each
+    return [
+        Row(
+            "reminders, a due day",
+            f"{parents_count:,} parents of one tenant, 2 bills each due today; Stripe's news read first; "
+            "aiosmtpd on loopback",
+            f"{rate:.0f} emails/s ({seconds:.1f} s); {len(inbox.recipients):,} received, one per parent"
+            + ("" if right else " (outcome WRONG)"),
+            "the blast's rate (≥ 100 emails/s)",
             right and rate >= 100,
             right,
         )
@@ -902,41 +1127,74 @@ def sa_url_with_driver(url: str, driver: str) -> str:
 
 
 def child_tenant_backfill(slug: str) -> dict:
-    """In a fresh process, as a worker would: the backfill flow for one tenant, settings from PAYLINKS_*."""
+    """In a fresh process, as a worker would: the backfill flow for one tenant, settings from PAYLINKS_*.
+    Also what the shared pacer cost: Prefect API calls per second of pacing."""
     from flows.backfill_payment_links import backfill_payment_links
+    from tasks.pacing import pacing_costs
 
     started = time.perf_counter()
     [report] = backfill_payment_links(tenant=slug, commit=True)
-    return {"seconds": time.perf_counter() - started, "loaded": report.loaded, "failed": report.failed}
+    costs = pacing_costs()
+    seconds = max((c["seconds"] for c in costs.values()), default=0.0)
+    # The worker count's calls serve every limit of the account: counted once.
+    calls = sum(c["api_calls"] for c in costs.values()) + max(
+        (c["workers_api_calls"] for c in costs.values()), default=0
+    )
+    return {
+        "seconds": time.perf_counter() - started,
+        "loaded": report.loaded,
+        "failed": report.failed,
+        "pacer_calls": calls,
+        "pacer_seconds": seconds,
+        # When this worker let each link creation go (after its pacer's wait), wall clock.
+        "links_sent": next((c["spent"] for name, c in costs.items() if name.endswith("-payment-links")), []),
+    }
+
+
+WORKER_FIGURES = (
+    # (figure, each worker's account, target)
+    (
+        "two workers, two accounts",
+        ("acct_bench_a", "acct_bench_b"),
+        "aggregate ≥ 1.85× one account's limit; each account's busiest second ≤ its limit",
+    ),
+    (
+        "two workers, one account",
+        ("acct_bench_a", "acct_bench_a"),
+        "busiest second ≤ the limit; 429s ≤ 1 % of link creations; pacer ≤ 5 Prefect API calls/s a process",
+    ),
+    (
+        "four workers, one account",
+        ("acct_bench_a",) * 4,
+        "busiest second ≤ the limit; 429s ≤ 1 % of link creations; pacer ≤ 5 Prefect API calls/s a process",
+    ),
+)
 
 
 def two_workers(sizes: dict) -> list[Row]:
-    """Two processes minting for two tenants at once, on two Stripe accounts and then on one:
-    the emulator (this process) enforces 25 link creations/s per account and counts every try."""
+    """Two or four processes minting for as many tenants at once, on two Stripe accounts and then
+    on one: the emulator (this process) enforces 25 link creations/s per account and counts every
+    try; each worker counts the Prefect API calls its shared pacer made."""
     import httpx
     import sqlalchemy as sa
 
     from paylinks.store import migrations
     from stripe_emulator import EmulatorServer
 
-    links, limit = sizes["worker_links"], 25.0
-    figures = [
-        (
-            "two workers, two accounts",
-            ("acct_bench_a", "acct_bench_b"),
-            "aggregate ≥ 1.8× one account's rate; each account ≤ its limit",
-        ),
-        ("two workers, one account", ("acct_bench_a", "acct_bench_a"), "the account's rate ≤ its limit"),
-    ]
-    setting = (
-        f"2 processes (as 2 workers) on a Prefect server backed by PostgreSQL; 2 tenants × {links:,} links; "
-        "100 ms latency; 25/s link creation enforced per account"
-    )
+    limit = 25.0
     rows = []
-    prefect = contextlib.ExitStack()  # one Prefect server on PostgreSQL for both, started when first needed
+    prefect = contextlib.ExitStack()  # one Prefect server on PostgreSQL for all, started when first needed
     api_url = None
     with prefect:
-        for figure, accounts, target in figures:
+        for figure, accounts, target in WORKER_FIGURES:
+            count = len(accounts)
+            # The same links in all (2 × worker_links), split among the workers.
+            links = 2 * sizes["worker_links"] // count
+            slugs = [f"club{n}" for n in range(count)]
+            setting = (
+                f"{count} processes (as {count} workers) on a Prefect server backed by PostgreSQL; "
+                f"{count} tenants × {links:,} links; 100 ms latency; 25/s link creation enforced per account"
+            )
             api_url = api_url or prefect.enter_context(prefect_server_on_postgres())
             with (
                 throwaway_postgres() as url,
@@ -946,7 +1204,7 @@ def two_workers(sizes: dict) -> list[Row]:
                 engine = sa.create_engine(url)
                 for account in sorted(set(accounts)):
                     httpx.post(f"{server.url}/_emulator/accounts", data={"id": account}).raise_for_status()
-                for n, (slug, account) in enumerate(zip(("alpha", "beta"), accounts, strict=True)):
+                for n, (slug, account) in enumerate(zip(slugs, accounts, strict=True)):
                     build_club(engine, slug, links // 2, first_id=1 + n * links)
                     with engine.begin() as connection:
                         connection.execute(
@@ -980,7 +1238,7 @@ def two_workers(sizes: dict) -> list[Row]:
                         stderr=subprocess.PIPE,
                         text=True,
                     )
-                    for slug in ("alpha", "beta")
+                    for slug in slugs
                 ]
                 outputs = [worker.communicate() for worker in workers]
                 minted = minted_rows(engine)
@@ -995,8 +1253,9 @@ def two_workers(sizes: dict) -> list[Row]:
                         peak_per_second(times + refusals),
                         len(refusals),
                         server.emulator.counts(account)["payment_links"],
+                        len(times) + len(refusals),
                     )
-            right = all(w.returncode == 0 for w in workers) and minted == 2 * links == sum(
+            right = all(w.returncode == 0 for w in workers) and minted == count * links == sum(
                 v[3] for v in per_account.values()
             )
             if not right:
@@ -1012,34 +1271,59 @@ def two_workers(sizes: dict) -> list[Row]:
                     Row(
                         figure,
                         setting,
-                        f"outcome WRONG: {minted} rows minted of {2 * links} {why}"[:300],
+                        f"outcome WRONG: {minted} rows minted of {count * links} {why}"[:300],
                         target,
                         False,
                         False,
                     )
                 )
                 continue
+            reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+            pacer_rates = [r["pacer_calls"] / r["pacer_seconds"] for r in reports if r["pacer_seconds"] > 0]
+            busiest_pacer = max(pacer_rates, default=0.0)
+            # What the workers sent, by their own clocks: the pacing itself, before the machine's
+            # scheduling (and the emulator's, in this process) bunches requests up on arrival.
+            sent_by_account: defaultdict[str, list[float]] = defaultdict(list)
+            for report, account in zip(reports, accounts, strict=True):
+                sent_by_account[account] += report["links_sent"]
+            sent_peak = max(peak_per_second(times) for times in sent_by_account.values())
             aggregate = sum(v[0] for v in per_account.values())
             # An account's rate is within its limit when no second saw more link creations asked
             # than the limit (the emulator answers any beyond it with a 429).
             within = all(v[1] <= limit for v in per_account.values())
+            few_429s = all(v[2] <= 0.01 * v[4] for v in per_account.values())
             measured = "; ".join(
-                f"{account}: {rate:.1f}/s minted, at most {peak} asked in any second, {refused} 429s"
-                for account, (rate, peak, refused, _) in per_account.items()
+                f"{account}: {rate:.1f}/s minted, at most {peak} asked in any second, "
+                f"{refused} 429s of {asked:,} asked"
+                for account, (rate, peak, refused, _, asked) in per_account.items()
+            )
+            pacer = (
+                f"; as sent by the workers' pacers, at most {sent_peak} in any second"
+                f"; pacer: at most {busiest_pacer:.1f} Prefect API calls/s a process "
+                f"({', '.join(f'{r:.1f}' for r in pacer_rates)})"
             )
             if len(per_account) == 2:
                 rows.append(
                     Row(
                         figure,
                         setting,
-                        f"aggregate {aggregate / limit:.2f}× the limit; {measured}",
+                        f"aggregate {aggregate / limit:.2f}× the limit; {measured}{pacer}",
                         target,
-                        aggregate >= 1.8 * limit and within,
+                        aggregate >= 1.85 * limit and within,
                         True,
                     )
                 )
             else:
-                rows.append(Row(figure, setting, measured, target, within, True))
+                rows.append(
+                    Row(
+                        figure,
+                        setting,
+                        measured + pacer,
+                        target,
+                        within and few_429s and busiest_pacer <= 5,
+                        True,
+                    )
+                )
     return rows
 
 
@@ -1053,6 +1337,269 @@ def peak_per_second(times: list[float]) -> int:
     return peak
 
 
+# ---------------------------------------------------------------------- the family page (issue 18)
+FULL.update(
+    family_links=100_000,  # in the database, every tenant's: the page reads one parent's 10 of them
+    family_page_loads=300,
+    family_presses=40,  # "Pay all" presses, each a parent of 10 items (a new checkout each)
+    family_payments=10,  # family checkouts paid, each seen through to every bill paid
+)
+QUICK.update(family_links=2_000, family_page_loads=30, family_presses=5, family_payments=2)
+FAMILY_ACCOUNT = "acct_benchfamily"
+FAMILY_CHILDREN = 5  # a parent's children, each billed 2 fees: 10 items a parent
+FAMILY_PLAYERS_PER_TENANT = 500
+FAMILY_SECRETS = dict(
+    office_session_secret="benchmark-office-session-secret-0123456789",
+    family_link_secret="benchmark-family-link-secret-0123456789",
+    stripe_webhook_secret="whsec_benchmark_family",
+)
+
+
+def into_families(engine, tenant_id: int, first_id: int, children: int = FAMILY_CHILDREN) -> None:
+    """Make every `children` consecutive players of a `build_club` tenant siblings: one parent
+    (the first one's), and their bills billed to that parent."""
+    import sqlalchemy as sa
+
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE players SET parent_id = :first + ((id - :first) / :children) * :children "
+                "WHERE tenant_id = :tenant"
+            ),
+            {"first": first_id, "children": children, "tenant": tenant_id},
+        )
+        connection.execute(
+            sa.text(
+                "UPDATE payment_links SET parent_id = "
+                "(SELECT parent_id FROM players WHERE players.id = payment_links.player_id) "
+                "WHERE tenant_id = :tenant"
+            ),
+            {"tenant": tenant_id},
+        )
+
+
+def family_addresses(engine, settings, tenant_id: int, parent_ids: list[int]) -> dict[int, str]:
+    """Each parent's family page path on the office (`/f/<token>`)."""
+    from paylinks.family.links import family_links
+
+    with engine.begin() as connection:
+        urls = family_links(connection, settings, tenant_id, parent_ids)
+    return {parent: url.removeprefix(settings.office_url.rstrip("/")) for parent, url in urls.items()}
+
+
+@contextlib.contextmanager
+def family_office(database_url: str, latency_ms: int = 0) -> Iterator[tuple[object, object, object]]:
+    """The office (uvicorn, loopback) and the emulator (platform account FAMILY_ACCOUNT, signed
+    webhooks to the office), with settings for both: (office, emulator, settings)."""
+    from office.server import OfficeServer
+    from stripe_emulator import EmulatorServer
+
+    office_port = free_port()
+    with EmulatorServer(
+        port=0,
+        account_id=FAMILY_ACCOUNT,
+        latency_ms=latency_ms,
+        webhook_url=f"http://127.0.0.1:{office_port}/stripe/webhook",
+        webhook_secret=FAMILY_SECRETS["stripe_webhook_secret"],
+    ) as emulator:
+        settings = bench_settings(
+            database_url,
+            emulator.url,
+            office_url=f"http://127.0.0.1:{office_port}",
+            outbox_dir=Path(tempfile.mkdtemp(prefix="paylinks-bench-family-outbox-")),
+            **FAMILY_SECRETS,
+        )
+        with OfficeServer(settings, port=office_port) as office:
+            yield office, emulator, settings
+
+
+def shown_bills(page_text: str) -> list[str]:
+    """The bills a family page offers to "Pay all" (`row:version:amount`), as its form posts them."""
+    return re.findall(r'name="shown" value="([^"]+)"', page_text)
+
+
+def p95_ms(seconds: list[float]) -> float:
+    ordered = sorted(seconds)
+    return ordered[max(0, -(-len(ordered) * 95 // 100) - 1)] * 1000
+
+
+def family_page_figure(sizes: dict) -> list[Row]:
+    """A parent's family page over HTTP (the real office app, uvicorn on loopback), their 10 items
+    among every tenant's links in PostgreSQL."""
+    import httpx
+    import sqlalchemy as sa
+
+    from paylinks.store import migrations
+    from paylinks.stripe_api.gateway import StripeContext
+
+    links, loads = sizes["family_links"], sizes["family_page_loads"]
+    per_tenant = FAMILY_PLAYERS_PER_TENANT
+    tenants = max(1, links // (per_tenant * 2))
+    context = StripeContext(account=FAMILY_ACCOUNT, livemode=False)
+    with throwaway_postgres() as url:
+        migrations.upgrade(url)
+        engine = sa.create_engine(url)
+        load_started = time.perf_counter()
+        tenant_ids = [
+            build_club(engine, f"f{t:03d}", per_tenant, 2, first_id=1 + t * per_tenant, minted_in=context)
+            for t in range(tenants)
+        ]
+        into_families(engine, tenant_ids[0], first_id=1)  # parent 1: players 1-5, 10 items
+        with engine.begin() as connection:
+            connection.execute(sa.text("ANALYZE"))
+            in_database = connection.execute(sa.text("SELECT count(*) FROM payment_links")).scalar_one()
+        load_seconds = time.perf_counter() - load_started
+        with family_office(url) as (office, _emulator, settings):
+            path = family_addresses(engine, settings, tenant_ids[0], [1])[1]
+            timings, right = [], True
+            with httpx.Client(base_url=office.url, timeout=30) as parent:
+                first = parent.get(path)  # confirms where the key acts (one Stripe request, then trusted)
+                for _ in range(loads):
+                    started = time.perf_counter()
+                    page = parent.get(path)
+                    timings.append(time.perf_counter() - started)
+                    right = right and page.status_code == 200 and len(shown_bills(page.text)) == 10
+            expected_total = FAMILY_CHILDREN * (5000 + 6000)
+            right = (
+                right
+                and first.status_code == 200
+                and f"Total owed now: <strong>${expected_total / 100:,.2f}</strong>" in first.text
+                and first.text.count('class="pay-now"') == 10
+            )
+        engine.dispose()
+    p95 = p95_ms(timings)
+    return [
+        Row(
+            "family page, 10 items",
+            f"GET /f/<token> over HTTP to the office app (uvicorn, loopback); PostgreSQL holding "
+            f"{in_database:,} links of {tenants} tenants (loaded in {load_seconds:.0f} s)",
+            f"p95 {p95:.1f} ms over {loads} (median {statistics.median(timings) * 1000:.1f} ms)"
+            + ("" if right else " (outcome WRONG: the page did not offer the parent's 10 items)"),
+            "p95 ≤ 50 ms",
+            right and p95 <= 50,
+            right,
+        )
+    ]
+
+
+def pay_all_figure(sizes: dict) -> list[Row]:
+    """ "Pay all" pressed on a family page (a plain form POST to the office) until the office
+    answers 303 to the Checkout Session's url, with the emulator answering every call in 100 ms."""
+    import httpx
+    import sqlalchemy as sa
+
+    from paylinks.store import migrations
+    from paylinks.stripe_api.gateway import StripeContext
+
+    presses = sizes["family_presses"]
+    context = StripeContext(account=FAMILY_ACCOUNT, livemode=False)
+    with throwaway_postgres() as url:
+        migrations.upgrade(url)
+        engine = sa.create_engine(url)
+        tenant_id = build_club(engine, "payall", presses * FAMILY_CHILDREN, 2, minted_in=context)
+        into_families(engine, tenant_id, first_id=1)
+        parent_ids = [1 + n * FAMILY_CHILDREN for n in range(presses)]
+        with family_office(url, latency_ms=100) as (office, emulator, settings):
+            paths = family_addresses(engine, settings, tenant_id, parent_ids)
+            timings, requests, right = [], [], True
+            with httpx.Client(base_url=office.url, timeout=30) as parent:
+                parent.get(paths[parent_ids[0]])  # where the key acts, asked once and then trusted
+                for parent_id in parent_ids:
+                    shown = shown_bills(parent.get(paths[parent_id]).text)
+                    before = REQUESTS.total()
+                    started = time.perf_counter()
+                    pressed = parent.post(f"{paths[parent_id]}/checkout", data={"pay": "all", "shown": shown})
+                    timings.append(time.perf_counter() - started)
+                    requests.append(REQUESTS.total() - before)
+                    right = (
+                        right
+                        and len(shown) == 10
+                        and pressed.status_code == 303
+                        and pressed.headers["location"].startswith(f"{emulator.url}/checkout/cs_test_")
+                    )
+            with engine.connect() as connection:
+                sessions = connection.execute(
+                    sa.text("SELECT count(*) FROM family_checkouts WHERE status = 'open'")
+                ).scalar_one()
+            right = right and sessions == presses
+        engine.dispose()
+    p95, most = p95_ms(timings), max(requests)
+    return [
+        Row(
+            '"Pay all" press → checkout url',
+            f"POST /f/<token>/checkout over HTTP to the office app, {presses} parents of 10 items, "
+            "each a new checkout; emulator latency 100 ms a call; PostgreSQL",
+            f"p95 {p95:.0f} ms (median {statistics.median(timings) * 1000:.0f} ms); "
+            f"at most {most} Stripe request(s) a press"
+            + ("" if right else " (outcome WRONG: not every press answered its own session's url)"),
+            "≤ 1 Stripe request, p95 ≤ 300 ms",
+            right and most <= 1 and p95 <= 300,
+            right,
+        )
+    ]
+
+
+def family_paid_figure(sizes: dict) -> list[Row]:
+    """A family's "Pay all" checkout paid at the emulator's page → every bill of it `paid`, learnt
+    from the emulator's signed webhook to the office alone (no reconcile)."""
+    import httpx
+    import sqlalchemy as sa
+
+    from paylinks.store import migrations
+    from paylinks.store.tables import payment_links
+
+    payments_count = sizes["family_payments"]
+    with throwaway_postgres() as url:
+        migrations.upgrade(url)
+        engine = sa.create_engine(url)
+        tenant_id = build_club(engine, "famp", payments_count * FAMILY_CHILDREN, 2)
+        into_families(engine, tenant_id, first_id=1)
+        parent_ids = [1 + n * FAMILY_CHILDREN for n in range(payments_count)]
+        with family_office(url) as (office, emulator, settings):
+            minted = bare_backfill(engine, settings, "famp")  # real links at the emulator
+            paths = family_addresses(engine, settings, tenant_id, parent_ids)
+            took, right = [], minted["loaded"] == payments_count * FAMILY_CHILDREN * 2
+            with httpx.Client(base_url=office.url, timeout=30) as parent:
+                for parent_id in parent_ids:
+                    shown = shown_bills(parent.get(paths[parent_id]).text)
+                    pressed = parent.post(f"{paths[parent_id]}/checkout", data={"pay": "all", "shown": shown})
+                    row_ids = [int(value.split(":")[0]) for value in shown]
+                    started = time.monotonic()
+                    paid = httpx.post(
+                        pressed.headers["location"],
+                        data={"payment_method": "card"},
+                        headers={"Accept": "application/json"},
+                        timeout=30,
+                    )
+                    done = False
+                    while not done and time.monotonic() - started < 30:
+                        with engine.connect() as connection:
+                            statuses = set(
+                                connection.execute(
+                                    sa.select(payment_links.c.status).where(payment_links.c.id.in_(row_ids))
+                                ).scalars()
+                            )
+                        done = statuses == {"paid"}
+                        if not done:
+                            time.sleep(0.01)
+                    took.append(time.monotonic() - started if done else float("inf"))
+                    right = right and len(row_ids) == 10 and paid.status_code == 200 and done
+        engine.dispose()
+    worst = max(took)
+    return [
+        Row(
+            "family session paid → every row paid",
+            f'{payments_count} "Pay all" checkouts of 10 items paid at the emulator\'s page; signed '
+            "webhooks to the office app (uvicorn, loopback); PostgreSQL",
+            f"worst {worst:.2f} s (median {statistics.median(took):.2f} s)"
+            + ("" if right else " (outcome WRONG: not every bill was paid)"),
+            "≤ 2 s",
+            right and worst <= 2,
+            right,
+        )
+    ]
+
+
 FIGURES: dict[str, Callable[[dict], list[Row]]] = {
     "emulator": emulator_alone,
     "mint": mint_phase,
@@ -1063,6 +1610,11 @@ FIGURES: dict[str, Callable[[dict], list[Row]]] = {
     "balance": balance_query,
     "blast": blast,
     "workers": two_workers,
+    "family_page": family_page_figure,
+    "pay_all": pay_all_figure,
+    "family_paid": family_paid_figure,
+    "hourly-reminders": hourly_reminders,
+    "reminder-due-day": reminder_due_day,
 }
 
 
