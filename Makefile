@@ -35,10 +35,10 @@ lint: $(STAMP)
 # throwaway server when none answers), Stripe's fixtures vendored; each says where it came from.
 test: lint
 	@$(BIN)/python tests/support/chromium.py
-	$(BIN)/pytest -n 2 --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -n 2 -m "not slow and not postgres" $(PYTEST_ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup -m "not slow and not postgres" $(PYTEST_ARGS)
 
 # The club that lives, at length: SOAK_STEPS random steps (new sequences each time) on SQLite,
 # then its figures: steps, runs of each flow, payments, emails, time.

@@ -83,6 +83,7 @@ RUN_NAME = re.compile(r"^(backfill|blast|resend|reconcile)-[a-z0-9-]+$")
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("demo-port")  # see tests/test_local_club.py
 def test_prefect_ui_shows_a_demo_run_by_its_name_with_its_log_lines(chromium, tmp_path):
     with prefect_server(tmp_path / "server-home", auth=False, ui=True) as server:
         demo = subprocess.run(

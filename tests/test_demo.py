@@ -12,6 +12,7 @@ from paylinks.settings import PROJECT_ROOT
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("demo-port")  # see tests/test_local_club.py
 def test_demo_runs_every_step_and_ends_with_the_tally(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
     env.update(

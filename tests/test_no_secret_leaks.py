@@ -129,6 +129,7 @@ def paylinks_rows(database_url: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.xdist_group("demo-port")  # see tests/test_local_club.py
 def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
     from stripe_emulator import EmulatorServer
 
