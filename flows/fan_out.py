@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from prefect import get_run_logger
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
@@ -38,6 +37,7 @@ from prefect.states import Cancelled
 from paylinks.club.tenants import Tenant
 from paylinks.errors import ConfigurationError, PaylinksError
 from tasks.artifacts import artifact_key, publish_table
+from tasks.prefect_api import prefect_client
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -177,14 +177,14 @@ def fan_out_per_tenant(
 
 
 def _require_deployment(name: str) -> None:
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_deployment_by_name(name)
-        except ObjectNotFound:
-            raise ConfigurationError(
-                f"fan_out needs the deployment {name!r}, which the Prefect API does not have; "
-                "deploy prefect.yaml (`prefect --no-prompt deploy --all`) or run without fan_out"
-            ) from None
+    client = prefect_client()
+    try:
+        client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        raise ConfigurationError(
+            f"fan_out needs the deployment {name!r}, which the Prefect API does not have; "
+            "deploy prefect.yaml (`prefect --no-prompt deploy --all`) or run without fan_out"
+        ) from None
 
 
 def _parent_flow_run_id() -> str:
@@ -202,43 +202,45 @@ def _wait_for(children: list[ChildRun], limit_seconds: float) -> None:
     """
     pending = {UUID(c.flow_run_id): c for c in children if c.flow_run_id}
     deadline = time.monotonic() + limit_seconds
-    with get_client(sync_client=True) as client:
-        while pending:
-            for run in client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(pending)))
-            ):
-                child = pending[run.id]
-                child.flow_run_name = run.name
-                child.worker = cast("str | None", (run.labels or {}).get(WORKER_LABEL)) or child.worker
-                if run.state is not None:
-                    child.state = run.state.type.value
-                    child.message = "" if run.state.is_completed() else _first_line(run.state.message or "")
-                    if run.state.is_final():
-                        del pending[run.id]
-            if not pending:
-                return
-            if time.monotonic() >= deadline:
-                for flow_run_id, child in pending.items():
-                    if child.state == "SCHEDULED":
-                        child.message = f"no worker started it within {limit_seconds:.0f} s; cancelled"
-                        client.set_flow_run_state(flow_run_id, Cancelled(message=child.message), force=True)
-                        child.state = "CANCELLED"
-                    else:
-                        child.message = f"still {child.state.lower()} when the parent stopped waiting ({limit_seconds:.0f} s)"
-                return
-            time.sleep(POLL_SECONDS)
+    client = prefect_client()
+    while pending:
+        for run in client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(pending)))
+        ):
+            child = pending[run.id]
+            child.flow_run_name = run.name
+            child.worker = cast("str | None", (run.labels or {}).get(WORKER_LABEL)) or child.worker
+            if run.state is not None:
+                child.state = run.state.type.value
+                child.message = "" if run.state.is_completed() else _first_line(run.state.message or "")
+                if run.state.is_final():
+                    del pending[run.id]
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            for flow_run_id, child in pending.items():
+                if child.state == "SCHEDULED":
+                    child.message = f"no worker started it within {limit_seconds:.0f} s; cancelled"
+                    client.set_flow_run_state(flow_run_id, Cancelled(message=child.message), force=True)
+                    child.state = "CANCELLED"
+                else:
+                    child.message = (
+                        f"still {child.state.lower()} when the parent stopped waiting ({limit_seconds:.0f} s)"
+                    )
+            return
+        time.sleep(POLL_SECONDS)
 
 
 def _summary_figures(subject: str, child: ChildRun) -> dict[str, str]:
     """The figures of the child's summary table artifact (`<subject>-<tenant>-summary`), if any."""
     key = artifact_key(subject, child.tenant, "summary")
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(
-                flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(child.flow_run_id)]),
-                key=ArtifactFilterKey(any_=[key]),
-            )
+    client = prefect_client()
+    artifacts = client.read_artifacts(
+        artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(child.flow_run_id)]),
+            key=ArtifactFilterKey(any_=[key]),
         )
+    )
     if not artifacts:
         return {}
     data = artifacts[-1].data

@@ -109,35 +109,34 @@ class LimitChange:
 def ensure_stripe_limits(settings: Settings, accounts: Sequence[str], livemode: bool) -> list[LimitChange]:
     """Create or update the global concurrency limits of these accounts (idempotent): `limit` is
     half a second's worth of permits (the burst), `slot_decay_per_second` the rate."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
     from prefect.exceptions import ObjectNotFound
 
+    from tasks.prefect_api import prefect_client
+
     changes: list[LimitChange] = []
-    with get_client(sync_client=True) as client:
-        for account in dict.fromkeys(accounts):
-            for kind, rate in stripe_limit_rates(settings, livemode).items():
-                name = stripe_limit_name(account, livemode, kind)
-                burst = stripe_limit_burst(rate)
-                try:
-                    known = client.read_global_concurrency_limit_by_name(name)
-                except ObjectNotFound:
-                    client.create_global_concurrency_limit(
-                        GlobalConcurrencyLimitCreate(name=name, limit=burst, slot_decay_per_second=rate)
-                    )
-                    action = "created"
+    client = prefect_client()
+    for account in dict.fromkeys(accounts):
+        for kind, rate in stripe_limit_rates(settings, livemode).items():
+            name = stripe_limit_name(account, livemode, kind)
+            burst = stripe_limit_burst(rate)
+            try:
+                known = client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=burst, slot_decay_per_second=rate)
+                )
+                action = "created"
+            else:
+                if known.limit == burst and known.slot_decay_per_second == rate and known.active:
+                    action = "unchanged"
                 else:
-                    if known.limit == burst and known.slot_decay_per_second == rate and known.active:
-                        action = "unchanged"
-                    else:
-                        client.update_global_concurrency_limit(
-                            name,
-                            GlobalConcurrencyLimitUpdate(
-                                limit=burst, slot_decay_per_second=rate, active=True
-                            ),
-                        )
-                        action = "updated"
-                changes.append(LimitChange(name=name, action=action, rate=rate, burst=burst))
+                    client.update_global_concurrency_limit(
+                        name,
+                        GlobalConcurrencyLimitUpdate(limit=burst, slot_decay_per_second=rate, active=True),
+                    )
+                    action = "updated"
+            changes.append(LimitChange(name=name, action=action, rate=rate, burst=burst))
     return changes
 
 
@@ -283,10 +282,10 @@ class _LimitBlocks:
         return wait
 
     def _connected(self) -> Any:
-        from prefect.client.orchestration import get_client
+        from tasks.prefect_api import prefect_client
 
-        if self._client is None:  # one client per limit and process, kept for the process's life
-            self._client = get_client(sync_client=True).__enter__()
+        if self._client is None:
+            self._client = prefect_client()
         return self._client
 
     def _follow_workers(self) -> None:
@@ -372,12 +371,13 @@ def _read_limit(run_id: str | None, name: str) -> tuple[int, float] | None:
     with _shared_lock:
         if (run_id, name) in _limits_read:
             return _limits_read[(run_id, name)]
-    from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
+    from tasks.prefect_api import prefect_client
+
     try:
-        with get_client(sync_client=True) as client:
-            known = client.read_global_concurrency_limit_by_name(name)
+        client = prefect_client()
+        known = client.read_global_concurrency_limit_by_name(name)
         found = (
             (known.limit, known.slot_decay_per_second)
             if known.active and known.slot_decay_per_second > 0
