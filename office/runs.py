@@ -137,27 +137,28 @@ def run_flow_in_process(
 ) -> tuple[uuid.UUID, Any]:
     """Run `flow` here, now, with these settings, as office user `started_by`: (its run id, its
     result). Raises what the run raised."""
-    from prefect.client.orchestration import get_client
     from prefect.flow_engine import run_flow
 
+    from tasks.prefect_api import prefect_client
     from tasks.run_settings import settings_for_runs
 
-    with get_client(sync_client=True) as client:
-        flow_run = client.create_flow_run(flow, parameters=parameters, tags=started_by_tag(started_by))
+    client = prefect_client()
+    flow_run = client.create_flow_run(flow, parameters=parameters, tags=started_by_tag(started_by))
     with settings_for_runs(settings):
         return flow_run.id, run_flow(flow, flow_run=flow_run, parameters=parameters)
 
 
 def _deployment_available(name: str) -> bool:
-    from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
+
+    from tasks.prefect_api import prefect_client
 
     if not PREFECT_API_URL.value():
         return False  # the ephemeral API has no workers to run a deployment
     try:
-        with get_client(sync_client=True) as client:
-            client.read_deployment_by_name(name)
+        client = prefect_client()
+        client.read_deployment_by_name(name)
     except ObjectNotFound:
         return False
     return True
@@ -180,10 +181,7 @@ def start_blast(
     A run of the `outstanding-balance-email/manual` deployment when the Prefect API has it
     (a worker picks it up); otherwise a run in a background thread of this process.
     """
-    from prefect.client.orchestration import get_client
-
     from flows.outstanding_balance_email import outstanding_balance_email
-    from tasks.run_settings import settings_for_runs
 
     parameters: dict[str, Any] = {
         "tenant": tenant,
@@ -192,21 +190,36 @@ def start_blast(
         "blast_key": blast_key,
         "include_recent": include_recent,
     }
-    if _deployment_available(BLAST_DEPLOYMENT):
+    return _start_flow(
+        settings, outstanding_balance_email, BLAST_DEPLOYMENT, parameters, started_by, "blast", on_finish
+    )
+
+
+def _start_flow(
+    settings: Settings,
+    flow: Any,
+    deployment: str,
+    parameters: dict[str, Any],
+    started_by: int | None,
+    label: str,
+    on_finish: Callable[[uuid.UUID, Any], None] | None = None,
+) -> StartedRun:
+    """A run of `deployment` when the Prefect API has it (a worker picks it up); otherwise a run of
+    `flow` in a background thread of this process, `on_finish` called with its result (or the
+    exception it ended with). Either way, started without waiting for it."""
+    from tasks.prefect_api import prefect_client
+    from tasks.run_settings import settings_for_runs
+
+    if _deployment_available(deployment):
         from prefect.deployments import run_deployment
 
         flow_run = cast(
             "FlowRun",
-            run_deployment(
-                BLAST_DEPLOYMENT, parameters=parameters, timeout=0, tags=started_by_tag(started_by)
-            ),
+            run_deployment(deployment, parameters=parameters, timeout=0, tags=started_by_tag(started_by)),
         )
         return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=True)
 
-    with get_client(sync_client=True) as client:
-        flow_run = client.create_flow_run(
-            outstanding_balance_email, parameters=parameters, tags=started_by_tag(started_by)
-        )
+    flow_run = prefect_client().create_flow_run(flow, parameters=parameters, tags=started_by_tag(started_by))
 
     def run() -> None:
         from prefect.flow_engine import run_flow
@@ -214,14 +227,14 @@ def start_blast(
         result: Any = None
         try:
             with settings_for_runs(settings):
-                result = run_flow(outstanding_balance_email, flow_run=flow_run, parameters=parameters)
+                result = run_flow(flow, flow_run=flow_run, parameters=parameters)
         except Exception as error:  # recorded as the run's failed state; the office stays up
             result = error
-            logger.warning("blast run %s ended with %s", flow_run.id, type(error).__name__)
+            logger.warning("%s run %s ended with %s", label, flow_run.id, type(error).__name__)
         if on_finish is not None:
             on_finish(flow_run.id, result)
 
-    threading.Thread(target=run, name=f"blast-{flow_run.id}", daemon=True).start()
+    threading.Thread(target=run, name=f"{label}-{flow_run.id}", daemon=True).start()
     return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=False)
 
 
@@ -270,12 +283,13 @@ def start_blast_send(
 
 def run_is_over(flow_run_id: str) -> bool:
     """Whether the Prefect run has reached a final state (or is gone)."""
-    from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
+    from tasks.prefect_api import prefect_client
+
     try:
-        with get_client(sync_client=True) as client:
-            flow_run = client.read_flow_run(uuid.UUID(flow_run_id))
+        client = prefect_client()
+        flow_run = client.read_flow_run(uuid.UUID(flow_run_id))
     except (ObjectNotFound, ValueError):
         return True
     return flow_run.state is not None and flow_run.state.is_final()
@@ -304,21 +318,22 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 def recent_runs(settings: Settings, tenant: str, per_kind: int = 3) -> dict[str, list[RunView]]:
     """The newest backfill, blast and reconcile runs for `tenant` (an every-tenant run counts too),
     each kind's newest first."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
     from prefect.client.schemas.sorting import FlowRunSort
 
+    from tasks.prefect_api import prefect_client
+
     found: dict[str, list[RunView]] = {kind: [] for kind in RECENT_FLOWS.values()}
-    with get_client(sync_client=True) as client:
-        flows = client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=list(RECENT_FLOWS))))
-        names = {f.id: f.name for f in flows}
-        if not names:
-            return found
-        runs = client.read_flow_runs(
-            flow_filter=FlowFilter(name=FlowFilterName(any_=list(RECENT_FLOWS))),
-            sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-            limit=200,
-        )
+    client = prefect_client()
+    flows = client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=list(RECENT_FLOWS))))
+    names = {f.id: f.name for f in flows}
+    if not names:
+        return found
+    runs = client.read_flow_runs(
+        flow_filter=FlowFilter(name=FlowFilterName(any_=list(RECENT_FLOWS))),
+        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        limit=200,
+    )
     for flow_run in runs:
         view = _view(settings, flow_run, names)
         if view.tenant not in (tenant, None, ""):
@@ -406,15 +421,15 @@ def _why(reach: Reach, outcome: str, detail: str) -> str:
 
 def blast_figures(flow_run_id: uuid.UUID, tenant: str) -> BlastFigures | None:
     """What a blast run's artifacts say it did (None: it published none, e.g. it failed first)."""
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     from tasks.artifacts import artifact_key
+    from tasks.prefect_api import prefect_client
 
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
-        )
+    client = prefect_client()
+    artifacts = client.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+    )
     tables = {a.key: _records(a.data) for a in artifacts if a.key and a.type == "table"}
     recipients = tables.get(artifact_key("blast", tenant, "recipients"))
     if recipients is None:
@@ -454,15 +469,16 @@ def _records(data: Any) -> list[dict[str, Any]]:
 
 def tenant_run(settings: Settings, flow_run_id: uuid.UUID, tenant: str) -> RunView | None:
     """The run, if it is one of `tenant`'s; None for an unknown run or another tenant's."""
-    from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
-    with get_client(sync_client=True) as client:
-        try:
-            flow_run = client.read_flow_run(flow_run_id)
-        except ObjectNotFound:
-            return None
-        flow = client.read_flow(flow_run.flow_id)
+    from tasks.prefect_api import prefect_client
+
+    client = prefect_client()
+    try:
+        flow_run = client.read_flow_run(flow_run_id)
+    except ObjectNotFound:
+        return None
+    flow = client.read_flow(flow_run.flow_id)
     view = _view(settings, flow_run, {flow.id: flow.name})
     return view if view.tenant == tenant else None
 
@@ -475,36 +491,8 @@ def start_reconcile(settings: Settings, *, tenant: str, started_by: int | None) 
     Stripe"), without waiting for it: its account's news is read once and applied to every tenant
     on it. A run of the `reconcile-payments/tenant` deployment when the Prefect API has it;
     otherwise a run in a background thread of this process."""
-    from prefect.client.orchestration import get_client
-
     from flows.reconcile_payments import reconcile_payments
-    from tasks.run_settings import settings_for_runs
 
-    parameters: dict[str, Any] = {"tenant": tenant}
-    if _deployment_available(RECONCILE_DEPLOYMENT):
-        from prefect.deployments import run_deployment
-
-        flow_run = cast(
-            "FlowRun",
-            run_deployment(
-                RECONCILE_DEPLOYMENT, parameters=parameters, timeout=0, tags=started_by_tag(started_by)
-            ),
-        )
-        return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=True)
-
-    with get_client(sync_client=True) as client:
-        flow_run = client.create_flow_run(
-            reconcile_payments, parameters=parameters, tags=started_by_tag(started_by)
-        )
-
-    def run() -> None:
-        from prefect.flow_engine import run_flow
-
-        try:
-            with settings_for_runs(settings):
-                run_flow(reconcile_payments, flow_run=flow_run, parameters=parameters)
-        except Exception as error:  # recorded as the run's failed state; the office stays up
-            logger.warning("reconcile run %s ended with %s", flow_run.id, type(error).__name__)
-
-    threading.Thread(target=run, name=f"reconcile-{flow_run.id}", daemon=True).start()
-    return StartedRun(flow_run.id, run_ui_url(settings, flow_run.id), on_deployment=False)
+    return _start_flow(
+        settings, reconcile_payments, RECONCILE_DEPLOYMENT, {"tenant": tenant}, started_by, "reconcile"
+    )
