@@ -23,12 +23,27 @@ _run_settings: ContextVar[Settings | None] = ContextVar("paylinks_run_settings",
 
 @contextmanager
 def settings_for_runs(settings: Settings) -> Iterator[Settings]:
-    """Flows started inside this block run with `settings` (never written to the environment)."""
+    """Flows started inside this block run with `settings` (never written to the environment),
+    and without Prefect's flow-run heartbeats (see `in_process_runs`)."""
     token = _run_settings.set(settings)
     try:
-        yield settings
+        with in_process_runs():
+            yield settings
     finally:
         _run_settings.reset(token)
+
+
+@contextmanager
+def in_process_runs() -> Iterator[None]:
+    """Flows run here, by a caller in this process, send no heartbeats. Prefect's heartbeat thread
+    sleeps in whole seconds and every run waits for it at its end: about a second a run, most of
+    what a short run takes. Heartbeats serve an automation that marks a silent run crashed, which
+    matters for runs a worker starts (those keep the worker's setting), not for a run whose caller
+    is here to see it end."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 def scoped_settings() -> Settings | None:

@@ -69,7 +69,10 @@ def prefect_api() -> Iterator[None]:
     """One temporary Prefect API for the whole session (its own database, its own port)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
+    from tasks.run_settings import in_process_runs
+
+    # Flows a test calls directly run as the CLI's do: without heartbeats (a second a run).
+    with in_process_runs(), prefect_test_harness(server_startup_timeout=90):
         yield
 
 
