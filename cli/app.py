@@ -45,9 +45,17 @@ class Edge:
         return self._settings
 
 
+# Commands that serve until stopped; every other command runs and exits.
+LONG_RUNNING = ("office", "serve", "stripe-emulator")
+
+
 @app.callback()
 def _edge(ctx: typer.Context) -> None:
     ctx.obj = Edge()
+    if ctx.invoked_subcommand not in LONG_RUNNING:
+        from tasks.prefect_api import one_shot_api
+
+        ctx.with_resource(one_shot_api())
 
 
 console = Console(highlight=False)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import atexit
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,3 +45,29 @@ def _close_all() -> None:
 
 
 atexit.register(_close_all)
+
+
+# A command that runs and exits starts its own ephemeral Prefect API when PREFECT_API_URL is unset.
+# Its task-run recorder flushes every `flush_interval` seconds, and when the process exits during a
+# flush, Prefect cancels it and prints an error with a traceback (nothing is lost: the final flush
+# at shutdown records the batch). Such an API records task runs when a batch fills and at exit.
+ONE_SHOT_FLUSH_SECONDS = 3600.0
+
+
+@contextmanager
+def one_shot_api() -> Iterator[None]:
+    """For a command that runs and exits: an ephemeral API it starts records task runs in batches
+    and at exit, so its exit never interrupts a flush. A Prefect server of its own is left as set."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL,
+        temporary_settings,
+    )
+
+    if PREFECT_API_URL.value():
+        yield
+        return
+    with temporary_settings(
+        updates={PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL: ONE_SHOT_FLUSH_SECONDS}
+    ):
+        yield
