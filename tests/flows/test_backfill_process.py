@@ -17,8 +17,8 @@ from paylinks.settings import PROJECT_ROOT
 from paylinks.store.tables import payment_links
 from tests.helpers import PAYLINKS, cli_env, run_cli
 
-# Storage semantics matter here (runs racing in separate processes: row locks and unique constraints): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# The test marked `storage` runs on PostgreSQL too (a process killed mid-run: what the database kept
+# of its transactions, and the rerun on top); the rest on SQLite.
 
 
 def assert_one_link_per_row(engine: sa.Engine, emulator) -> None:
@@ -31,6 +31,7 @@ def assert_one_link_per_row(engine: sa.Engine, emulator) -> None:
     assert {row["stripe_payment_link_id"] for row in rows} == set(links), "no link that no row points to"
 
 
+@pytest.mark.storage  # a process killed mid-transaction; the rerun resumes its reservations
 @pytest.mark.slow
 def test_killed_mid_mint_then_rerun_ends_with_one_link_per_row(
     settings, engine, emulator, demo_club, tmp_path

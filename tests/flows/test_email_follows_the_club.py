@@ -41,8 +41,8 @@ from paylinks.store.tables import (
 from paylinks.vocabulary import EmailType
 from tests.helpers import PAYLINKS, TENANT, cli_env, run_cli, smtp_server
 
-# Storage semantics matter here (email claims raced by concurrent blasts): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# The tests marked `storage` run on PostgreSQL too (the balance query's parents and held-back
+# bills, claims raced by concurrent blasts, the claim's unique key, stored times); the rest on SQLite.
 
 
 # -- reading the club and the mail -------------------------------------------------------------
@@ -126,6 +126,7 @@ def default_fee_player(engine: sa.Engine) -> tuple[int, list[sa.RowMapping]]:
 
 
 # -- rule 2: each parent gets their own items --------------------------------------------------
+@pytest.mark.storage  # the balance query: the parent who owes a bill today
 def test_a_player_who_moved_to_another_parent_is_billed_to_the_new_parent_only(
     settings, engine, minted_club, mailroom
 ):
@@ -185,6 +186,7 @@ def owed_by_two_parents(settings, engine, minted_club):
     return player_id, own, fees, other, order_item
 
 
+@pytest.mark.storage  # the balance query, narrowed to one player: each item's parent
 def test_resend_for_a_player_owed_by_two_parents_sends_each_their_own_items(
     settings, engine, owed_by_two_parents, mailroom
 ):
@@ -227,6 +229,7 @@ def test_resend_to_another_address_sends_each_parents_email_labelled_with_that_p
 
 
 # -- rule 3: nothing gone is chased ------------------------------------------------------------
+@pytest.mark.storage  # the balance query against the changed club, every status for lookup
 def test_a_cancelled_bill_is_not_mailed_resent_or_offered_before_the_next_backfill(
     settings, engine, minted_club, mailroom, tmp_path
 ):
@@ -309,6 +312,7 @@ def test_links_minted_in_another_stripe_account_or_not_yet_verified_are_not_mail
 
 
 # -- rule 7: one blast, one email per parent, even when blasts race ----------------------------
+@pytest.mark.storage  # claims racing across transactions (ON CONFLICT, conditional takeover)
 def test_a_live_claim_is_never_taken_over_and_a_stale_one_is_by_exactly_one_claimant(
     settings, engine, minted_club
 ):
@@ -387,6 +391,7 @@ def slow_mailroom(use_settings):
         yield handler
 
 
+@pytest.mark.storage  # two processes racing for the same claims
 @pytest.mark.slow
 def test_two_blast_processes_with_the_same_key_at_once_mail_each_parent_once(
     settings, engine, minted_club, slow_mailroom, tmp_path
@@ -417,6 +422,7 @@ def test_two_blast_processes_with_the_same_key_at_once_mail_each_parent_once(
     assert len(logged) == len(expected) and {row.status.value for row in logged} == {"sent"}
 
 
+@pytest.mark.storage  # stored times: yesterday's unfinished blast, the hold since moments ago
 def test_a_blast_without_a_key_resumes_the_unfinished_one_the_next_day(
     settings, engine, minted_club, mailroom
 ):
@@ -455,6 +461,7 @@ def test_a_blast_without_a_key_resumes_the_unfinished_one_the_next_day(
     assert len(mailroom.messages) == 2 * len(expected)
 
 
+@pytest.mark.storage  # the claim's unique key includes the transport
 def test_a_blast_written_to_the_outbox_says_so_and_does_not_count_for_smtp(
     settings, engine, minted_club, mailroom, use_settings
 ):

@@ -16,8 +16,8 @@ from paylinks.present.reconcile import reconcile_tables
 from paylinks.store.tables import orders, parents, payment_links, payments, players, tenants
 from tests.helpers import TENANT, rows
 
-# Storage semantics matter here (the ledger's conditional updates): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# The tests marked `storage` run on PostgreSQL too (the ledger's locked row and conditional updates,
+# a stored time read back); the rest on SQLite.
 
 OTHER_TENANT = "northside-eagles"
 
@@ -144,6 +144,7 @@ def test_a_bill_cancelled_then_paid_before_the_backfill_is_refund_due(
     assert status_of(engine, row["id"]) == "refund_due"
 
 
+@pytest.mark.storage  # two payments of one bill: the locked row decides which pays
 def test_a_second_payment_of_one_bill_is_refund_due(settings, engine, emulator, minted_club):
     row = a_row(engine, with_order=False)
     # Two sessions opened before either completes: Stripe lets both finish.
@@ -163,6 +164,7 @@ def test_a_second_payment_of_one_bill_is_refund_due(settings, engine, emulator, 
     assert ledger == {paid.session_id: False, due.session_id: True}
 
 
+@pytest.mark.storage  # conditional updates (pending → processing, order pending → paid)
 def test_a_slow_payment_is_processing_and_a_failed_one_gets_a_fresh_link(
     settings, engine, emulator, minted_club, stripe_client
 ):
@@ -302,6 +304,7 @@ def test_after_the_key_moves_to_another_account_rows_are_reminted_and_never_mail
         assert elsewhere.emulator.counts()["payment_links"] == len(moved)
 
 
+@pytest.mark.storage  # a stored time read back (text on SQLite) makes the reservation stale
 def test_a_day_old_reservation_adopts_the_link_stripe_already_minted(
     settings, engine, emulator, minted_club, stripe_client
 ):

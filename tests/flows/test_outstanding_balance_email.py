@@ -29,8 +29,8 @@ from paylinks.settings import PROJECT_ROOT
 from paylinks.store.tables import email_log, parents
 from tests.helpers import PAYLINKS, TENANT, cli_env, run_cli
 
-# Storage semantics matter here (the balance query and exactly-once claims): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# The tests marked `storage` run on PostgreSQL too (the balance query against the tables, exactly-once
+# claims and their leases); the rest on SQLite.
 
 
 def expected_balances(engine: sa.Engine) -> dict[str, dict]:
@@ -61,6 +61,7 @@ def parts(message) -> tuple[str, str]:
     return (message.get_body(("plain",)).get_content(), message.get_body(("html",)).get_content())
 
 
+@pytest.mark.storage  # the balance query checked against the tables
 def test_send_delivers_one_complete_message_per_parent_with_a_balance(
     settings, engine, minted_club, mailroom
 ):
@@ -94,6 +95,7 @@ def test_send_delivers_one_complete_message_per_parent_with_a_balance(
     assert no_email >= 1 and report.skipped_for(SkipReason.no_address) >= 1
 
 
+@pytest.mark.storage  # the claim's unique key decides: already sent
 def test_rerunning_the_same_blast_delivers_nothing(settings, engine, minted_club, mailroom):
     outstanding_balance_email(tenant=TENANT, send=True, blast_key="spring-reminder")
     first = len(mailroom.messages)
@@ -104,6 +106,7 @@ def test_rerunning_the_same_blast_delivers_nothing(settings, engine, minted_club
     assert report.sent == [] and set(report.skipped.values()) >= {SkipReason.already_sent}
 
 
+@pytest.mark.storage  # claims across processes; the lease compared with stored times
 @pytest.mark.slow
 def test_an_interrupted_blast_rerun_reaches_the_rest_and_nobody_twice(
     settings, engine, minted_club, mailroom, tmp_path

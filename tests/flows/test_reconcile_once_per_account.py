@@ -25,8 +25,8 @@ from paylinks.store.tables import (
 from stripe_emulator.state import Account
 from tests.helpers import rows
 
-# Storage semantics matter here (one reconcile per account: cursor locking): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# The test marked `storage` runs on PostgreSQL too (an event re-read by another tenant's run is applied
+# once, by its unique id); the rest on SQLite.
 
 CONNECTED = "acct_clubOwnAccount01"
 
@@ -185,6 +185,7 @@ def test_five_tenants_on_one_account_are_read_once(settings, engine, emulator, r
         assert sorted(report.rows(Outcome.marked_paid)) == sorted(set(paid) & set(clubs[report.tenant]))
 
 
+@pytest.mark.storage  # an event re-read by another run is applied once (its unique id)
 def test_a_run_for_one_tenant_reconciles_its_whole_account(settings, engine, emulator, requests_per_account):
     # The account's news is read anyway: it is applied for every tenant on the account (as a
     # webhook would) and the account's cursor moves; the run reports on the tenant asked for.

@@ -12,8 +12,8 @@ from paylinks.store.tables import audit_log, login_failures, users
 from paylinks.vocabulary import Role
 from tests.office.conftest import ADMIN, COACH, PASSWORD, SESSION_SECRET, TENANT, csrf_of
 
-# Storage semantics matter here (accounts' unique, case-insensitive emails): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# The tests marked `storage` run on PostgreSQL too (the throttle: an upsert and windows compared with
+# stored times); the rest on SQLite.
 
 
 def test_a_coach_logs_in_with_a_signed_httponly_samesite_cookie_and_logs_out(office, engine):
@@ -93,6 +93,7 @@ def test_a_post_without_the_csrf_token_is_refused(coach, engine):
     assert _audit_count(engine) == before
 
 
+@pytest.mark.storage  # attempts counted by one upsert; the window compared with stored times
 def test_repeated_wrong_passwords_are_throttled_per_account(office, engine):
     with office.client() as client:
         for _ in range(5):
@@ -106,6 +107,7 @@ def test_repeated_wrong_passwords_are_throttled_per_account(office, engine):
         assert connection.execute(sa.select(sa.func.count()).select_from(login_failures)).scalar() == 5
 
 
+@pytest.mark.storage  # failures counted per account since a stored time
 def test_repeated_wrong_passwords_are_throttled_per_address(office, use_settings):
     with office.client() as client:
         for n in range(20):

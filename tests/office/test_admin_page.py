@@ -15,10 +15,11 @@ from paylinks.store.tables import audit_log, payment_links, payments
 from paylinks.vocabulary import AuditAction, PaymentLinkStatus, RefundResolution
 from tests.office.conftest import ADMIN, TENANT
 
-# Storage semantics matter here (the team balances query): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# The tests marked `storage` run on PostgreSQL too (the team balances and open-items SQL, the
+# refunds-due SQL and its resolution, once); the rest on SQLite.
 
 
+@pytest.mark.storage  # the team balances query and the open-items SQL
 def test_balances_by_team_and_the_csv_of_open_items(minted_club, engine, admin):
     with engine.connect() as connection:
         open_rows = connection.execute(
@@ -40,6 +41,7 @@ def test_balances_by_team_and_the_csv_of_open_items(minted_club, engine, admin):
     assert sum(int(line["amount"].replace(".", "")) for line in lines) == total
 
 
+@pytest.mark.storage  # the refunds-due SQL; resolved once by a conditional update
 def test_a_refund_due_is_listed_and_resolved_with_a_note(minted_club, engine, admin):
     with engine.begin() as connection:
         row = (
@@ -122,6 +124,7 @@ def test_the_blast_panel_previews_tests_then_sends_to_the_number_it_names(
     assert actions[-2:] == [AuditAction.blast_test, AuditAction.blast_send]
 
 
+@pytest.mark.storage  # the refunds-due SQL's unmatched refunds; the pick on a locked payment
 def test_a_refund_of_pay_all_that_matches_no_one_item_is_listed_and_the_admin_picks_the_items(
     minted_club, engine, admin, emulator, stripe_client
 ):

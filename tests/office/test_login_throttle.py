@@ -9,8 +9,8 @@ import pytest
 
 from tests.office.conftest import ADMIN, PASSWORD, csrf_of
 
-# Storage semantics matter here (attempts counted atomically under concurrent logins): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# Both tests are marked `storage` and run on PostgreSQL too: attempts counted atomically under
+# concurrent logins.
 
 GUESSES = 20
 LIMIT = 5  # the default attempts per account and address
@@ -42,6 +42,7 @@ def _guess_all_at_once(office, count: int, headers: dict[str, str] | None = None
     return codes
 
 
+@pytest.mark.storage  # parallel attempts counted by one upsert each
 def test_parallel_wrong_passwords_are_counted_before_any_is_checked(office):
     codes = _guess_all_at_once(office, GUESSES)
     assert sorted(set(codes)) == [401, 429]
@@ -49,6 +50,7 @@ def test_parallel_wrong_passwords_are_counted_before_any_is_checked(office):
     assert codes.count(429) >= GUESSES - LIMIT
 
 
+@pytest.mark.storage  # parallel attempts counted per account and address (upsert)
 def test_a_strangers_guesses_do_not_lock_the_real_person_out(office, use_settings):
     from office.server import OfficeServer
     from tests.helpers import current_settings

@@ -17,8 +17,8 @@ from paylinks.club.tenants import tenant_by_slug
 from tests.helpers import wait_for
 from tests.office.conftest import ADMIN, TENANT
 
-# Storage semantics matter here (one blast per tenant claimed under a race): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# Every test here is marked `storage` and runs on PostgreSQL too: the limits are kept by upserts and
+# a claim's unique key, with stored times compared.
 
 ENDPOINT = "/admin/email/outstanding-balance"
 
@@ -48,6 +48,7 @@ def two_test_sends_an_hour(use_settings) -> None:
     use_settings(office_test_sends_per_hour=2)
 
 
+@pytest.mark.storage  # counted by one upsert; the hour compared with stored times
 def test_test_emails_are_limited_per_token(two_test_sends_an_hour, minted_club, engine, office, mailroom):
     token, other = token_for(engine), token_for(engine)
     started = [call(office, token, test_email=f"t{n}@example.com") for n in range(2)]
@@ -64,6 +65,7 @@ def test_test_emails_are_limited_per_token(two_test_sends_an_hour, minted_club, 
     assert sorted(mailroom.recipients()) == ["t0@example.com", "t1@example.com", "t4@example.com"]
 
 
+@pytest.mark.storage  # the tenant's claim: its unique key, taken over by a conditional update
 def test_one_send_to_every_parent_at_a_time(minted_club, engine, office, mailroom):
     token = token_for(engine)
     mailroom.stall_after = 1  # the send hangs on its second email
@@ -86,6 +88,7 @@ def test_one_send_to_every_parent_at_a_time(minted_club, engine, office, mailroo
     assert wait_for(lambda: run_is_over(third.json()["flow_run_id"]), timeout=240)
 
 
+@pytest.mark.storage  # the tenant's claim's unique key refuses the panel
 def test_the_panel_waits_for_a_send_the_endpoint_started_and_says_whose_it_is(
     minted_club, engine, office, admin, mailroom
 ):

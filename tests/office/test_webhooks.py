@@ -15,8 +15,8 @@ from paylinks.store.tables import payment_links, stripe_events
 from tests.helpers import stripe_signed_headers, wait_for
 from tests.office.conftest import TENANT, WEBHOOK_SECRET
 
-# Storage semantics matter here (an event applied once: the unique event id): PostgreSQL too.
-pytestmark = pytest.mark.storage
+# The tests marked `storage` run on PostgreSQL too (an event applied once by its unique id, two events
+# of one payment applied at once); the rest on SQLite.
 
 
 def signed(payload: str, secret: str = WEBHOOK_SECRET, at: int | None = None) -> dict[str, str]:
@@ -63,6 +63,7 @@ def test_bad_signatures_change_nothing(minted_club, engine, office, stripe_clien
         assert connection.execute(sa.select(sa.func.count()).select_from(stripe_events)).scalar() == 0
 
 
+@pytest.mark.storage  # a replayed event applied once (its unique id)
 def test_a_valid_event_is_applied_once_even_when_replayed(minted_club, engine, office, stripe_client):
     event, row_id = paid_event(engine, stripe_client)
     payload = json.dumps(event)
@@ -116,6 +117,7 @@ def test_the_emulator_delivers_signed_webhooks_and_the_row_is_paid_within_second
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.storage  # two events of one payment applied at once: the row lock
 def test_a_failed_bank_debit_reported_by_webhook_gets_a_fresh_link_at_once(
     minted_club, engine, emulator, office, stripe_client
 ):
