@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,41 @@ def paylinks(args: list[str], env: dict[str, str], timeout: float = 300) -> subp
         text=True,
         timeout=timeout,
     )
+
+
+@contextmanager
+def prefect_server(env: dict[str, str]) -> Iterator[str]:
+    """One Prefect API for every command of the test, as the ephemeral API each would start: in
+    their environment (secrets included), its database under their PREFECT_HOME. Stopped (and its
+    last task runs recorded) before the test searches what it kept. Starting one server instead of
+    one per command saves most of the test's time."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
+        + ["--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"],
+        env=env | {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"},
+        cwd=PROJECT_ROOT,
+    )
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert server.poll() is None, "the Prefect server exited at its start"
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the Prefect server did not answer within 90 s"
+            time.sleep(0.2)
+        yield api
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 class RefusesEveryPassword:
@@ -127,26 +163,10 @@ def paylinks_rows(database_url: str) -> list[str]:
         engine.dispose()
 
 
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-@pytest.mark.xdist_group("demo-port")  # see tests/test_local_club.py
-def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
+def run_everything(env: dict[str, str], console: dict[str, str]) -> None:
+    """The demo, a backfill whose key Stripe refuses, a blast whose SMTP password the server
+    refuses: each command's console kept in `console`."""
     from stripe_emulator import EmulatorServer
-
-    prefect_home, outbox = tmp_path / "prefect", tmp_path / "outbox"
-    database_url = f"sqlite:///{tmp_path / 'paylinks.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
-    env.update(
-        PREFECT_HOME=str(prefect_home),
-        PAYLINKS_DATABASE_URL=database_url,
-        PAYLINKS_OUTBOX_DIR=str(outbox),
-        PAYLINKS_STRIPE_API_KEY=STRIPE_KEY,
-        PAYLINKS_SMTP_USERNAME="club-mailer",
-        PAYLINKS_SMTP_PASSWORD=SMTP_PASSWORD,
-        PAYLINKS_FAMILY_LINK_SECRET=FAMILY_LINK_SECRET,
-        COLUMNS="120",
-    )
-    console: dict[str, str] = {}
 
     demo = paylinks(["demo", "--reset-database"], env)
     console["demo"] = demo.stdout + demo.stderr
@@ -181,6 +201,29 @@ def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
     assert blast.returncode != 0 and "not delivered" in console["refused password"], console[
         "refused password"
     ]
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.xdist_group("demo-port")  # see tests/test_local_club.py
+def test_no_secret_is_written_anywhere_by_the_demo_and_failed_runs(tmp_path):
+    prefect_home, outbox = tmp_path / "prefect", tmp_path / "outbox"
+    database_url = f"sqlite:///{tmp_path / 'paylinks.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYLINKS_", "PREFECT_"))}
+    env.update(
+        PREFECT_HOME=str(prefect_home),
+        PAYLINKS_DATABASE_URL=database_url,
+        PAYLINKS_OUTBOX_DIR=str(outbox),
+        PAYLINKS_STRIPE_API_KEY=STRIPE_KEY,
+        PAYLINKS_SMTP_USERNAME="club-mailer",
+        PAYLINKS_SMTP_PASSWORD=SMTP_PASSWORD,
+        PAYLINKS_FAMILY_LINK_SECRET=FAMILY_LINK_SECRET,
+        COLUMNS="120",
+    )
+    console: dict[str, str] = {}
+    with prefect_server(env) as api:
+        env["PREFECT_API_URL"] = api
+        run_everything(env, console)
 
     leaks = {what: found_in(text) for what, text in console.items() if found_in(text)}
 
