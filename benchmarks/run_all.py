@@ -772,10 +772,15 @@ def balance_query(sizes: dict) -> list[Row]:
                 started = time.perf_counter()
                 for statement, parameters in statements:
                     cursor.execute(statement, parameters)
-                    cursor.fetchall()
+                    if cursor.description is not None:  # a SELECT (the planner's SET has no rows)
+                        cursor.fetchall()
                 sql_timings.append(time.perf_counter() - started)
             indexes: set[str] = set()
-            for statement, parameters in statements:
+            selects = [(st, params) for st, params in statements if st.lstrip().upper().startswith("SELECT")]
+            for statement, parameters in statements:  # the planner's settings as the query had them
+                if (statement, parameters) not in selects:
+                    cursor.execute(statement, parameters)
+                    continue
                 cursor.execute("EXPLAIN " + statement, parameters)
                 plan = "\n".join(line[0] for line in cursor.fetchall())
                 indexes |= set(re.findall(r"Index (?:Only )?Scan(?: Backward)? using (\w+)", plan))
@@ -799,7 +804,7 @@ def balance_query(sizes: dict) -> list[Row]:
             "balance query",
             f"one tenant; PostgreSQL holding {tenants} tenants × {players_count:,} players × 3 links "
             f"(loaded in {load_seconds:.0f} s)",
-            f"median {median:.1f} ms over {queries} ({len(statements)} statement(s), rows fetched; "
+            f"median {median:.1f} ms over {queries} ({len(selects)} query(ies), rows fetched; "
             f"outstanding_balances() grouping its {items:,} items: {whole:.1f} ms); "
             f"indexes: {', '.join(sorted(indexes)) or 'none'}; payment_links read by {links_read}; "
             f"a family page's (tenant, parent) open rows: {family_read}"

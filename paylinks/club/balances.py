@@ -9,9 +9,11 @@ is never chased, even before the next backfill retires its row.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -215,21 +217,54 @@ def balance_rows(
     parent_id: int | None = None,
 ) -> list[RowMapping]:
     """`query_outstanding_balances`' rows of these statuses: all players', one player's, or one
-    parent's (billed to them now, or when last billed)."""
+    parent's (billed to them now, or when last billed), in the order emails list them."""
     statement = QUERY_REGISTRY["query_outstanding_balances"].statement.bindparams(
         sa.bindparam("statuses", expanding=True)
     )
-    return list(
-        connection.execute(
-            statement,
-            {
-                "tenant_id": tenant.id,
-                "statuses": [s.value for s in statuses],
-                "player_id": player_id,
-                "parent_id": parent_id,
-            },
-        ).mappings()
+    parameters = {
+        "tenant_id": tenant.id,
+        "statuses": [s.value for s in statuses],
+        "player_id": player_id,
+        "parent_id": parent_id,
+    }
+    if player_id is None and parent_id is None and connection.dialect.name == "postgresql":
+        # PostgreSQL counts each join's tenant guard (`pp.tenant_id = pl.tenant_id`, …) as a filter
+        # of its own and expects a few dozen of the tenant's thousands of rows: it then looks up
+        # each player and parent one row at a time. For a whole tenant, hash joins take half the
+        # time (12 → 5 ms for 3,000 rows). A one-player or one-parent read keeps the lookups.
+        connection.exec_driver_sql("SET LOCAL enable_nestloop = off")
+        try:
+            rows = list(connection.execute(statement, parameters).mappings())
+        finally:
+            connection.exec_driver_sql("RESET enable_nestloop")
+    else:
+        rows = list(connection.execute(statement, parameters).mappings())
+    rows.sort(key=_email_order)
+    return rows
+
+
+def _email_order(row: RowMapping) -> tuple[Any, ...]:
+    """Parents by last then first name (rows without a parent last), then their players by first
+    name, then the item: names compared as people read them, not by case or accents."""
+    return (
+        row["parent_id"] is None,
+        name_key(row["parent_last_name"]),
+        name_key(row["parent_first_name"]),
+        row["parent_id"] or 0,
+        name_key(row["player_first_name"]),
+        row["player_id"],
+        row["description"] or "",
+        row["payment_link_id"],
     )
+
+
+@lru_cache(maxsize=8192)
+def name_key(name: str | None) -> str:
+    """A name as it sorts: accents and case set aside ("Émile" with "emile", "de Vries" with "De")."""
+    if not name:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _pending_balances(
