@@ -60,7 +60,7 @@ emulator: $(STAMP)
 office: $(STAMP)
 	@$(BIN)/paylinks office --port 8000
 
-# Every figure paylinks is held to, measured in one run, printed as one table (about 20 minutes on
+# Every figure paylinks is held to, measured in one run, printed as one table (about 25 minutes on
 # 2 cores; PostgreSQL at 127.0.0.1:5432 for the balance query). Exit status 1 when a figure fails.
 # BENCH_ARGS=--record appends the run and its machine to benchmarks/RESULTS.md; --quick checks the
 # harness in under a minute; --only NAME (see --list) measures one figure.
