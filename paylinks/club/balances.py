@@ -232,11 +232,10 @@ def balance_rows(
         # of its own and expects a few dozen of the tenant's thousands of rows: it then looks up
         # each player and parent one row at a time. For a whole tenant, hash joins take half the
         # time (12 → 5 ms for 3,000 rows). A one-player or one-parent read keeps the lookups.
+        # (A failed read leaves the transaction to be rolled back, the setting with it.)
         connection.exec_driver_sql("SET LOCAL enable_nestloop = off")
-        try:
-            rows = list(connection.execute(statement, parameters).mappings())
-        finally:
-            connection.exec_driver_sql("RESET enable_nestloop")
+        rows = list(connection.execute(statement, parameters).mappings())
+        connection.exec_driver_sql("RESET enable_nestloop")
     else:
         rows = list(connection.execute(statement, parameters).mappings())
     rows.sort(key=_email_order)
