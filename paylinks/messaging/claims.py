@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from paylinks.club.tenants import Tenant
 from paylinks.messaging.prepare import PreparedEmail, message_for
@@ -259,13 +259,7 @@ def claim_send(
     now = utcnow()
     row = claim_row(tenant, email_type, run_key, transport, email, recipient, parent_id, now)
     with engine.begin() as connection:
-        statement = (
-            dialect_insert(connection, email_log)
-            .values(**row)
-            .on_conflict_do_nothing()
-            .returning(email_log.c.id)
-        )
-        log_id = connection.execute(statement).scalar_one_or_none()
+        log_id = connection.execute(_claim_insert(connection), row).scalar_one_or_none()
     if log_id is not None:
         return Claim(ClaimKind.new, log_id)
     retried = _reclaim(engine, row, email_log.c.status == EmailStatus.failed)
@@ -295,14 +289,39 @@ def release_claim(engine: Engine, log_id: int) -> None:
 def record_outcome(engine: Engine, log_id: int, error: str | None) -> None:
     with engine.begin() as connection:
         connection.execute(
-            sa.update(email_log)
-            .where(email_log.c.id == log_id)
-            .values(
-                status=EmailStatus.failed if error else EmailStatus.sent,
-                error=error[:ERROR_TEXT_LIMIT] if error else None,
-                sent_at=None if error else utcnow(),
-            )
+            _OUTCOME_UPDATE,
+            {
+                "log_id": log_id,
+                "new_status": EmailStatus.failed if error else EmailStatus.sent,
+                "new_error": error[:ERROR_TEXT_LIMIT] if error else None,
+                "new_sent_at": None if error else utcnow(),
+            },
         )
+
+
+# Built once, not for every parent of a blast (building them cost more than running them).
+_claim_inserts: dict[str, Any] = {}
+
+
+def _claim_insert(connection: Connection) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id, for this dialect; the row is its parameters."""
+    dialect = connection.dialect.name
+    if dialect not in _claim_inserts:
+        _claim_inserts[dialect] = (
+            dialect_insert(connection, email_log).on_conflict_do_nothing().returning(email_log.c.id)
+        )
+    return _claim_inserts[dialect]
+
+
+_OUTCOME_UPDATE = (
+    sa.update(email_log)
+    .where(email_log.c.id == sa.bindparam("log_id"))
+    .values(
+        status=sa.bindparam("new_status", type_=email_log.c.status.type),
+        error=sa.bindparam("new_error", type_=email_log.c.error.type),
+        sent_at=sa.bindparam("new_sent_at", type_=email_log.c.sent_at.type),
+    )
+)
 
 
 @dataclass(frozen=True)
