@@ -227,17 +227,16 @@ def balance_rows(
         "player_id": player_id,
         "parent_id": parent_id,
     }
-    if player_id is None and parent_id is None and connection.dialect.name == "postgresql":
-        # PostgreSQL counts each join's tenant guard (`pp.tenant_id = pl.tenant_id`, …) as a filter
-        # of its own and expects a few dozen of the tenant's thousands of rows: it then looks up
-        # each player and parent one row at a time. For a whole tenant, hash joins take half the
-        # time (12 → 5 ms for 3,000 rows). A one-player or one-parent read keeps the lookups.
-        # (A failed read leaves the transaction to be rolled back, the setting with it.)
+    # PostgreSQL counts each join's tenant guard (`pp.tenant_id = pl.tenant_id`, …) as a filter of
+    # its own and expects a few dozen of the tenant's thousands of rows: it then looks up each
+    # player and parent one row at a time. For a whole tenant, hash joins take half the time
+    # (12 → 5 ms for 3,000 rows). A one-player or one-parent read keeps the lookups.
+    hash_joins = player_id is None and parent_id is None and connection.dialect.name == "postgresql"
+    if hash_joins:
         connection.exec_driver_sql("SET LOCAL enable_nestloop = off")
-        rows = list(connection.execute(statement, parameters).mappings())
+    rows = list(connection.execute(statement, parameters).mappings())
+    if hash_joins:  # (a failed read leaves the transaction to be rolled back, the setting with it)
         connection.exec_driver_sql("RESET enable_nestloop")
-    else:
-        rows = list(connection.execute(statement, parameters).mappings())
     rows.sort(key=_email_order)
     return rows
 
