@@ -18,6 +18,7 @@ and the next run reaches them).
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -130,21 +131,16 @@ def recently_emailed(
     `since` over this transport, or is emailing now (a claim younger than the lease): a new
     blast or reminder holds them back (one balance email a day, whichever sends it)."""
     since = as_utc(since).astimezone(UTC)  # stored times are UTC (SQLite compares them as text)
-    live_since = max(since, utcnow() - lease)
-    sent = sa.and_(email_log.c.status == EmailStatus.sent, email_log.c.sent_at >= since)
-    where = _parents_emailed(tenant, transport, BALANCE_EMAIL_TYPES) + [
-        sa.or_(sent, sa.and_(email_log.c.status == EmailStatus.sending, email_log.c.claimed_at >= live_since))
-    ]
-    if other_than is not None:
-        where.append(email_log.c.run_key != other_than)
-    if parent_id is not None:
-        where.append(email_log.c.parent_id == parent_id)
+    values = {
+        "tenant_id": tenant.id,
+        "transport": transport.value,
+        "since": since,
+        "live_since": max(since, utcnow() - lease),
+        "other_than": other_than,
+        "parent_id": parent_id,
+    }
     with engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(
-                email_log.c.parent_id, email_log.c.status, email_log.c.sent_at, email_log.c.claimed_at
-            ).where(*where)
-        ).all()
+        rows = connection.execute(_recent_select(other_than is not None, parent_id is not None), values).all()
     emailed: dict[int, RecentEmail] = {}
     for row in rows:
         was_sent = row.status == EmailStatus.sent
@@ -154,6 +150,30 @@ def recently_emailed(
         if known is None or (found.sent, found.at) > (known.sent, known.at):
             emailed[row.parent_id] = found
     return emailed
+
+
+@functools.cache  # built once per shape: a blast asks it for every parent it sends to
+def _recent_select(other_runs_only: bool, one_parent: bool) -> sa.Select:
+    """`recently_emailed`'s statement; its values are bound at execution (see there)."""
+    since = sa.bindparam("since", type_=email_log.c.sent_at.type)
+    live_since = sa.bindparam("live_since", type_=email_log.c.claimed_at.type)
+    where = [
+        email_log.c.tenant_id == sa.bindparam("tenant_id"),
+        email_log.c.email_type.in_(BALANCE_EMAIL_TYPES),
+        email_log.c.transport == sa.bindparam("transport"),
+        email_log.c.parent_id.is_not(None),
+        sa.or_(
+            sa.and_(email_log.c.status == EmailStatus.sent, email_log.c.sent_at >= since),
+            sa.and_(email_log.c.status == EmailStatus.sending, email_log.c.claimed_at >= live_since),
+        ),
+    ]
+    if other_runs_only:
+        where.append(email_log.c.run_key != sa.bindparam("other_than"))
+    if one_parent:
+        where.append(email_log.c.parent_id == sa.bindparam("parent_id"))
+    return sa.select(
+        email_log.c.parent_id, email_log.c.status, email_log.c.sent_at, email_log.c.claimed_at
+    ).where(*where)
 
 
 def last_blast(engine: Engine, tenant: Tenant, transport: EmailTransportName) -> LastBlast | None:
