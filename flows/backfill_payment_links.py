@@ -147,7 +147,7 @@ def backfill_one_tenant(
             f"{_first_line(error)}",
         )
         logger.error("backfill of %s stopped: %s", tenant.slug, report.aborted)
-        publish_backfill_summary(report)
+        publish_backfill_summary(whole(report))
         return report
     rows = extract_billing_rows(settings, tenant, where)
     plan = plan_payment_links(whole(rows), where)

@@ -138,7 +138,7 @@ def outstanding_balance_email(
         assert blast is not None  # start_blast always returns the blast it started or resumed
         _send_to_every_parent(settings, club, report, blast, since)
 
-    publish_blast_summary(report)
+    publish_blast_summary(whole(report))
     get_run_logger().info(
         "blast %s (%s): %d sent, %d skipped (%d emailed recently), %d failed, %d items held back",
         report.run_key or "new",

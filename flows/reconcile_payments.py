@@ -24,6 +24,7 @@ from paylinks.payments.reconcile import ReconcileReport
 from paylinks.payments.transitions import Outcome
 from paylinks.settings import Settings
 from tasks.common import check_configuration, find_tenants
+from tasks.inputs import whole
 from tasks.reconcile import (
     apply_stripe_news,
     close_paid_links,
@@ -167,7 +168,7 @@ def reconcile_account(
     reports = []
     for report in by_tenant.values():
         if report.tenant in wanted:
-            publish_reconcile_summary(report)
+            publish_reconcile_summary(whole(report))
             reports.append(report)
         elif report.result.applied or report.replacement_errors:
             logger.info(

@@ -131,7 +131,7 @@ def remind_outstanding_balances(
             why = _first_line(error)
             failed[club.slug] = why
             report = ReminderReport(tenant=club.slug, send=send, as_of=as_of, problem=why)
-            publish_reminder_summary(report)
+            publish_reminder_summary(whole(report))
             logger.error("reminders of %s skipped: %s", club.slug, why)
         reports.append(report)
     if failed:
@@ -184,7 +184,7 @@ def remind_tenant(settings: Settings, club: Tenant, send: bool, as_of: datetime 
                 ReminderLine(e.parent_id, e.parent_name, e.address, ReminderResult.would_send, due)
                 for e, due in zip(emails, planned.plan.digests, strict=True)
             ]
-    publish_reminder_summary(report)
+    publish_reminder_summary(whole(report))
     logger.info(
         "reminders of %s (%s): %d sent, %d would be sent, %d held back, %d failed",
         club.slug,
