@@ -13,7 +13,6 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from functools import lru_cache
@@ -23,6 +22,7 @@ import css_inline
 import jinja2
 
 from paylinks.messaging.headers import header_text, mailbox, mailbox_from, set_verified, single_line
+from paylinks.messaging.mime import POLICY
 from paylinks.money import format_money
 from paylinks.settings import PROJECT_ROOT
 
@@ -376,7 +376,7 @@ def build_message(
     """
     if "\r" in to_address or "\n" in to_address:
         raise ValueError(f"to_address must not contain CR or LF: {to_address!r}")
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=POLICY)
     # Each address was folded and read back when it was made (the sender's and the club's once).
     message["From"] = mailbox_from(sender, "the sender (email_from)", header="From")
     message["To"] = mailbox(to_name, to_address)

@@ -1,0 +1,64 @@
+"""The mail policy that remembers repeated headers writes exactly the bytes the standard library's
+SMTP policy writes, for any names, subject and club, on both wires (plain and SMTPUTF8), the first
+message and every later one alike."""
+
+from __future__ import annotations
+
+import re
+from email import policy
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from paylinks.messaging import render
+from paylinks.messaging.mime import POLICY
+from paylinks.messaging.render import RenderedEmail, build_message
+from tests.paylinks.test_hostile_names import HOSTILE_NAMES
+
+_NAMES = st.one_of(st.sampled_from(sorted(HOSTILE_NAMES.values())), st.text(max_size=80))
+_CLUBS = st.sampled_from(
+    ["office@club.example", "Riverside FC <treasurer@riverside.example>", "Zoë's Club <zoe@club.example>"]
+)
+
+
+def _comparable(raw: bytes) -> bytes:
+    # Each message has its own Date, Message-ID and multipart boundary.
+    raw = re.sub(rb"(?m)^(Date|Message-ID): .*\r\n", b"", raw)
+    return re.sub(rb"===============\d+==", b"BOUNDARY", raw)
+
+
+def _message(monkeypatch, mail_policy, **values):
+    monkeypatch.setattr(render, "POLICY", mail_policy)
+    return build_message(
+        RenderedEmail(subject=values["subject"], text=values["text"], html=f"<p>{values['text']}</p>"),
+        sender=values["sender"],
+        to_name=values["name"],
+        to_address="jane.lee@example.com",
+        reply_to=values["reply_to"],
+        extra_headers=(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),),
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    name=_NAMES,
+    subject=st.one_of(st.text(max_size=120), st.sampled_from(sorted(HOSTILE_NAMES.values()))),
+    text=st.text(min_size=1, max_size=300),
+    reply_to=_CLUBS,
+    sender=_CLUBS,
+)
+def test_kept_headers_write_the_same_bytes_as_the_standard_policy(name, subject, text, reply_to, sender):
+    values = dict(name=name, subject=subject, text=text, reply_to=reply_to, sender=sender)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        try:
+            standard = _message(monkeypatch, policy.SMTP, **values)
+        except ValueError:  # a subject that cannot be a header is refused either way
+            with pytest.raises(ValueError):
+                _message(monkeypatch, POLICY, **values)
+            return
+        kept = [_message(monkeypatch, POLICY, **values) for _ in range(2)]  # made, then remembered
+    for wire in (policy.SMTP, policy.SMTPUTF8):
+        expected = _comparable(standard.as_bytes(policy=wire))
+        for message in kept:
+            assert _comparable(message.as_bytes(policy=message.policy.clone(utf8=wire.utf8))) == expected
