@@ -242,7 +242,9 @@ def test_every_batch_of_sends_is_a_recorded_task_run_with_a_log_line_per_parent(
                     log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
                 )
                 per_parent = [log for log in logs if log.message.startswith("parent ")]
-                if len(sends) >= batches and len(per_parent) >= sent:
+                # The server records each task run's states as they arrive: wait for the last.
+                completed = all(run.state is not None and run.state.is_completed() for run in sends)
+                if len(sends) >= batches and completed and len(per_parent) >= sent:
                     return sends, per_parent
                 await asyncio.sleep(0.1)
             return sends, per_parent
