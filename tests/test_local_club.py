@@ -1,6 +1,6 @@
-"""The local club as a newcomer meets it: `paylinks demo`, then `make emulator` and `make office`,
-each in its own process on the demo's folder; the office over HTTP, the emulator over HTTP, the
-mail in the outbox."""
+"""The local club as a newcomer meets it: `paylinks demo` (the project's main job, every step and
+its tally), then `make emulator` and `make office`, each in its own process on the demo's folder;
+the office over HTTP, the emulator over HTTP, the mail in the outbox."""
 
 from __future__ import annotations
 
@@ -181,6 +181,34 @@ def _platform_account(var: Path) -> str:
     return json.loads((var / "stripe-emulator.json").read_text())["platform_account"]
 
 
+def _assert_the_demo_did_every_step(demo: subprocess.CompletedProcess, var: Path) -> None:
+    """`paylinks demo`: every step said, no noise, the tally of both clubs, the outbox and the
+    emulator's kept state beside the database (so `make office` serves the same links)."""
+    output = demo.stdout + demo.stderr
+    assert demo.returncode == 0, output
+    for noise in ("Traceback", "ERROR", "Error", "WARNING"):
+        assert noise not in output
+    for step in (
+        "backfill, dry run",
+        "backfill, commit",
+        "test send",
+        "the real blast",
+        "pay through",
+        "reconcile",
+        "balances now",
+    ):
+        assert step in output
+    assert "run again: 0 links minted" in output
+    # One club is paid into its own connected account, and its links are minted there.
+    assert "northside-eagles is paid into its own Stripe account acct_demoNorthsideEagles" in output
+    assert "links minted in Stripe account acct_demoNorthsideEagles" in output
+    tally = output[output.index("paylinks demo") :]
+    assert "riverside-hoops" in tally and "northside-eagles" in tally
+    assert len(list((var / "outbox").glob("*.eml"))) > 2 and (var / "outbox" / "index.html").exists()
+    assert "index.html" in output and "make ui" in output and "make office" in output
+    assert (var / "stripe-emulator.json").stat().st_mode & 0o777 == 0o600
+
+
 @pytest.mark.slow
 # Every demo prefers port 12111 (where a newcomer's links point), and this test needs the port its
 # demo took to stay free while it restarts the emulator and the office on it: the tests that run
@@ -197,6 +225,11 @@ def test_after_the_demo_make_office_runs_the_whole_club_and_every_link_pays(tmp_
     assert nothing_yet.returncode == 2 and "run `make demo` first" in nothing_yet.stderr
     assert nothing_yet.stderr.count("\n") == 1
 
+    refused = subprocess.run(
+        [sys.executable, "-m", "cli", "demo"], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--reset-database" in refused.stderr
+
     demo = subprocess.run(
         [sys.executable, "-m", "cli", "demo", "--reset-database"],
         env=env,
@@ -205,7 +238,7 @@ def test_after_the_demo_make_office_runs_the_whole_club_and_every_link_pays(tmp_
         text=True,
         timeout=400,
     )
-    assert demo.returncode == 0, demo.stdout + demo.stderr
+    _assert_the_demo_did_every_step(demo, var)
     account = _platform_account(var)
     blasted = _mails(outbox)
     links = [link for mail in blasted.values() for link in _pay_links(mail)]
