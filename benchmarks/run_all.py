@@ -59,7 +59,6 @@ FULL = dict(
     mint_links=6000,
     orchestration_links=20000,
     memory_small=2000,
-    memory_large=20000,
     nightly_links=10000,
     reconcile_tenants=20,
     reconcile_links=10000,
@@ -77,9 +76,8 @@ FULL = dict(
 QUICK = dict(
     emulator_seconds=1.0,
     mint_links=100,
-    orchestration_links=400,
+    orchestration_links=200,
     memory_small=100,
-    memory_large=400,
     nightly_links=400,
     reconcile_tenants=4,
     reconcile_links=200,
@@ -88,7 +86,7 @@ QUICK = dict(
     balance_players=100,
     balance_queries=10,
     blast_parents=40,
-    worker_links=60,
+    worker_links=40,
     hourly_tenants=50,
     reminder_parents=40,
 )
@@ -1220,6 +1218,7 @@ def two_workers(sizes: dict) -> list[Row]:
     rows = []
     prefect = contextlib.ExitStack()  # one Prefect server on PostgreSQL for all, started when first needed
     api_url = None
+    limits_made: set[str] = set()
     with prefect:
         for figure, accounts, target in WORKER_FIGURES:
             count = len(accounts)
@@ -1255,16 +1254,19 @@ def two_workers(sizes: dict) -> list[Row]:
                     "PAYLINKS_STRIPE_API_BASE": server.url,
                     "PAYLINKS_STRIPE_MAX_RPS": str(limit),
                 }
-                # The shared limits exist only once created, as an operator's deploy step does.
-                setup = subprocess.run(
-                    [sys.executable, "-m", "cli", "limits", "setup"],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                )
-                if setup.returncode != 0:
-                    raise RuntimeError(f"paylinks limits setup failed: {setup.stderr.strip()[-300:]}")
+                # The shared limits exist only once created, as an operator's deploy step does
+                # (once per account: every figure shares the one Prefect server).
+                if not set(accounts) <= limits_made:
+                    setup = subprocess.run(
+                        [sys.executable, "-m", "cli", "limits", "setup"],
+                        cwd=ROOT,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                    )
+                    if setup.returncode != 0:
+                        raise RuntimeError(f"paylinks limits setup failed: {setup.stderr.strip()[-300:]}")
+                    limits_made |= set(accounts)
                 workers = [
                     subprocess.Popen(
                         [sys.executable, __file__, "--child", "tenant", slug],
