@@ -9,14 +9,13 @@ header object never changes once made, so the one made for `Content-Transfer-Enc
 quoted-printable` serves every message, and so does its folded text.
 
 Only the headers named in `_REPEATED` are kept, and a Content-Type only without a boundary (each
-multipart message has its own); a header made for one message (a parent's name and address, a subject) is
-parsed for its own message as before. The bytes on the wire are the same either way (a test says
-so).
+multipart message has its own); a header made for one message (a parent's name and address, a
+subject) is parsed for its own message as before. The bytes on the wire are the same either way (a
+test says so).
 """
 
 from __future__ import annotations
 
-import threading
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.policy import EmailPolicy
 from typing import Any
@@ -39,7 +38,12 @@ class _RepeatingHeaders(HeaderRegistry):
         self._made: dict[tuple[str, ...], BaseHeader] = {}
         self._kept: dict[int, BaseHeader] = {}  # the same headers by identity, for `folded`
         self._folded: dict[tuple[Any, ...], str] = {}
-        self._lock = threading.Lock()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _RepeatingHeaders:
+        return self  # one memory for every message, as a copied message's policy keeps it
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _shared_registry, ()
 
     def __getitem__(self, name: str) -> type:
         key = name.lower()
@@ -55,12 +59,13 @@ class _RepeatingHeaders(HeaderRegistry):
         header = self._made.get(key)
         if header is None:
             header = self[name](name, value)
-            with self._lock:
-                if len(self._made) >= _KEPT:
-                    self._made.clear()
-                    self._kept.clear()
-                    self._folded.clear()
-                self._made[key] = self._kept[id(header)] = header
+            # Without a lock: two threads making the same header at once keep one of the two (the
+            # other is folded the usual way), and a clear at worst forgets a header just made.
+            if len(self._made) >= _KEPT:
+                self._made.clear()
+                self._kept.clear()
+                self._folded.clear()
+            self._made[key] = self._kept[id(header)] = header
         return header
 
     @staticmethod
@@ -107,3 +112,8 @@ class _Policy(EmailPolicy):
 
 # The SMTP policy (CRLF line ends, 78-character lines), with the memory above.
 POLICY: EmailPolicy = _Policy(linesep="\r\n", header_factory=_RepeatingHeaders())
+
+
+def _shared_registry() -> HeaderRegistry:
+    """The one registry, for a message unpickled in this process."""
+    return POLICY.header_factory  # type: ignore[return-value]

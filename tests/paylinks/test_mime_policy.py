@@ -4,6 +4,7 @@ message and every later one alike."""
 
 from __future__ import annotations
 
+import copy
 import re
 from email import policy
 
@@ -62,3 +63,22 @@ def test_kept_headers_write_the_same_bytes_as_the_standard_policy(name, subject,
         expected = _comparable(standard.as_bytes(policy=wire))
         for message in kept:
             assert _comparable(message.as_bytes(policy=message.policy.clone(utf8=wire.utf8))) == expected
+
+
+def test_a_message_copied_deeply_writes_the_same_bytes(monkeypatch):
+    """The standard library deep-copies a message when it must re-encode a part; the kept headers'
+    memory comes along as it is (one for every message), and the copy writes what the original does."""
+    message = _message(
+        monkeypatch,
+        POLICY,
+        name="Jane Lee",
+        subject="Riverside FC: you have $140.00 outstanding",
+        text="Season dues $120.00",
+        reply_to="Riverside FC <treasurer@riverside.example>",
+        sender="paylinks <billing@paylinks.example>",
+    )
+    message.as_bytes()  # the boundary is chosen when the message is first written
+    copied = copy.deepcopy(message)
+
+    assert copied.policy.header_factory is message.policy.header_factory
+    assert copied.as_bytes() == message.as_bytes()
