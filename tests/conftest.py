@@ -42,6 +42,7 @@ POSTGRES_ADMIN_URL = postgres_server.configured_url()
 SKIP_POSTGRES = os.environ.get("PAYLINKS_TEST_SKIP_POSTGRES") == "1"
 BACKENDS = ["sqlite"] + ([] if SKIP_POSTGRES else ["postgresql"])
 FAMILY_LINK_SECRET = "test-family-link-secret-0123456789abcdef"
+TESTS = Path(__file__).resolve().parent
 
 
 # Every test runs on SQLite; a test whose storage semantics differ on PostgreSQL (locking, races,
@@ -154,7 +155,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         kept.append(item)
     if once_is_enough:
         config.hook.pytest_deselected(items=once_is_enough)
-        items[:] = kept
+    # The slow tests first, the whole-club ones of tests/ itself (demos, the benchmark harness, the
+    # state machine: 30–150 s each) before the rest, others after in their order: xdist hands tests
+    # out in this order, so no two-minute test starts near the end while the other workers sit idle.
+    kept.sort(key=_start_early)
+    items[:] = kept
+
+
+def _start_early(item: pytest.Item) -> int:
+    if item.get_closest_marker("slow") is None:
+        return 2
+    return 0 if item.path.parent == TESTS else 1
 
 
 @pytest.fixture
