@@ -1038,6 +1038,9 @@ class ClubLives(RuleBasedStateMachine):
         self._use_settings()
         for spec in self.clubs:
             self.backfilled[spec.slug] = False
+            # The account returned to may hold payments made on its links while the key was
+            # elsewhere: no reconcile in it has seen them yet (reconcile reads the key's account).
+            self.unreconciled[spec.slug] = True
 
     def time_passes(self) -> None:
         """Stripe's clock moves on by a minute and a half, past reconcile's overlap (events,

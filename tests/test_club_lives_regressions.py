@@ -165,3 +165,32 @@ def test_a_bank_debit_that_failed_before_the_first_reconcile_is_not_left_process
     row = the_row(engine)
     assert row["status"].value == "pending"
     assert row["stripe_payment_link_id"] not in (None, first_link)  # a fresh link that can take payment
+
+
+def test_a_payment_made_while_the_key_was_in_another_account_is_recorded_when_it_returns(
+    settings, use_settings, engine, emulator
+):
+    # Found as: the key moves to another Stripe account → a parent pays the link of the account
+    # left behind (an old email) → reconcile, clean, in the new account → the key moves back. The
+    # state machine counted the payment as seen by that reconcile; it was not (reconcile reads the
+    # key's account). What must hold: once back, the next reconcile records it, and nobody is
+    # chased for the bill.
+    from stripe_emulator import EmulatorServer
+
+    seed(engine)
+    backfill_payment_links(tenant=TENANT, commit=True)
+    reconcile_payments(tenant=TENANT)  # the first account's cursor is set
+    old_link = the_row(engine)["stripe_payment_link_url"]
+    with EmulatorServer(host="127.0.0.1", port=0) as other:
+        use_settings(stripe_api_base=other.url)
+        backfill_payment_links(tenant=TENANT, commit=True)  # minted again in the other account
+        pay(old_link)
+        reconcile_payments(tenant=TENANT)
+        assert ledger(engine) == []  # not seen from here: another account
+
+        use_settings(stripe_api_base=emulator.url)
+        reconcile_payments(tenant=TENANT)
+
+    (record,) = ledger(engine)
+    assert record["amount_cents"] == 12000
+    assert the_row(engine)["status"].value == "paid"  # the bill is settled: no reminder, no blast
