@@ -9,11 +9,15 @@ and a tenant that fails is reported while the others go on.
 
 from __future__ import annotations
 
+from collections import deque
+
 import sqlalchemy as sa
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
 
 from flows.fan_out import BACKFILL_CHILD, ChildRun, fan_out_per_tenant
 from flows.run_names import backfill_run_name, from_parameters
+from paylinks.billing.mint import MintResult
 from paylinks.billing.plan import Action, Plan
 from paylinks.billing.report import BackfillReport, Finding, FindingKind
 from paylinks.club.tenants import Tenant
@@ -187,6 +191,22 @@ def backfill_one_tenant(
     return report
 
 
+def _store_minted(
+    settings: Settings, report: BackfillReport, batch_number: int, minted: PrefectFuture[list[MintResult]]
+) -> None:
+    """Wait for a minting batch and store its links; a failed batch is the report's reason to stop."""
+    minted.wait()
+    state = minted.state
+    if state.is_failed():
+        report.aborted = report.aborted or f"minting batch {batch_number} failed: {state.message}"
+        return
+    results = minted.result()
+    report.minted += sum(1 for r in results if r.link_id and not r.adopted)
+    report.adopted += sum(1 for r in results if r.adopted)
+    report.mint_errors += [(r.row_id, r.error) for r in results if r.error]
+    report.loaded += load_payment_links(settings, whole(results), batch_number)
+
+
 def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillReport) -> None:
     plan = report.plan
     logger = get_run_logger()
@@ -209,21 +229,28 @@ def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillRep
     report.tiers_created = tiers.created
     jobs = reserve_payment_links(settings, tenant, where, whole(to_mint + remint), whole(tiers.prices))
 
+    # Two batches in flight: the next one mints while this one's links are stored, so the account's
+    # pace (shared by both, as by every worker) never waits on the database or a task's start. A
+    # failed batch stops the minting; what the other one minted is still stored.
     batch_size = settings.stripe_mint_batch_size
+    in_flight: deque[tuple[int, PrefectFuture[list[MintResult]]]] = deque()
     for batch_number, start in enumerate(range(0, len(jobs), batch_size), start=1):
+        if report.aborted:
+            break
         batch = jobs[start : start + batch_size]
-        minted = mint_payment_links(
-            settings, whole(batch), batch_number, tenant.stripe_account, return_state=True
+        in_flight.append(
+            (
+                batch_number,
+                mint_payment_links.submit(settings, whole(batch), batch_number, tenant.stripe_account),
+            )
         )
-        if minted.is_failed():
-            report.aborted = f"minting batch {batch_number} failed: {minted.message}"
-            logger.error("stopping: %s", report.aborted)
-            return
-        results = minted.result()
-        report.minted += sum(1 for r in results if r.link_id and not r.adopted)
-        report.adopted += sum(1 for r in results if r.adopted)
-        report.mint_errors += [(r.row_id, r.error) for r in results if r.error]
-        report.loaded += load_payment_links(settings, whole(results), batch_number)
+        if len(in_flight) == 2:
+            _store_minted(settings, report, *in_flight.popleft())
+    while in_flight:
+        _store_minted(settings, report, *in_flight.popleft())
+    if report.aborted:
+        logger.error("stopping: %s", report.aborted)
+        return
     reminted = {step.row_id for step in remint}
     relink = [step for step in plan.to_relink if step.row_id not in report.retire.left_alone | reminted]
     if relink:

@@ -10,6 +10,7 @@ from flows.backfill_payment_links import backfill_payment_links
 from paylinks.billing.plan import Action, SkipReason
 from paylinks.present.backfill import backfill_tables
 from paylinks.store.tables import payment_links, price_tiers, products
+from tests.helpers import TENANT
 
 TABLES = ("payment_links", "price_tiers", "products", "orders", "players", "email_log")
 
@@ -166,3 +167,47 @@ def test_every_task_run_is_recorded_and_the_summary_artifact_exists(settings, de
     count, keys = asyncio.run(recorded())
     assert count == expected
     assert "backfill-riverside-hoops-summary" in keys
+
+
+def test_a_batch_that_breaks_stops_the_minting_and_every_link_minted_is_stored(
+    settings, use_settings, engine, emulator, demo_club, stripe_client, monkeypatch
+):
+    """Two batches mint at once; when one breaks (not a Stripe refusal: the worker itself), no
+    new batch starts, the other's links are still stored, and the next run mints the rest once."""
+    from paylinks.billing import mint
+
+    use_settings(stripe_mint_batch_size=3)
+    real = mint.mint_payment_links
+    started: list[int] = []
+
+    def the_second_batch_breaks(gateway, jobs, concurrency):
+        started.append(len(jobs))
+        if len(started) == 2:
+            raise RuntimeError("the worker lost its network")
+        return real(gateway, jobs, concurrency)
+
+    monkeypatch.setattr(mint, "mint_payment_links", the_second_batch_breaks)
+    state = backfill_payment_links(tenant=TENANT, commit=True, return_state=True)
+
+    assert state.is_failed(), "an incomplete backfill is a failed run"
+    (report,) = state.result(raise_on_failure=False).reports
+    assert report.aborted is not None and "failed" in report.aborted and "lost its network" in report.aborted
+    rows = link_rows(engine)
+    links = {
+        link.id for link in stripe_client.v1.payment_links.list(params={"limit": 100}).auto_paging_iter()
+    }
+    stored = {row["stripe_payment_link_id"] for row in rows if row["stripe_payment_link_id"]}
+    assert stored == links, "every link minted is on its row"
+    # Every batch that started, but the broken one, is stored (one more was under way at most).
+    assert len(links) == report.loaded == 3 * (len(started) - 1) and len(started) <= 3
+    assert len(rows) > len(links), "the rest waits for the next run"
+
+    monkeypatch.setattr(mint, "mint_payment_links", real)
+    backfill_payment_links(tenant=TENANT, commit=True)
+
+    rows = link_rows(engine)
+    links = {
+        link.id for link in stripe_client.v1.payment_links.list(params={"limit": 100}).auto_paging_iter()
+    }
+    assert all(row["stripe_payment_link_id"] for row in rows)
+    assert {row["stripe_payment_link_id"] for row in rows} == links and len(links) == len(rows)
