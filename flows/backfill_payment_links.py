@@ -9,15 +9,14 @@ and a tenant that fails is reported while the others go on.
 
 from __future__ import annotations
 
-from collections import deque
-
 import sqlalchemy as sa
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 
 from flows.fan_out import BACKFILL_CHILD, ChildRun, fan_out_per_tenant
+from flows.in_flight import in_order
 from flows.run_names import backfill_run_name, from_parameters
-from paylinks.billing.mint import MintResult
+from paylinks.billing.mint import MintJob, MintResult
 from paylinks.billing.plan import Action, Plan
 from paylinks.billing.report import BackfillReport, Finding, FindingKind
 from paylinks.club.tenants import Tenant
@@ -194,8 +193,7 @@ def backfill_one_tenant(
 def _store_minted(
     settings: Settings, report: BackfillReport, batch_number: int, minted: PrefectFuture[list[MintResult]]
 ) -> None:
-    """Wait for a minting batch and store its links; a failed batch is the report's reason to stop."""
-    minted.wait()
+    """Store a finished minting batch's links; a failed batch is the report's reason to stop."""
     state = minted.state
     if state.is_failed():
         report.aborted = report.aborted or f"minting batch {batch_number} failed: {state.message}"
@@ -232,22 +230,16 @@ def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillRep
     # Two batches in flight: the next one mints while this one's links are stored, so the account's
     # pace (shared by both, as by every worker) never waits on the database or a task's start. A
     # failed batch stops the minting; what the other one minted is still stored.
-    batch_size = settings.stripe_mint_batch_size
-    in_flight: deque[tuple[int, PrefectFuture[list[MintResult]]]] = deque()
-    for batch_number, start in enumerate(range(0, len(jobs), batch_size), start=1):
-        if report.aborted:
-            break
-        batch = jobs[start : start + batch_size]
-        in_flight.append(
-            (
-                batch_number,
-                mint_payment_links.submit(settings, whole(batch), batch_number, tenant.stripe_account),
-            )
-        )
-        if len(in_flight) == 2:
-            _store_minted(settings, report, *in_flight.popleft())
-    while in_flight:
-        _store_minted(settings, report, *in_flight.popleft())
+    size = settings.stripe_mint_batch_size
+    batches = list(enumerate((jobs[start : start + size] for start in range(0, len(jobs), size)), start=1))
+
+    def mint(numbered: tuple[int, list[MintJob]]) -> PrefectFuture[list[MintResult]]:
+        number, batch = numbered
+        return mint_payment_links.submit(settings, whole(batch), number, tenant.stripe_account)
+
+    stopped = lambda: report.aborted is not None  # noqa: E731
+    for (batch_number, _), minted in in_order(mint, batches, at_once=2, stop=stopped):
+        _store_minted(settings, report, batch_number, minted)
     if report.aborted:
         logger.error("stopping: %s", report.aborted)
         return

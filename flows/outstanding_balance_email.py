@@ -17,8 +17,10 @@ from datetime import datetime
 from typing import Annotated
 
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
 from pydantic import Field
 
+from flows.in_flight import in_order
 from flows.run_names import blast_run_name, from_parameters
 from paylinks.club.balances import BalanceSheet
 from paylinks.club.clock import club_zone, now_utc
@@ -44,6 +46,7 @@ from tasks.email import (
     find_blast,
     find_family_links,
     finish_blast,
+    mail_connections,
     read_last_blast,
     read_stripe_context,
     render_balance_emails,
@@ -199,9 +202,10 @@ def _send_to_every_parent(
         sends.append((email, email.address))
     size = settings.blast_batch_size
     progress = start_progress(len(sends))
-    for start in range(0, len(sends), size):
+
+    def send(start: int) -> PrefectFuture[list[SendOutcome]]:
         batch = sends[start : start + size]
-        state = send_email_batch(
+        return send_email_batch.submit(
             settings,
             club,
             EmailType.outstanding_balance,
@@ -209,9 +213,12 @@ def _send_to_every_parent(
             whole(batch),
             batch_name(start + 1, start + len(batch), len(sends)),
             hold_since=since,
-            return_state=True,
         )
-        _collect(report, batch, state)
+
+    # Batches go `mail_connections` at a time, each over its own connection (see flows.in_flight).
+    for start, sent in in_order(send, range(0, len(sends), size), mail_connections(settings)):
+        batch = sends[start : start + size]
+        _collect(report, batch, sent.state)
         show_progress(progress, start + len(batch), len(sends))
     if report.reached_everyone:
         finish_blast(settings, club, blast)

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture
 
 from flows.fan_out import REMIND_CHILD, ChildRun, fan_out_per_tenant
+from flows.in_flight import in_order
 from flows.reconcile_payments import reconcile_account, tenants_by_account
 from flows.run_names import from_parameters, remind_run_name
 from paylinks.club.tenants import Tenant
@@ -40,7 +42,13 @@ from paylinks.params import TenantSlug
 from paylinks.settings import Settings
 from paylinks.vocabulary import EmailType
 from tasks.common import check_configuration, find_tenants
-from tasks.email import batch_name, check_links_can_be_mailed, read_stripe_context, send_email_batch
+from tasks.email import (
+    batch_name,
+    check_links_can_be_mailed,
+    mail_connections,
+    read_stripe_context,
+    send_email_batch,
+)
 from tasks.inputs import whole
 from tasks.reminders import (
     find_clubs_near_a_step,
@@ -221,23 +229,31 @@ def _send_digests(
         assert email.address is not None  # a parent without an address is held back by the plan
         by_step.setdefault(step_run_key(dues[email.parent_id].step), []).append((email, email.address))
     total = len(emails)
-    done = 0
     size = settings.blast_batch_size
+    batches: list[tuple[str, int, Sequence[tuple[PreparedEmail, str]]]] = []  # (step key, first, batch)
+    done = 0
     for run_key, sends in sorted(by_step.items()):
         for start in range(0, len(sends), size):
-            batch = sends[start : start + size]
-            state = send_email_batch(
-                settings,
-                club,
-                EmailType.reminder,
-                run_key,
-                whole(batch),
-                batch_name(done + 1, done + len(batch), total),
-                hold_since=hold_since,
-                return_state=True,
-            )
-            done += len(batch)
-            _collect(report, batch, dues, state)
+            batches.append((run_key, done, sends[start : start + size]))
+            done += len(sends[start : start + size])
+
+    def send(
+        numbered: tuple[str, int, Sequence[tuple[PreparedEmail, str]]],
+    ) -> PrefectFuture[list[SendOutcome]]:
+        run_key, first, batch = numbered
+        return send_email_batch.submit(
+            settings,
+            club,
+            EmailType.reminder,
+            run_key,
+            whole(batch),
+            batch_name(first + 1, first + len(batch), total),
+            hold_since=hold_since,
+        )
+
+    # Batches go `mail_connections` at a time, each over its own connection (see flows.in_flight).
+    for (_, _, batch), sent in in_order(send, batches, mail_connections(settings)):
+        _collect(report, batch, dues, sent.state)
 
 
 def _collect(report: ReminderReport, batch: Sequence[tuple[PreparedEmail, str]], dues, state) -> None:

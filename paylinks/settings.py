@@ -108,6 +108,12 @@ class Settings(BaseSettings):
         le=1000,
         description="Parents emailed per task run of a blast, over one mail connection.",
     )
+    mail_connections: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="Batches of a blast or reminder run sent at once over SMTP, each over its own connection.",
+    )
     mail_retry_delays_s: tuple[float, ...] = Field(
         default=(5.0, 30.0),
         max_length=5,

@@ -28,7 +28,7 @@ from paylinks.messaging.transports import (
     transport_from_settings,
 )
 from paylinks.runtime import engine_for, mail_transport
-from paylinks.settings import Settings
+from paylinks.settings import EmailTransportName, Settings
 from paylinks.stripe_api.gateway import StripeContext, StripeGateway
 from paylinks.vocabulary import EmailType
 from tasks.retry import retry_if_transient
@@ -214,6 +214,13 @@ def send_one_email(
         to_name=to_name,
         hold_since=hold_since,
     )
+
+
+def mail_connections(settings: Settings) -> int:
+    """How many batches send at once: over SMTP `mail_connections`, each on its own connection
+    (while one waits for the server's answers, the next message is built); the outbox folder
+    has nothing to wait on, so one."""
+    return settings.mail_connections if settings.email_transport == EmailTransportName.smtp else 1
 
 
 def batch_name(first: int, last: int, total: int) -> str:

@@ -83,6 +83,7 @@ class Mailroom:
 
     def __init__(self) -> None:
         self.messages: list = []  # (envelope recipients, parsed message)
+        self.peers: list = []  # each accepted message's client (address, port): its connection
         self.refuse: set[str] = set()
         self.stall_after: int | None = None  # stall (then 451) the message after this many
         self.stalled = threading.Event()
@@ -102,6 +103,7 @@ class Mailroom:
             envelope.original_content or envelope.content, policy=email.policy.default
         )
         self.messages.append((list(envelope.rcpt_tos), parsed))
+        self.peers.append(session.peer)
         return "250 OK"
 
     def recipients(self) -> list[str]:

@@ -258,6 +258,9 @@ def test_every_batch_of_sends_is_a_recorded_task_run_with_a_log_line_per_parent(
     assert all(run.state.is_completed() for run in sends)
     assert len(per_parent) == sent
     assert all(log.message.endswith(": sent") for log in per_parent)
+    # Each batch over a connection of its own, reused for its every parent (two batches at once).
+    assert len(set(mailroom.peers)) == batches
+    assert sorted(mailroom.recipients()) == sorted(set(mailroom.recipients())), "each parent once"
 
 
 def test_invalid_test_email_is_refused_before_anything_is_rendered(settings, minted_club, tmp_path, mailroom):

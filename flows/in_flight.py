@@ -1,0 +1,43 @@
+"""Task runs a few at a time: the next starts while the last one's outcome is taken.
+
+A flow that sends or mints in batches spends, between two batches, the time a task run takes to
+start and the time its outcome takes to store; with one batch at a time the mail server or
+Stripe's pace waits meanwhile. `in_order` keeps `at_once` batches submitted (the flow's thread
+pool runs them) and hands each back, finished, in the order given, so what the flow does with an
+outcome (count it, store it, show progress) happens in order as before.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from prefect.futures import PrefectFuture
+
+T = TypeVar("T")
+
+
+def in_order(
+    submit: Callable[[T], PrefectFuture[Any]],
+    items: Iterable[T],
+    at_once: int,
+    stop: Callable[[], bool] = lambda: False,
+) -> Iterator[tuple[T, PrefectFuture[Any]]]:
+    """Submit each item's task run, at most `at_once` unfinished, and yield (item, its finished
+    future) in the items' order. Once `stop()` is true no item is submitted; those already under
+    way are still yielded, so nothing they did goes unrecorded."""
+    pending: deque[tuple[T, PrefectFuture[Any]]] = deque()
+    for item in items:
+        if stop():
+            break
+        pending.append((item, submit(item)))
+        if len(pending) >= max(1, at_once):
+            yield _finished(pending.popleft())
+    while pending:
+        yield _finished(pending.popleft())
+
+
+def _finished(entry: tuple[T, PrefectFuture[Any]]) -> tuple[T, PrefectFuture[Any]]:
+    entry[1].wait()
+    return entry
