@@ -237,7 +237,9 @@ def _commit(settings: Settings, tenant: Tenant, where, rows, report: BackfillRep
         number, batch = numbered
         return mint_payment_links.submit(settings, whole(batch), number, tenant.stripe_account)
 
-    stopped = lambda: report.aborted is not None  # noqa: E731
+    def stopped() -> bool:
+        return report.aborted is not None
+
     for (batch_number, _), minted in in_order(mint, batches, at_once=2, stop=stopped):
         _store_minted(settings, report, batch_number, minted)
     if report.aborted:

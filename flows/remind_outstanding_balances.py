@@ -234,8 +234,9 @@ def _send_digests(
     done = 0
     for run_key, sends in sorted(by_step.items()):
         for start in range(0, len(sends), size):
-            batches.append((run_key, done, sends[start : start + size]))
-            done += len(sends[start : start + size])
+            part = sends[start : start + size]
+            batches.append((run_key, done, part))
+            done += len(part)
 
     def send(
         numbered: tuple[str, int, Sequence[tuple[PreparedEmail, str]]],
