@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import itertools
 import json
 import os
@@ -1267,17 +1268,18 @@ def two_workers(sizes: dict) -> list[Row]:
                     if setup.returncode != 0:
                         raise RuntimeError(f"paylinks limits setup failed: {setup.stderr.strip()[-300:]}")
                     limits_made |= set(accounts)
-                workers = [
-                    subprocess.Popen(
-                        [sys.executable, __file__, "--child", "tenant", slug],
-                        env=env,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        text=True,
-                    )
-                    for slug in slugs
-                ]
-                outputs = [worker.communicate() for worker in workers]
+                with emulator_unpaused():
+                    workers = [
+                        subprocess.Popen(
+                            [sys.executable, __file__, "--child", "tenant", slug],
+                            env=env,
+                            stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
+                            text=True,
+                        )
+                        for slug in slugs
+                    ]
+                    outputs = [worker.communicate() for worker in workers]
                 minted = minted_rows(engine)
                 engine.dispose()
                 per_account = {}
@@ -1362,6 +1364,26 @@ def two_workers(sizes: dict) -> list[Row]:
                     )
                 )
     return rows
+
+
+@contextlib.contextmanager
+def emulator_unpaused() -> Iterator[None]:
+    """The emulator (in this process) never stops for this process's garbage collector meanwhile.
+
+    This process holds every import and every figure's clubs: a full collection scans them all and
+    stopped the emulator for up to 0.64 s (measured with gc.callbacks: 1,628 collections in the
+    three worker figures). Requests that arrive meanwhile are all taken in the moment it wakes, as
+    if sent in one second, and refused as such; Stripe does not stop like that. What this process
+    holds now is frozen (never scanned again) and the collector waits while the workers run (a few
+    thousand links' objects: no cycles worth collecting)."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def peak_per_second(times: list[float]) -> int:
