@@ -44,6 +44,8 @@ STRIPE_BLOCK_SECONDS = 0.5
 # server's decay (whole slots, its clock restarted by every write) runs a little behind. What is
 # sent in any one second is kept within Stripe's limit by the spending, not by this burst.
 STRIPE_BURST_SECONDS = 2 * STRIPE_BLOCK_SECONDS
+# The next block is asked for when this many permits of the current one are left in hand.
+STRIPE_ASK_AHEAD_PERMITS = 2
 LIMITS_SETUP_COMMAND = "paylinks limits setup"
 # Each process spends its permits at the limit's rate shared by the workers acting in the account
 # and mode (see `_Workers`): a block spent at the full rate by two processes at once is twice
@@ -264,22 +266,35 @@ class _LimitBlocks:
         """Take one permit (blocking while the server has none); the wait before spending it."""
         with self._lock:
             self._follow_workers()
-            wait = self._spend.reserve()
+            if self._left == 0:  # none in hand (the first permit, or blocks this small): ask now
+                self._refill()
+                self._left += self.block
+            wait = self._spend.reserve()  # after the ask: a slow answer delays the pace, never bunches it
             now = time.monotonic()
+            due = now + wait
             self.permits += 1
             self.first_permit = self.first_permit or now
-            self.last_permit = now + max(0.0, wait)
-            if self._left == 0:
-                # Ask for the next block only when this one is spent: a refused ask (423) restarts
-                # the server's decay clock (`floor(rate * seconds since updated)`), so asking too
-                # often starves every worker of the account.
-                if wait > 0:
-                    time.sleep(wait)
-                    wait = 0.0
-                self._refill()
-                self._left = self.block
             self._left -= 1
-        return wait
+            if self._left == STRIPE_ASK_AHEAD_PERMITS:
+                # The next block is asked for while this permit waits for its time: the server's
+                # answer seldom takes longer, so the pace never stops for it. Permits are handed
+                # out ahead of their time when many callers wait, so the ask waits until an
+                # interval before this permit's: asked earlier, the server's decay would not have
+                # made room yet and would refuse it.
+                early = due - self._spend.interval - time.monotonic()
+                if early > 0:
+                    time.sleep(early)
+                self._refill()
+                self._left += self.block
+                answered = time.monotonic()
+                if answered > due:
+                    # The answer took longer: this permit goes at once, and the next one an
+                    # interval after it, not together with it to catch up (two requests at once
+                    # show as one more than the rate in a sliding second).
+                    due = answered
+                    self._spend.not_before(due + self._spend.interval)
+            self.last_permit = due
+        return max(0.0, due - time.monotonic())
 
     def _connected(self) -> Any:
         from tasks.prefect_api import prefect_client

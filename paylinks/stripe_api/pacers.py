@@ -40,6 +40,11 @@ class RateLimiter:
         with self._lock:
             self.interval = 1.0 / rate
 
+    def not_before(self, moment: float) -> None:
+        """Hand out no further permit before `moment` (on this limiter's clock)."""
+        with self._lock:
+            self._next_slot = max(self._next_slot, moment)
+
     def reserve(self) -> float:
         with self._lock:
             now = self._clock()
