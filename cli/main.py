@@ -7,6 +7,8 @@ each registers on the one app of `cli.app`.
 
 from __future__ import annotations
 
+import faulthandler
+import signal
 import sys
 
 from cli import family, jobs, local_club, people, reminders, setup
@@ -24,6 +26,9 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
+    # `kill -USR1 <pid>` prints every thread's stack to stderr: a command that seems stuck (an
+    # office that does not stop) can say where, and goes on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         app()
     except KeyboardInterrupt:
