@@ -21,7 +21,7 @@ import contextlib
 import os
 import secrets
 import signal
-import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -161,6 +161,16 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
+def wait_until_interrupted() -> None:
+    """Return never: only Ctrl-C (KeyboardInterrupt) or SIGTERM (`_Stop`) ends the wait.
+
+    Python runs signal handlers in the main thread, but the kernel may hand a signal to any of the
+    process's threads (the office has many); a main thread blocked in an untimed wait would then
+    never run the handler, and Ctrl-C would do nothing. Waking twice a second, it does."""
+    while True:
+        time.sleep(0.5)
+
+
 @app.command("office")
 def office(
     ctx: typer.Context,
@@ -214,7 +224,7 @@ def office(
             except OSError as error:
                 fail(f"cannot serve the office on port {port}: {error.strerror or error}; try --port")
             _say_where(served.url, emulator.url, state, logins)
-            threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt) or SIGTERM (_Stop)
+            wait_until_interrupted()
     except (KeyboardInterrupt, _Stop):
         pass
     finally:
