@@ -70,7 +70,8 @@ def test_permits_keep_their_spacing_however_long_the_server_takes_to_answer(tmp_
     gaps = [later - earlier for earlier, later in itertools.pairwise(spent)]
     # The slow server answers in about four intervals: without care, the permit after each answer went
     # at once, right behind the late one.
-    assert min(gaps) >= 0.9 * interval, [round(gap, 3) for gap in gaps]
+    # Half an interval: room for this test's thread being paused between the pacer and its clock.
+    assert min(gaps) >= 0.5 * interval, [round(gap, 3) for gap in gaps]
     assert (PERMITS - 1) / (spent[-1] - spent[0]) <= 1 / interval + 1e-9
     # One ask a block, each before the block ran out.
     assert server.asks == 4
