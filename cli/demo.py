@@ -116,7 +116,7 @@ def _run_steps(console: Console, settings: Settings, database: Path, emulator: A
     database.parent.mkdir(parents=True, exist_ok=True)
     engine_for.cache_clear()
     migrations.upgrade(settings.database_url)
-    seeded = seed_demo(engine_for(settings.database_url))
+    seeded = seed_demo(engine_for(settings.database_url), settings.club_timezone)
     console.print(
         f"  demo club: {', '.join(seeded.tenants)} — {seeded.parents} parents, {seeded.players} players, "
         f"{seeded.orders} orders"

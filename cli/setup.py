@@ -77,7 +77,7 @@ def seed_demo_command(ctx: typer.Context) -> None:
     guarded(lambda: require_sqlite_file(settings))
     engine = engine_for(settings.database_url)
     guarded(lambda: check_database(engine))
-    report = seed_demo(engine)
+    report = seed_demo(engine, settings.club_timezone)
     for slug in report.tenants:
         console.print(f"seeded tenant {slug}")
     for slug in report.skipped_tenants:

@@ -229,7 +229,7 @@ def use_settings(settings: Settings) -> Iterator[Callable[..., Settings]]:
 # -- the demo club, a Stripe client and an SMTP server, for flow, office and club tests ------------
 @pytest.fixture
 def demo_club(settings, engine: sa.Engine) -> list[Tenant]:
-    report = seed_demo(engine)
+    report = seed_demo(engine, settings.club_timezone)
     with engine.connect() as connection:
         return [tenant_by_slug(connection, slug) for slug in report.tenants]
 

@@ -39,7 +39,7 @@ DB_PASSWORD = "db-pass-never-shown"
 @pytest.fixture
 def club(settings: Settings, engine: sa.Engine) -> int:
     """The demo club in the test's database; returns TENANT's id."""
-    seed_demo(engine)
+    seed_demo(engine, settings.club_timezone)
     with engine.connect() as connection:
         return tenant_by_slug(connection, TENANT).id
 

@@ -31,7 +31,7 @@ def chromium(tmp_path: Path) -> Chromium:
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_prefect_ui_shows_the_backfill_run_and_its_summary_artifact(settings, engine, chromium, tmp_path):
-    seed_demo(engine)
+    seed_demo(engine, settings.club_timezone)
     with prefect_server(tmp_path / "server-home", auth=False, ui=True) as server:
         backfill = subprocess.run(
             [sys.executable, "-m", "cli", "backfill", "--tenant", "riverside-hoops"],

@@ -83,7 +83,7 @@ def test_a_cli_run_is_named_after_what_it_does_and_its_logs_reach_the_api(
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    seed_demo(engine)
+    seed_demo(engine, settings.club_timezone)
     player_id = _first_player_id(engine)
     args, expected = COMMANDS[command]
     args = [arg.format(player=player_id) for arg in args]
@@ -120,7 +120,7 @@ def _flow_name(args: list[str]) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_logs_survive_the_exit_of_the_ephemeral_api(settings, engine, tmp_path):
-    seed_demo(engine)
+    seed_demo(engine, settings.club_timezone)
     result = run_cli(["reconcile", "--tenant", TENANT], cli_env(tmp_path, ephemeral_api=True))
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -26,7 +26,7 @@ def closed_port() -> str:
 
 @pytest.fixture
 def club(settings: Settings, engine: sa.Engine) -> None:
-    seed_demo(engine)
+    seed_demo(engine, settings.club_timezone)
 
 
 COMMANDS = {

@@ -9,11 +9,13 @@ children are named from separate lists, so nobody's full name is both a parent's
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from paylinks.club.due import club_today
 from paylinks.store.tables import orders, parents, players, products, tenants
 
 FIRST_NAMES = [
@@ -138,8 +140,13 @@ class SeedReport:
     orders: int = 0
 
 
-def seed_demo(engine: Engine) -> SeedReport:
-    """Load the demo tenants; a tenant whose slug already exists is left as it is."""
+def seed_demo(engine: Engine, club_timezone: str) -> SeedReport:
+    """Load the demo tenants; a tenant whose slug already exists is left as it is.
+
+    The demo's clubs name no time zone of their own, so they keep `club_timezone` (the settings'):
+    their due dates count from that zone's today, not the machine's, which in the evening in
+    America/New_York is already tomorrow by UTC."""
+    today = demo_today(club_timezone)
     report = SeedReport(tenants=[], skipped_tenants=[])
     with engine.begin() as connection:
         existing = set(connection.execute(sa.select(tenants.c.slug)).scalars())
@@ -147,12 +154,19 @@ def seed_demo(engine: Engine) -> SeedReport:
             if demo.slug in existing:
                 report.skipped_tenants.append(demo.slug)
                 continue
-            _seed_tenant(connection, demo, offset, report)
+            _seed_tenant(connection, demo, offset, report, today)
             report.tenants.append(demo.slug)
     return report
 
 
-def _seed_tenant(connection: sa.Connection, demo: DemoTenant, offset: int, report: SeedReport) -> None:
+def demo_today(club_timezone: str) -> date:
+    """Today in `club_timezone`: the day the demo's due dates count from."""
+    return club_today(datetime.now(UTC), ZoneInfo(club_timezone))
+
+
+def _seed_tenant(
+    connection: sa.Connection, demo: DemoTenant, offset: int, report: SeedReport, today: date
+) -> None:
     tenant_id = connection.execute(
         sa.insert(tenants)
         .values(
@@ -185,7 +199,7 @@ def _seed_tenant(connection: sa.Connection, demo: DemoTenant, offset: int, repor
                 amount_cents=amount_cents,
                 active=active,
                 bill_signed_players=billed,
-                due_on=None if due_in_days is None else date.today() + timedelta(days=due_in_days),
+                due_on=None if due_in_days is None else today + timedelta(days=due_in_days),
             )
             .returning(products.c.id)
         ).scalar_one()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flows.backfill_payment_links import BackfillIncompleteError, backfill_payment_links
 from flows.reconcile_payments import reconcile_payments
 from paylinks.club.tenants import Tenant, all_tenants, set_stripe_account
-from paylinks.demo.data import DemoTenant, SeedReport, _seed_tenant, seed_demo
+from paylinks.demo.data import DemoTenant, SeedReport, _seed_tenant, demo_today, seed_demo
 from paylinks.payments.transitions import Outcome
 from paylinks.store.tables import payment_links, price_tiers, tenants
 from tests.helpers import cli_env, current_settings, run_cli, stripe_signed_headers, wait_for
@@ -31,9 +31,15 @@ FALCONS_DEMO = DemoTenant(
 @pytest.fixture
 def three_clubs(settings, engine, emulator) -> dict[str, Tenant]:
     """Hoops and Eagles on connected accounts of their own, Falcons on the platform's."""
-    seed_demo(engine)
+    seed_demo(engine, settings.club_timezone)
     with engine.begin() as connection:
-        _seed_tenant(connection, FALCONS_DEMO, 2, SeedReport(tenants=[], skipped_tenants=[]))
+        _seed_tenant(
+            connection,
+            FALCONS_DEMO,
+            2,
+            SeedReport(tenants=[], skipped_tenants=[]),
+            demo_today(settings.club_timezone),
+        )
     for slug, account in ((HOOPS, HOOPS_ACCOUNT), (EAGLES, EAGLES_ACCOUNT)):
         emulator.emulator.create_connected_account(account)
         set_stripe_account(engine, settings, slug, account)

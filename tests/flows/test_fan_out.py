@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from flows import fan_out
 from flows.backfill_payment_links import backfill_payment_links
-from paylinks.demo.data import DemoTenant, SeedReport, _seed_tenant
+from paylinks.demo.data import DemoTenant, SeedReport, _seed_tenant, demo_today
 from paylinks.errors import ConfigurationError
 from paylinks.settings import PROJECT_ROOT
 from paylinks.store.tables import payment_links, tenants
@@ -36,12 +36,18 @@ CONNECTED = "acct_fanOutNorthside"  # GOOD[1]'s own Stripe account
 WORKERS = ("fan-out-worker-a", "fan-out-worker-b")
 
 
-def add_tenant(engine: sa.Engine, slug: str, offset: int, currency: str = "usd") -> None:
+def add_tenant(settings, engine: sa.Engine, slug: str, offset: int, currency: str = "usd") -> None:
     demo = DemoTenant(
         slug, slug.replace("-", " ").title(), f"treasurer@{slug}.example", "#123456", None, 9, ("U11", "U13")
     )
     with engine.begin() as connection:
-        _seed_tenant(connection, demo, offset, SeedReport(tenants=[], skipped_tenants=[]))
+        _seed_tenant(
+            connection,
+            demo,
+            offset,
+            SeedReport(tenants=[], skipped_tenants=[]),
+            demo_today(settings.club_timezone),
+        )
         connection.execute(sa.update(tenants).where(tenants.c.slug == slug).values(currency=currency))
 
 
@@ -182,8 +188,8 @@ def seconds(run: dict) -> float:
 def test_nightly_and_reconcile_fan_out_one_run_per_tenant_over_two_workers(
     settings, engine, emulator, demo_club, tmp_path
 ):
-    add_tenant(engine, GOOD[2], offset=2)
-    add_tenant(engine, BROKEN, offset=3, currency="")
+    add_tenant(settings, engine, GOOD[2], offset=2)
+    add_tenant(settings, engine, BROKEN, offset=3, currency="")
     # One club is paid into its own Stripe (Connect) account: reconcile fans out per account.
     httpx.post(f"{emulator.url}/_emulator/accounts", data={"id": CONNECTED}).raise_for_status()
     with engine.begin() as connection:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
 import sqlalchemy as sa
 
+from paylinks.club.due import as_date, club_today
 from paylinks.demo.data import DEMO_TENANTS, seed_demo
-from paylinks.store.tables import orders, parents, players, tenants
+from paylinks.store.tables import orders, parents, players, products, tenants
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_no_parent_shares_a_childs_full_name_and_the_awkward_cases_stay(engine):
-    seed_demo(engine)
+def test_no_parent_shares_a_childs_full_name_and_the_awkward_cases_stay(settings, engine):
+    seed_demo(engine, settings.club_timezone)
     with engine.connect() as connection:
         people = connection.execute(
             sa.select(
@@ -60,3 +64,19 @@ def test_no_parent_shares_a_childs_full_name_and_the_awkward_cases_stay(engine):
         assert {"paid", "cancelled", "pending"} <= {o.status for o in mine}
         pending = [(o.player_id, o.product_id) for o in mine if o.status == "pending"]
         assert len(pending) > len(set(pending))  # a duplicate pending order
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago"])  # UTC+14, UTC-11
+def test_the_demo_kit_is_three_days_overdue_by_the_clubs_own_calendar(engine, zone):
+    """The demo promises the kit's +3 reminder falls today, whatever the hour. These two zones are
+    never on the same day, so a demo that counted from the machine's (UTC) day fails one of them."""
+    seed_demo(engine, zone)
+    with engine.connect() as connection:
+        due_on = (
+            connection.execute(sa.select(products.c.due_on).where(products.c.name == "Uniform kit"))
+            .scalars()
+            .all()
+        )
+    today = club_today(datetime.now(UTC), ZoneInfo(zone))
+    assert {as_date(day, "due_on") for day in due_on} == {today - timedelta(days=3)}
