@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import closing
-from datetime import date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -14,6 +14,8 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 
 from paylinks.club.balances import BalanceSheet, outstanding_balances, player_balances
+from paylinks.club.clock import club_zone
+from paylinks.club.due import club_today
 from paylinks.club.players import PlayerMatch, find_player
 from paylinks.club.tenants import Tenant
 from paylinks.family.links import family_links, family_preview_url
@@ -108,9 +110,11 @@ def find_blast(settings: Settings, tenant: Tenant, blast_key: str | None) -> Bla
 
 @task(cache_policy=NO_CACHE)
 def start_blast(settings: Settings, tenant: Tenant, blast_key: str | None) -> BlastRun:
-    """The named blast, else the tenant's unfinished one (any date), else a new one."""
+    """The named blast, else the tenant's unfinished one (any date), else a new one (named for the
+    club's day, not the machine's: 8 PM in New York is already tomorrow by UTC)."""
+    today = club_today(datetime.now(UTC), club_zone(tenant.timezone, settings.club_timezone))
     return blasts.start_blast(
-        engine_for(settings.database_url), tenant, settings.email_transport, blast_key, date.today()
+        engine_for(settings.database_url), tenant, settings.email_transport, blast_key, today
     )
 
 
