@@ -8,8 +8,9 @@ when the message is written out: about half of the time a message takes to build
 header object never changes once made, so the one made for `Content-Transfer-Encoding:
 quoted-printable` serves every message, and so does its folded text.
 
-Only the headers named in `_REPEATED` are kept, and a Content-Type only without a boundary (each
-multipart message has its own); a header made for one message (a parent's name and address, a
+Only the headers named in `_REPEATED` are kept, and a Content-Type with a boundary only when it
+is the one paylinks gives every message (`render.BOUNDARY`; any other multipart has its own); a
+header made for one message (a parent's name and address, a
 subject) is parsed for its own message as before. The bytes on the wire are the same either way (a
 test says so).
 """
@@ -26,6 +27,8 @@ __all__ = ["POLICY"]
 _REPEATED = frozenset(
     {"from", "reply-to", "mime-version", "content-type", "content-transfer-encoding", "list-unsubscribe-post"}
 )
+# A multipart's boundary is its own, except the one paylinks gives every message (render.BOUNDARY).
+_OUR_BOUNDARY = 'boundary="=_paylinks_alternative"'
 _KEPT = 256  # distinct values kept (a few per club); past that the memory starts afresh
 
 
@@ -74,7 +77,7 @@ class _RepeatingHeaders(HeaderRegistry):
             return None
         if isinstance(value, Address):  # the sender or the club's reply-to, as `headers` made it
             return (name, "address", value.display_name, value.addr_spec)
-        if isinstance(value, str) and "boundary=" not in value:
+        if isinstance(value, str) and ("boundary=" not in value or _OUR_BOUNDARY in value):
             return (name, "text", value)
         return None
 

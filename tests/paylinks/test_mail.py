@@ -222,6 +222,20 @@ def test_smtp_sends_many_messages_over_one_connection():
 
 
 @pytest.mark.slow
+def test_smtp_a_blind_copy_is_delivered_and_never_shown():
+    """paylinks' own messages never carry a Bcc; one that does (a message built elsewhere) still
+    goes as the standard library sends it: to the copy's address too, without the header."""
+    handler = RecordingHandler()
+    message = make_message("parent@example.com")
+    message["Bcc"] = "auditor@club.example"
+    with smtp_server(handler) as server, smtp_transport(server) as transport:
+        transport.send(message)
+
+    assert handler.recipients == ["parent@example.com", "auditor@club.example"]
+    assert b"auditor@club.example" not in handler.deliveries[0][2]
+
+
+@pytest.mark.slow
 def test_smtp_refused_recipient_fails_alone_and_permanently():
     handler = RecordingHandler()
     handler.refusals["gone@example.com"] = "550 5.1.1 No such mailbox"
