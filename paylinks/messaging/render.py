@@ -23,7 +23,7 @@ import css_inline
 import jinja2
 
 from paylinks.messaging.headers import header_text, mailbox, mailbox_from, set_verified, single_line
-from paylinks.messaging.mime import POLICY
+from paylinks.messaging.mime import BOUNDARY, POLICY
 from paylinks.money import format_money
 from paylinks.settings import PROJECT_ROOT
 
@@ -363,15 +363,6 @@ def _message_id_domain(sender: str) -> str:
     # Defaulting to the sender's domain avoids make_msgid's socket.getfqdn(), which can stall
     # on DNS, and keeps Message-IDs recognisably ours.
     return _bare_address(sender).rpartition("@")[2] or "paylinks.example"
-
-
-# The boundary between a message's text and HTML parts. Both parts are quoted-printable, in which
-# "=" starts only a hex pair or a soft line break, never "=_", so no body can contain it and one
-# boundary serves every message (RFC 2046 asks only that). The standard library would pick one at
-# random, search both bodies for it with a newly compiled regular expression, and parse the
-# Content-Type header anew: a fifth of building and writing out a message. This one's header is
-# parsed once (`mime` keeps it).
-BOUNDARY = "=_paylinks_alternative"
 
 
 def build_message(

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paylinks.messaging import render
-from paylinks.messaging.mime import POLICY
+from paylinks.messaging.mime import BOUNDARY, POLICY
 from paylinks.messaging.render import RenderedEmail, build_message
 from tests.paylinks.test_hostile_names import HOSTILE_NAMES
 
@@ -89,8 +89,8 @@ _BODIES = st.one_of(
     st.lists(
         st.sampled_from(
             [
-                f"--{render.BOUNDARY}",
-                f"--{render.BOUNDARY}--",
+                f"--{BOUNDARY}",
+                f"--{BOUNDARY}--",
                 "=_",
                 "==",
                 "=3D",
