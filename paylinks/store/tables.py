@@ -349,7 +349,7 @@ email_log = sa.Table(
     "email_log",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False, index=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("email_type", _enum(EmailType, "email_type"), nullable=False),
     sa.Column("parent_id", sa.Integer, sa.ForeignKey("parents.id"), nullable=True),
     sa.Column("recipient", sa.String(320), nullable=False),
@@ -370,6 +370,9 @@ email_log = sa.Table(
     sa.UniqueConstraint(
         "tenant_id", "email_type", "run_key", "transport", "parent_id", name="uq_email_log_once_per_run"
     ),
+    # A parent's emails (migration 0019): the check before each send reads only that parent's
+    # rows, not every email the tenant ever had; a query by tenant alone uses its prefix.
+    sa.Index("ix_email_log_tenant_parent", "tenant_id", "parent_id"),
 )
 
 reconcile_cursors = sa.Table(
