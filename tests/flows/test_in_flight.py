@@ -41,16 +41,17 @@ def test_a_flow_that_stops_on_an_outcome_submits_nothing_after_it():
 
     @flow
     def backfill() -> list[int]:
-        failed = False
+        failed: list[int] = []
 
         def submit(number: int):
             submitted.append(number)
             return batch.submit(number)
 
         taken = []
-        for number, future in in_order(submit, range(6), at_once=2, stop=lambda: failed):
+        for number, future in in_order(submit, range(6), at_once=2, stop=lambda: bool(failed)):
             taken.append(future.result())
-            failed = failed or number == 1  # batch 1 failed: mint no more
+            if number == 1:
+                failed.append(number)  # batch 1 failed: mint no more
         return taken
 
     assert backfill() == [0, 1, 2], "batch 2 was already under way when 1 failed: still taken"
