@@ -177,11 +177,25 @@ def engine(database_url: str) -> sa.Engine:
 
 @pytest.fixture
 def emulator() -> Iterator[EmulatorServer]:  # noqa: F821
-    """A fresh local Stripe emulator on a loopback port, for one test."""
+    """A fresh local Stripe emulator on a loopback port, for one test: the worker's own port when it
+    is free (so a minted club's links, which name it, can be restored; see `minted_club`), else any."""
     from stripe_emulator import EmulatorServer
 
-    with EmulatorServer(host="127.0.0.1", port=0) as server:
+    try:
+        server = EmulatorServer(host="127.0.0.1", port=_worker_emulator_port()).start()
+    except OSError:  # taken (another run of the suite on this machine): any free port
+        server = EmulatorServer(host="127.0.0.1", port=0).start()
+    try:
         yield server
+    finally:
+        server.stop()
+
+
+def _worker_emulator_port() -> int:
+    """23000 + the xdist worker's number: below the range the kernel hands out for port 0, so no
+    other server of the suite takes it between two tests."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    return 23_000 + (int(worker) if worker.isdigit() else 0)
 
 
 @pytest.fixture
@@ -235,12 +249,84 @@ def demo_club(settings, engine: sa.Engine) -> list[Tenant]:
 
 
 @pytest.fixture
-def minted_club(settings, demo_club: list[Tenant]) -> list[Tenant]:
-    """The demo club with TENANT's links minted (a committed backfill)."""
+def minted_club(settings, demo_club: list[Tenant], engine: sa.Engine, emulator) -> list[Tenant]:
+    """The demo club with TENANT's links minted (a committed backfill).
+
+    About 150 tests start here, and the backfill (a flow run, thirty-odd Stripe requests) took 1.3-1.7 s
+    of each one's setup. On SQLite, the first test of a worker runs it and keeps what it left: the
+    database and the emulator's state. A later test whose starting point is the same (an untouched
+    emulator on the same port, the same settings, the same seeded rows) gets those back instead;
+    anything else (PostgreSQL, a changed setting or row) runs the backfill itself."""
     from flows.backfill_payment_links import backfill_payment_links
 
+    key = _minted_key(settings, engine, emulator)
+    if key is not None and key in _MINTED:
+        _restore_minted(engine, emulator, _MINTED[key])
+        return demo_club
     backfill_payment_links(tenant=TENANT, commit=True)
+    if key is not None:
+        _MINTED[key] = _keep_minted(engine, emulator)
     return demo_club
+
+
+_MINTED: dict[tuple[str, ...], tuple[bytes, str]] = {}  # this worker's: the database, the emulator
+
+
+def _minted_key(settings: Settings, engine: sa.Engine, emulator) -> tuple[str, ...] | None:
+    """What the backfill starts from, or None when it cannot be kept (not SQLite; the emulator
+    already used). Stored times are left out: the seed stamps its rows with the moment it ran."""
+    import hashlib
+    import json
+
+    from paylinks.store.tables import metadata
+
+    if engine.dialect.name != "sqlite":
+        return None
+    with emulator.emulator.lock:
+        if emulator.emulator.snapshot()["books"]:
+            return None
+    rows = hashlib.sha256()
+    with engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            columns = [c for c in table.columns if not isinstance(c.type, sa.DateTime)]
+            for row in connection.execute(sa.select(*columns).order_by(*table.primary_key.columns)):
+                rows.update(repr((table.name, tuple(row))).encode())
+    # The test's own paths and mail server: the backfill neither mails nor writes files.
+    mail = {"database_url", "outbox_dir", "email_transport", "smtp_host", "smtp_port"}
+    kept_settings = settings.model_dump(mode="json", exclude=mail)
+    return (emulator.url, json.dumps(kept_settings, sort_keys=True, default=str), rows.hexdigest())
+
+
+def _keep_minted(engine: sa.Engine, emulator) -> tuple[bytes, str]:
+    import json
+    import sqlite3
+
+    copy = sqlite3.connect(":memory:")
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.backup(copy)
+    finally:
+        raw.close()
+    with emulator.emulator.lock:
+        state = json.dumps(emulator.emulator.snapshot())
+    database = bytearray(copy.serialize())
+    database[18:20] = b"\x01\x01"  # a WAL file's header: the copy is read back in memory, not WAL
+    return bytes(database), state
+
+
+def _restore_minted(engine: sa.Engine, emulator, kept: tuple[bytes, str]) -> None:
+    import json
+    import sqlite3
+
+    database, state = kept
+    copy = sqlite3.connect(":memory:")
+    copy.deserialize(database)
+    raw = engine.raw_connection()
+    try:
+        copy.backup(raw.driver_connection)
+    finally:
+        raw.close()
+    emulator.emulator.restore(json.loads(state))
 
 
 @pytest.fixture
