@@ -10,8 +10,11 @@ leave them out on purpose.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -275,8 +278,6 @@ _MINTED: dict[tuple[str, ...], tuple[bytes, str]] = {}  # this worker's: the dat
 def _minted_key(settings: Settings, engine: sa.Engine, emulator) -> tuple[str, ...] | None:
     """What the backfill starts from, or None when it cannot be kept (not SQLite; the emulator
     already used). Stored times are left out: the seed stamps its rows with the moment it ran."""
-    import hashlib
-    import json
 
     from paylinks.store.tables import metadata
 
@@ -298,8 +299,6 @@ def _minted_key(settings: Settings, engine: sa.Engine, emulator) -> tuple[str, .
 
 
 def _keep_minted(engine: sa.Engine, emulator) -> tuple[bytes, str]:
-    import json
-    import sqlite3
 
     copy = sqlite3.connect(":memory:")
     raw = engine.raw_connection()
@@ -315,8 +314,6 @@ def _keep_minted(engine: sa.Engine, emulator) -> tuple[bytes, str]:
 
 
 def _restore_minted(engine: sa.Engine, emulator, kept: tuple[bytes, str]) -> None:
-    import json
-    import sqlite3
 
     database, state = kept
     copy = sqlite3.connect(":memory:")
